@@ -1,0 +1,78 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings every Swift target of the package shares: Swift 6 language mode plus the
+/// upcoming features that keep existentials and imports explicit.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "dbos-swift",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "DBOS", targets: ["DBOS"]),
+        .library(name: "DBOSSpec", targets: ["DBOSSpec"]),
+        .library(name: "DBOSRunCLI", targets: ["DBOSRunCLI"]),
+        .executable(name: "dbos-run", targets: ["dbos-run"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+    ],
+    targets: [
+        // System-library shims: a module map and a header, nothing else.
+        .systemLibrary(
+            name: "CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
+        .systemLibrary(
+            name: "CLibPQ", pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
+        .systemLibrary(
+            name: "CYAML", pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]),
+
+        // The checkpoint engine and its system databases. Knows nothing of YAML.
+        .target(
+            name: "DBOS",
+            dependencies: ["CSQLite", "CLibPQ"],
+            swiftSettings: swiftSettings),
+        // The spec language: YAML loading, validation, expressions, the step graph, the interpreter.
+        .target(
+            name: "DBOSSpec",
+            dependencies: ["DBOS", "CYAML"],
+            swiftSettings: swiftSettings),
+        // The `dbos-run` commands, reusable by programs that register their own handlers.
+        .target(
+            name: "DBOSRunCLI",
+            dependencies: [
+                "DBOS", "DBOSSpec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "dbos-run",
+            dependencies: ["DBOSRunCLI"],
+            swiftSettings: swiftSettings),
+
+        // Test support: helpers shared by the test targets and a worker process the crash tests kill.
+        .target(
+            name: "DBOSTestSupport",
+            dependencies: ["DBOS"],
+            path: "Tests/Support",
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "dbos-test-worker",
+            dependencies: ["DBOS"],
+            path: "Tests/DBOSTestWorker",
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DBOSTests",
+            dependencies: ["DBOS", "DBOSTestSupport", "dbos-test-worker"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DBOSSpecTests",
+            dependencies: ["DBOSSpec", "DBOSTestSupport"],
+            swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,3 @@
+import DBOSRunCLI
+
+await DBOSRunCommand.runFromCommandLine()

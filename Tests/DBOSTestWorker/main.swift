@@ -1,0 +1,3 @@
+import DBOS
+
+print("dbos-test-worker \(DBOSVersion.current)")
