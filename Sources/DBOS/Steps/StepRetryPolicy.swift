@@ -1,0 +1,51 @@
+/// How a step retries when its body throws: DBOS's max attempts, base interval, backoff factor
+/// and max interval, with a small jitter so many retrying steps do not wake in lockstep.
+public struct StepRetryPolicy: Sendable, Hashable {
+    /// How many times the body runs at most (1 = no retries).
+    public var maxAttempts: Int
+    /// The wait before the second attempt.
+    public var baseInterval: Duration
+    /// How much each later wait grows.
+    public var backoffFactor: Double
+    /// The longest wait between two attempts.
+    public var maxInterval: Duration
+
+    /// A policy; the defaults are DBOS's: 1 attempt, 100 ms, 2.0, 5 s.
+    public init(
+        maxAttempts: Int = 1, baseInterval: Duration = .milliseconds(100), backoffFactor: Double = 2.0,
+        maxInterval: Duration = .seconds(5)
+    ) {
+        self.maxAttempts = max(1, maxAttempts)
+        self.baseInterval = baseInterval
+        self.backoffFactor = max(1.0, backoffFactor)
+        self.maxInterval = maxInterval
+    }
+
+    /// Run once, never retry.
+    public static let none = StepRetryPolicy()
+
+    /// The wait after failed attempt number `attempt` (1-based), before jitter.
+    public func interval(afterAttempt attempt: Int) -> Duration {
+        let base = Double(baseInterval.components.seconds) + Double(baseInterval.components.attoseconds) / 1e18
+        let maximum = Double(maxInterval.components.seconds) + Double(maxInterval.components.attoseconds) / 1e18
+        let seconds = min(maximum, base * pow(backoffFactor, Double(attempt - 1)))
+        return .milliseconds(Int64((seconds * 1000).rounded()))
+    }
+
+    private func pow(_ base: Double, _ exponent: Double) -> Double {
+        var result = 1.0
+        var remaining = Int(exponent)
+        while remaining > 0 && result < 1e12 {
+            result *= base
+            remaining -= 1
+        }
+        return result
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down.
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,259 @@
+import Foundation
+
+/// Milliseconds since the Unix epoch: how the system database stores every instant.
+typealias EpochMilliseconds = Int64
+
+extension Date {
+    /// This instant in epoch milliseconds.
+    var epochMilliseconds: EpochMilliseconds { EpochMilliseconds((timeIntervalSince1970 * 1000).rounded()) }
+
+    init(epochMilliseconds: EpochMilliseconds) {
+        self.init(timeIntervalSince1970: Double(epochMilliseconds) / 1000)
+    }
+}
+
+/// The lifecycle states of a workflow, exactly as DBOS stores them in `workflow_status.status`.
+public enum WorkflowState: String, Sendable, Codable, CaseIterable {
+    /// Running, or ready to run on its executor.
+    case pending = "PENDING"
+    /// Waiting in a queue for a worker.
+    case enqueued = "ENQUEUED"
+    /// Waiting for its delayed start time.
+    case delayed = "DELAYED"
+    /// Finished with an output.
+    case success = "SUCCESS"
+    /// Finished with an error.
+    case error = "ERROR"
+    /// Cancelled by a call or by its timeout.
+    case cancelled = "CANCELLED"
+    /// Abandoned after too many recovery attempts.
+    case maxRecoveryAttemptsExceeded = "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
+
+    /// Whether the workflow can no longer change by itself.
+    public var isTerminal: Bool {
+        switch self {
+        case .success, .error, .cancelled, .maxRecoveryAttemptsExceeded: true
+        case .pending, .enqueued, .delayed: false
+        }
+    }
+}
+
+/// One row of `workflow_status`, as the engine reads it. Payloads stay serialized.
+struct WorkflowRecord: Sendable {
+    var workflowID: String
+    var state: WorkflowState
+    var name: String
+    var inputs: String?
+    var output: String?
+    var error: String?
+    var executorID: String?
+    var applicationVersion: String?
+    var queueName: String?
+    var createdAt: EpochMilliseconds
+    var updatedAt: EpochMilliseconds
+    var recoveryAttempts: Int
+    var timeoutMilliseconds: Int64?
+    var deadline: EpochMilliseconds?
+    var parentWorkflowID: String?
+    var serialization: String?
+    var startedAt: EpochMilliseconds?
+    var completedAt: EpochMilliseconds?
+    var forkedFrom: String?
+}
+
+/// What to insert when a workflow starts.
+struct WorkflowInsert: Sendable {
+    var workflowID: String
+    var state: WorkflowState
+    var name: String
+    var inputs: String
+    var executorID: String
+    var applicationVersion: String
+    var queueName: String?
+    var timeoutMilliseconds: Int64?
+    var deadline: EpochMilliseconds?
+    var parentWorkflowID: String?
+    var now: EpochMilliseconds
+    /// For a child workflow: the parent's operation that records the child, written in the same transaction.
+    var parentOperation: OperationRecord?
+}
+
+/// The result of inserting a workflow row.
+enum WorkflowInsertOutcome: Sendable {
+    /// The row is new: the caller owns it and runs the workflow.
+    case inserted
+    /// A row with this ID already existed; it is returned as stored.
+    case existing(WorkflowRecord)
+}
+
+/// One row of `operation_outputs`: a step's checkpoint.
+struct OperationRecord: Sendable, Equatable {
+    var workflowID: String
+    var functionID: Int
+    var functionName: String
+    var output: String?
+    var error: String?
+    var childWorkflowID: String?
+    var startedAt: EpochMilliseconds?
+    var completedAt: EpochMilliseconds?
+}
+
+/// A message to insert into `notifications`.
+struct MessageInsert: Sendable {
+    var destinationID: String
+    var topic: String
+    var message: String
+    var messageID: String
+    var now: EpochMilliseconds
+}
+
+/// What a recovery claim found.
+enum RecoveryClaim: Sendable {
+    /// The workflow may run; it now counts this many attempts.
+    case claimed(attempts: Int)
+    /// The attempts exceeded the limit: the row is now MAX_RECOVERY_ATTEMPTS_EXCEEDED.
+    case exceeded(attempts: Int)
+    /// The row is no longer PENDING (finished, cancelled, or claimed by someone else).
+    case notPending
+}
+
+/// Filters for listing workflows; `nil` fields do not filter.
+public struct WorkflowFilter: Sendable {
+    /// Only workflows in one of these states.
+    public var states: [WorkflowState]?
+    /// Only workflows with this registered name.
+    public var name: String?
+    /// Only workflows on this queue.
+    public var queueName: String?
+    /// Only workflows created at or after this instant.
+    public var createdAfter: Date?
+    /// Only workflows created at or before this instant.
+    public var createdBefore: Date?
+    /// Only workflows whose ID starts with this prefix.
+    public var workflowIDPrefix: String?
+    /// Only children of this workflow.
+    public var parentWorkflowID: String?
+    /// At most this many rows.
+    public var limit: Int?
+    /// Newest first (the default) or oldest first.
+    public var newestFirst: Bool
+
+    /// A filter; every criterion is optional.
+    public init(
+        states: [WorkflowState]? = nil, name: String? = nil, queueName: String? = nil,
+        createdAfter: Date? = nil, createdBefore: Date? = nil, workflowIDPrefix: String? = nil,
+        parentWorkflowID: String? = nil, limit: Int? = nil, newestFirst: Bool = true
+    ) {
+        self.states = states
+        self.name = name
+        self.queueName = queueName
+        self.createdAfter = createdAfter
+        self.createdBefore = createdBefore
+        self.workflowIDPrefix = workflowIDPrefix
+        self.parentWorkflowID = parentWorkflowID
+        self.limit = limit
+        self.newestFirst = newestFirst
+    }
+}
+
+/// The one protocol every system-database backend implements. The engine speaks only to it;
+/// SQL lives in the backends.
+protocol SystemDatabase: Sendable {
+    /// Creates or upgrades the schema. Safe to call from several processes at once.
+    func migrate() async throws
+
+    /// Closes every connection; later calls fail with `SystemDatabaseError.closed`.
+    func close() async
+
+    /// Inserts a workflow row, or returns the existing row with that ID (idempotent start).
+    /// A child's `parentOperation` is written in the same transaction as a new row.
+    func insertWorkflow(_ insert: WorkflowInsert) async throws -> WorkflowInsertOutcome
+
+    /// Reads one workflow row.
+    func workflow(id: String) async throws -> WorkflowRecord?
+
+    /// Reads the states of several workflows at once (missing IDs are left out).
+    func workflowStates(ids: [String]) async throws -> [String: WorkflowState]
+
+    /// Every checkpoint of a workflow, by function ID.
+    func operations(workflowID: String) async throws -> [OperationRecord]
+
+    /// One checkpoint, if recorded.
+    func operation(workflowID: String, functionID: Int) async throws -> OperationRecord?
+
+    /// Records a checkpoint unless one exists at that slot. Returns the stored checkpoint when one
+    /// already existed (so the caller can tell a lost acknowledgement from a conflict) and the
+    /// workflow's state as of the commit.
+    func recordOperation(_ record: OperationRecord) async throws -> (existing: OperationRecord?, state: WorkflowState?)
+
+    /// Writes a finished workflow's outcome if it is still PENDING; returns whether it was.
+    func completeWorkflow(
+        id: String, state: WorkflowState, output: String?, error: String?, at now: EpochMilliseconds
+    ) async throws -> Bool
+
+    /// Marks workflows (and, if asked, all their descendants) CANCELLED unless already finished.
+    /// Returns the IDs that changed. `error` is stored as the cancellation reason when given.
+    func cancelWorkflows(
+        ids: [String], includeDescendants: Bool, error: String?, at now: EpochMilliseconds
+    ) async throws -> [String]
+
+    /// PENDING workflows of an executor and application version, oldest first.
+    func pendingWorkflows(executorID: String, applicationVersion: String) async throws -> [WorkflowRecord]
+
+    /// Counts one more recovery attempt for a PENDING workflow and dead-letters it past the limit.
+    func claimForRecovery(
+        id: String, executorID: String, maxAttempts: Int?, at now: EpochMilliseconds
+    ) async throws -> RecoveryClaim
+
+    /// Inserts a message and, from a workflow, its `DBOS.send` checkpoint, in one transaction.
+    /// Returns false when a message with the same ID existed already.
+    func sendMessage(_ message: MessageInsert, checkpoint: OperationRecord?) async throws -> Bool
+
+    /// Consumes the oldest unconsumed message for (destination, topic) and records it as the
+    /// checkpoint, in one transaction. Returns nil and records nothing when no message waits.
+    func consumeMessage(
+        destinationID: String, topic: String, checkpoint: OperationRecord
+    ) async throws -> String?
+
+    /// Upserts an event, appends its history row and records the checkpoint, in one transaction.
+    func setEvent(workflowID: String, key: String, value: String, checkpoint: OperationRecord) async throws
+
+    /// The latest value of an event.
+    func event(workflowID: String, key: String) async throws -> String?
+
+    /// Workflows matching a filter.
+    func listWorkflows(_ filter: WorkflowFilter) async throws -> [WorkflowRecord]
+}
+
+/// Errors of the system database layer, with messages a person can act on.
+public enum SystemDatabaseError: Error, CustomStringConvertible, Sendable {
+    /// The URL is not one the engine understands.
+    case invalidURL(String, reason: String)
+    /// The database could not be opened or created.
+    case cannotOpen(location: String, reason: String)
+    /// The file is not a SQLite database, or it is damaged.
+    case corrupted(location: String, reason: String)
+    /// The schema was written by a newer version of dbos-swift.
+    case schemaTooNew(found: Int, supported: Int)
+    /// A statement failed.
+    case queryFailed(operation: String, reason: String)
+    /// The database was closed.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .invalidURL(let url, let reason):
+            "invalid system database URL '\(url)': \(reason)"
+        case .cannotOpen(let location, let reason):
+            "cannot open system database \(location): \(reason)"
+        case .corrupted(let location, let reason):
+            "system database \(location) is not a valid SQLite database or is corrupted: \(reason)"
+        case .schemaTooNew(let found, let supported):
+            "system database schema version \(found) is newer than this dbos-swift supports (\(supported)); upgrade dbos-swift"
+        case .queryFailed(let operation, let reason):
+            "system database error while \(operation): \(reason)"
+        case .closed:
+            "the system database is closed"
+        }
+    }
+}

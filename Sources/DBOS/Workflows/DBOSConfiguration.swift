@@ -1,0 +1,82 @@
+import Foundation
+
+/// Settings of a `DBOSRuntime`.
+public struct DBOSConfiguration: Sendable {
+    /// The application's name.
+    public var appName: String
+    /// Where the system database lives: `sqlite:PATH`, `sqlite::memory:`, or a `postgres://` URL.
+    public var systemDatabaseURL: String
+    /// This process's executor ID; recovery resumes only this executor's workflows.
+    /// Default: `DBOS__VMID` from the environment, else `local`.
+    public var executorID: String
+    /// Overrides the application version derived from the executable
+    /// (also settable through `DBOS__APPVERSION`).
+    public var applicationVersion: String?
+    /// Whether `launch()` resumes this executor's unfinished workflows.
+    public var recoversPendingWorkflows: Bool
+    /// How often waits re-check the database for changes made by other processes.
+    public var pollingInterval: Duration
+    /// How often running workflows check whether another process cancelled them.
+    public var cancellationCheckInterval: Duration
+
+    /// The embedded default database, relative to the working directory.
+    public static let defaultSystemDatabaseURL = "sqlite:.dbos/system.sqlite"
+
+    /// A configuration with the defaults filled in.
+    public init(
+        appName: String = "dbos",
+        systemDatabaseURL: String? = nil,
+        executorID: String? = nil,
+        applicationVersion: String? = nil,
+        recoversPendingWorkflows: Bool = true,
+        pollingInterval: Duration = .milliseconds(200),
+        cancellationCheckInterval: Duration = .seconds(1)
+    ) {
+        let environment = ProcessInfo.processInfo.environment
+        self.appName = appName
+        self.systemDatabaseURL =
+            systemDatabaseURL ?? environment["DBOS_SYSTEM_DATABASE_URL"] ?? Self.defaultSystemDatabaseURL
+        self.executorID = executorID ?? environment["DBOS__VMID"] ?? "local"
+        self.applicationVersion = applicationVersion ?? environment["DBOS__APPVERSION"]
+        self.recoversPendingWorkflows = recoversPendingWorkflows
+        self.pollingInterval = pollingInterval
+        self.cancellationCheckInterval = cancellationCheckInterval
+    }
+}
+
+/// Opens the system database a URL names.
+enum SystemDatabaseFactory {
+    static func open(url: String) throws -> any SystemDatabase {
+        if url == "sqlite::memory:" {
+            return try SQLiteSystemDatabase(path: ":memory:")
+        }
+        if url.hasPrefix("sqlite:") {
+            var path = String(url.dropFirst("sqlite:".count))
+            // Accept sqlite:///abs/path and sqlite://rel as well as sqlite:path.
+            if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
+            guard !path.isEmpty else {
+                throw SystemDatabaseError.invalidURL(url, reason: "no file path after 'sqlite:'")
+            }
+            guard !path.contains("\0") else {
+                throw SystemDatabaseError.invalidURL(url, reason: "the path contains a NUL byte")
+            }
+            return try SQLiteSystemDatabase(path: path)
+        }
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            throw SystemDatabaseError.invalidURL(
+                redactedURL(url), reason: "the PostgreSQL backend is not available in this build yet")
+        }
+        throw SystemDatabaseError.invalidURL(
+            redactedURL(url), reason: "expected sqlite:PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB")
+    }
+
+    /// The URL with any password replaced by `***`.
+    static func redactedURL(_ url: String) -> String {
+        guard let schemeEnd = url.range(of: "://"), let at = url[schemeEnd.upperBound...].lastIndex(of: "@") else {
+            return url
+        }
+        let credentials = url[schemeEnd.upperBound..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return url }
+        return String(url[..<colon]) + ":***" + String(url[at...])
+    }
+}

@@ -1,0 +1,480 @@
+import Foundation
+import Synchronization
+
+/// The checkpoint engine of one process: register workflows, `launch()`, start and manage runs,
+/// `shutdown(gracePeriod:)`.
+///
+/// ```swift
+/// let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: "sqlite:app.sqlite"))
+/// let greet = try runtime.register("greet") { (ctx: WorkflowContext, name: String) in
+///     try await ctx.runStep("shout") { name.uppercased() }
+/// }
+/// try await runtime.launch()
+/// let handle = try await runtime.startWorkflow(greet, input: "world", options: .init(workflowID: "greet-1"))
+/// print(try await handle.result())
+/// ```
+public final class DBOSRuntime: Sendable {
+    /// The configuration this runtime was created with.
+    public let configuration: DBOSConfiguration
+    let database: any SystemDatabase
+    let wakeups = WakeupRegistry()
+
+    /// Why a local run's task was cancelled, so its end is recorded (or not) correctly.
+    enum StopReason: Sendable {
+        case cancelled(String?)
+        case shutdown
+    }
+
+    struct RunningWorkflow {
+        var task: Task<String, any Error>
+        var stopReason: StopReason?
+        var timer: Task<Void, Never>?
+    }
+
+    enum Phase { case registering, launched, stopped }
+
+    struct State {
+        var phase: Phase = .registering
+        var workflows: [String: RegisteredWorkflow] = [:]
+        var running: [String: RunningWorkflow] = [:]
+        var applicationVersion = ""
+        var watchdog: Task<Void, Never>?
+    }
+
+    let state = Mutex(State())
+
+    /// Opens (and migrates) the system database named by the configuration.
+    public init(configuration: DBOSConfiguration = DBOSConfiguration()) async throws {
+        self.configuration = configuration
+        database = try SystemDatabaseFactory.open(url: configuration.systemDatabaseURL)
+        do {
+            try await database.migrate()
+        } catch {
+            await database.close()
+            throw error
+        }
+    }
+
+    /// The application version recorded on runs (valid after `launch()`).
+    public var applicationVersion: String { state.withLock { $0.applicationVersion } }
+
+    /// The executor ID recorded on runs.
+    public var executorID: String { configuration.executorID }
+
+    // MARK: Registration
+
+    /// Registers a workflow under `name`; must happen before `launch()`.
+    ///
+    /// - Parameter maxRecoveryAttempts: after this many recoveries a run that keeps crashing the
+    ///   process is set to `MAX_RECOVERY_ATTEMPTS_EXCEEDED` instead of being started again;
+    ///   `nil` never gives up.
+    @discardableResult
+    public func register<Input: Codable & Sendable, Output: Codable & Sendable>(
+        _ name: String,
+        maxRecoveryAttempts: Int? = 100,
+        _ body: @escaping @Sendable (WorkflowContext, Input) async throws -> Output
+    ) throws -> Workflow<Input, Output> {
+        let registered = RegisteredWorkflow(name: name, maxRecoveryAttempts: maxRecoveryAttempts) { context, inputText in
+            let input = try PortableJSON.decodeInput(Input.self, from: inputText)
+            return try PortableJSON.encode(try await body(context, input))
+        }
+        try state.withLock { state in
+            guard state.phase == .registering else { throw WorkflowError.registrationAfterLaunch(name) }
+            guard state.workflows[name] == nil else { throw WorkflowError.duplicateRegistration(name) }
+            state.workflows[name] = registered
+        }
+        return Workflow(name: name)
+    }
+
+    /// The names of the registered workflows.
+    public var registeredWorkflowNames: [String] { state.withLock { $0.workflows.keys.sorted() } }
+
+    // MARK: Lifecycle
+
+    /// Starts the runtime: fixes the application version, starts the cancellation watchdog and
+    /// resumes this executor's unfinished workflows.
+    public func launch() async throws {
+        let names = try state.withLock { state -> [String] in
+            guard state.phase == .registering else { throw WorkflowError.notLaunched }
+            return Array(state.workflows.keys)
+        }
+        let version = configuration.applicationVersion ?? ApplicationVersion.derive(workflowNames: names)
+        let watchdog = Task { [weak self] in
+            while !Task.isCancelled {
+                guard let interval = self?.configuration.cancellationCheckInterval else { return }
+                try? await Task.sleep(for: interval)
+                await self?.stopRunsCancelledElsewhere()
+            }
+        }
+        state.withLock { state in
+            state.applicationVersion = version
+            state.phase = .launched
+            state.watchdog = watchdog
+        }
+        if configuration.recoversPendingWorkflows {
+            _ = try await recoverPendingWorkflows()
+        }
+    }
+
+    /// Stops the runtime. Running workflows get `gracePeriod` to finish; the rest are stopped
+    /// where they are and stay PENDING, so the next launch resumes them. Nothing is lost.
+    public func shutdown(gracePeriod: Duration = .seconds(5)) async {
+        let watchdog = state.withLock { state -> Task<Void, Never>? in
+            let watchdog = state.watchdog
+            state.watchdog = nil
+            if state.phase != .stopped { state.phase = .stopped }
+            return watchdog
+        }
+        watchdog?.cancel()
+        let deadline = ContinuousClock.now + gracePeriod
+        while ContinuousClock.now < deadline, !state.withLock({ $0.running.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let remaining = state.withLock { state -> [Task<String, any Error>] in
+            for id in state.running.keys {
+                state.running[id]?.stopReason = .shutdown
+                state.running[id]?.task.cancel()
+                state.running[id]?.timer?.cancel()
+            }
+            return state.running.values.map(\.task)
+        }
+        for task in remaining { _ = try? await task.value }
+        wakeups.signalAll()
+        await database.close()
+    }
+
+    func ensureLaunched() throws {
+        guard state.withLock({ $0.phase == .launched }) else { throw WorkflowError.notLaunched }
+    }
+
+    // MARK: Starting workflows
+
+    /// Starts a workflow and returns at once with a handle to it.
+    ///
+    /// With a workflow ID that was used before, nothing new runs: the handle refers to the
+    /// existing run (finished or still running).
+    public func startWorkflow<Input, Output>(
+        _ workflow: Workflow<Input, Output>, input: Input, options: WorkflowOptions = WorkflowOptions()
+    ) async throws -> WorkflowHandle<Output> {
+        try ensureLaunched()
+        let registered = try registeredWorkflow(named: workflow.name)
+        let id = try await start(registered, inputText: try PortableJSON.encodeInput(input), options: options, parent: nil)
+        return WorkflowHandle(workflowID: id, runtime: self)
+    }
+
+    /// Starts a workflow and waits for its output.
+    public func runWorkflow<Input, Output>(
+        _ workflow: Workflow<Input, Output>, input: Input, options: WorkflowOptions = WorkflowOptions()
+    ) async throws -> Output {
+        try await startWorkflow(workflow, input: input, options: options).result()
+    }
+
+    /// Starts a registered workflow by name with an input given as JSON (for clients and the CLI).
+    public func startWorkflow(
+        named name: String, input: JSONValue, options: WorkflowOptions = WorkflowOptions()
+    ) async throws -> WorkflowHandle<JSONValue> {
+        try ensureLaunched()
+        let registered = try registeredWorkflow(named: name)
+        let id = try await start(registered, inputText: try PortableJSON.encodeInput(input), options: options, parent: nil)
+        return WorkflowHandle(workflowID: id, runtime: self)
+    }
+
+    /// A handle to an existing run, whatever process started it.
+    public func retrieveWorkflow<Output>(id: String, as type: Output.Type = JSONValue.self) -> WorkflowHandle<Output> {
+        WorkflowHandle(workflowID: id, runtime: self)
+    }
+
+    func registeredWorkflow(named name: String) throws -> RegisteredWorkflow {
+        guard let registered = state.withLock({ $0.workflows[name] }) else {
+            throw WorkflowError.unregisteredWorkflow(name)
+        }
+        return registered
+    }
+
+    /// A child's link to its parent: the parent's context and the slot that records the child.
+    struct ParentLink {
+        let context: WorkflowContext
+        let functionID: Int
+    }
+
+    /// Inserts the run (or finds the existing one) and executes it if this call created it.
+    func start(
+        _ registered: RegisteredWorkflow, inputText: String, options: WorkflowOptions, parent: ParentLink?
+    ) async throws -> String {
+        let now = Date().epochMilliseconds
+        let id = options.workflowID ?? parent.map { "\($0.context.workflowID)-\($0.functionID)" } ?? UUID().uuidString
+        var deadline = options.timeout.map { now + $0.milliseconds }
+        if let parentDeadline = parent?.context.deadline {
+            deadline = min(deadline ?? parentDeadline, parentDeadline)
+        }
+        let insert = WorkflowInsert(
+            workflowID: id, state: .pending, name: registered.name, inputs: inputText,
+            executorID: configuration.executorID, applicationVersion: applicationVersion, queueName: nil,
+            timeoutMilliseconds: options.timeout?.milliseconds, deadline: deadline,
+            parentWorkflowID: parent?.context.workflowID, now: now,
+            parentOperation: parent.map {
+                OperationRecord(
+                    workflowID: $0.context.workflowID, functionID: $0.functionID, functionName: registered.name,
+                    output: nil, error: nil, childWorkflowID: id, startedAt: now, completedAt: now)
+            })
+        switch try await database.insertWorkflow(insert) {
+        case .inserted:
+            let record = WorkflowRecord(
+                workflowID: id, state: .pending, name: registered.name, inputs: inputText,
+                executorID: configuration.executorID, applicationVersion: applicationVersion, createdAt: now,
+                updatedAt: now, recoveryAttempts: 1, timeoutMilliseconds: insert.timeoutMilliseconds,
+                deadline: deadline, parentWorkflowID: parent?.context.workflowID)
+            execute(record, registered: registered, checkpoints: [:])
+        case .existing(let record):
+            guard record.name == registered.name else {
+                throw WorkflowError.conflictingWorkflowID(id: id, existingName: record.name, requestedName: registered.name)
+            }
+        }
+        return id
+    }
+
+    // MARK: Executing
+
+    /// Runs a workflow's code in a task of its own, tracked so it can be cancelled, awaited and
+    /// stopped at shutdown. The task records the outcome when the code returns or throws.
+    func execute(_ record: WorkflowRecord, registered: RegisteredWorkflow, checkpoints: [Int: OperationRecord]) {
+        let id = record.workflowID
+        let context = WorkflowContext(
+            workflowID: id, workflowName: registered.name, deadline: record.deadline, runtime: self,
+            checkpoints: checkpoints)
+        state.withLock { state in
+            guard state.running[id] == nil else { return }
+            let task = Task<String, any Error> {
+                defer { self.finishRunning(id) }
+                do {
+                    let output = try await registered.run(context, record.inputs)
+                    _ = try await self.database.completeWorkflow(
+                        id: id, state: .success, output: output, error: nil, at: Date().epochMilliseconds)
+                    return output
+                } catch {
+                    switch self.stopReason(of: id) {
+                    case .shutdown:
+                        throw WorkflowError.notLaunched
+                    case .cancelled(let reason):
+                        throw WorkflowError.cancelled(workflowID: id, reason: reason)
+                    case nil:
+                        if case WorkflowError.cancelled = error { throw error }
+                        _ = try await self.database.completeWorkflow(
+                            id: id, state: .error, output: nil, error: PortableError(error).storedText,
+                            at: Date().epochMilliseconds)
+                        throw error
+                    }
+                }
+            }
+            var running = RunningWorkflow(task: task)
+            if let deadline = record.deadline {
+                running.timer = Task { [weak self] in
+                    let wait = deadline - Date().epochMilliseconds
+                    if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
+                    guard !Task.isCancelled else { return }
+                    await self?.cancelForTimeout(id, timeoutMilliseconds: record.timeoutMilliseconds)
+                }
+            }
+            state.running[id] = running
+        }
+    }
+
+    private func finishRunning(_ id: String) {
+        let timer = state.withLock { state in state.running.removeValue(forKey: id)?.timer }
+        timer?.cancel()
+        wakeups.signal(WakeupRegistry.completionKey(workflowID: id))
+    }
+
+    func stopReason(of id: String) -> StopReason? {
+        state.withLock { $0.running[id]?.stopReason }
+    }
+
+    func localTask(of id: String) -> Task<String, any Error>? {
+        state.withLock { $0.running[id]?.task }
+    }
+
+    /// Stops local runs (already marked CANCELLED in the database) at their next operation.
+    func stopLocalRuns(_ ids: [String], reason: String?) {
+        state.withLock { state in
+            for id in ids where state.running[id] != nil {
+                if state.running[id]?.stopReason == nil { state.running[id]?.stopReason = .cancelled(reason) }
+                state.running[id]?.task.cancel()
+            }
+        }
+        for id in ids { wakeups.signal(WakeupRegistry.completionKey(workflowID: id)) }
+    }
+
+    private func cancelForTimeout(_ id: String, timeoutMilliseconds: Int64?) async {
+        let reason = "timed out" + (timeoutMilliseconds.map { " after \(Duration.milliseconds($0))" } ?? " (deadline passed)")
+        let error = PortableError(name: "DBOSTimeout", message: "workflow '\(id)' \(reason)")
+        let cancelled = (try? await database.cancelWorkflows(
+            ids: [id], includeDescendants: true, error: error.storedText, at: Date().epochMilliseconds)) ?? []
+        stopLocalRuns(cancelled.isEmpty ? [id] : cancelled, reason: reason)
+    }
+
+    /// The watchdog's check: runs of this process that another process cancelled stop here too.
+    private func stopRunsCancelledElsewhere() async {
+        let ids = state.withLock { Array($0.running.keys) }
+        guard !ids.isEmpty, let states = try? await database.workflowStates(ids: ids) else { return }
+        let stopped = ids.filter { id in
+            guard let state = states[id] else { return false }
+            return state == .cancelled || state == .maxRecoveryAttemptsExceeded
+        }
+        if !stopped.isEmpty { stopLocalRuns(stopped, reason: nil) }
+    }
+
+    // MARK: Recovery
+
+    /// Resumes this executor's PENDING runs of this application version; returns their IDs.
+    /// Completed steps return their checkpoints without running again.
+    @discardableResult
+    public func recoverPendingWorkflows() async throws -> [String] {
+        try ensureLaunched()
+        let pending = try await database.pendingWorkflows(
+            executorID: configuration.executorID, applicationVersion: applicationVersion)
+        var recovered: [String] = []
+        for record in pending {
+            if localTask(of: record.workflowID) != nil { continue }
+            guard let registered = state.withLock({ $0.workflows[record.name] }) else {
+                // Left PENDING: a process that registers this workflow can still recover it.
+                continue
+            }
+            switch try await database.claimForRecovery(
+                id: record.workflowID, executorID: configuration.executorID,
+                maxAttempts: registered.maxRecoveryAttempts, at: Date().epochMilliseconds)
+            {
+            case .claimed(let attempts):
+                var record = record
+                record.recoveryAttempts = attempts
+                let checkpoints = try await database.operations(workflowID: record.workflowID)
+                execute(
+                    record, registered: registered,
+                    checkpoints: Dictionary(checkpoints.map { ($0.functionID, $0) }, uniquingKeysWith: { first, _ in first }))
+                recovered.append(record.workflowID)
+            case .exceeded:
+                wakeups.signal(WakeupRegistry.completionKey(workflowID: record.workflowID))
+            case .notPending:
+                continue
+            }
+        }
+        return recovered
+    }
+
+    // MARK: Waiting for outcomes
+
+    /// Waits until the run reaches a final state and returns its row.
+    func awaitOutcome(of id: String) async throws -> WorkflowRecord {
+        if let task = localTask(of: id) {
+            _ = try? await task.value
+        }
+        while true {
+            let ticket = wakeups.ticket(for: WakeupRegistry.completionKey(workflowID: id))
+            guard let record = try await database.workflow(id: id) else {
+                wakeups.cancel(ticket)
+                throw WorkflowError.nonexistentWorkflow(id)
+            }
+            if record.state.isTerminal {
+                wakeups.cancel(ticket)
+                return record
+            }
+            await wakeups.wait(ticket, timeout: configuration.pollingInterval)
+            try Task.checkCancellation()
+        }
+    }
+
+    /// The output of a finished run, or the error that ended it.
+    func outcome<Output: Decodable>(of id: String, as type: Output.Type) async throws -> Output {
+        if let task = localTask(of: id) {
+            // A local run hands back its own error values; a cancelled one is reported as stored.
+            do {
+                return try PortableJSON.decode(Output.self, from: try await task.value)
+            } catch let error as WorkflowError where error.isCancellation {}
+        }
+        let record = try await awaitOutcome(of: id)
+        switch record.state {
+        case .success:
+            return try PortableJSON.decode(Output.self, from: record.output)
+        case .error:
+            throw WorkflowError.failed(workflowID: id, error: PortableError(storedText: record.error ?? "unknown error"))
+        case .cancelled:
+            throw WorkflowError.cancelled(workflowID: id, reason: record.error.map { PortableError(storedText: $0).message })
+        case .maxRecoveryAttemptsExceeded:
+            throw WorkflowError.maxRecoveryAttemptsExceeded(workflowID: id, attempts: record.recoveryAttempts)
+        case .pending, .enqueued, .delayed:
+            throw WorkflowError.nonexistentWorkflow(id)
+        }
+    }
+
+    // MARK: Messages and events from outside workflows
+
+    /// Sends a message to a workflow from outside any workflow. With an idempotency key the
+    /// message is delivered at most once however often the call is repeated.
+    public func send<Message: Encodable & Sendable>(
+        to workflowID: String, topic: String? = nil, message: Message, idempotencyKey: String? = nil
+    ) async throws {
+        let topic = topic ?? WorkflowContext.nullTopic
+        let insert = MessageInsert(
+            destinationID: workflowID, topic: topic, message: try PortableJSON.encode(message),
+            messageID: idempotencyKey.map { "\($0)::\(workflowID)" } ?? UUID().uuidString,
+            now: Date().epochMilliseconds)
+        _ = try await database.sendMessage(insert, checkpoint: nil)
+        wakeups.signal(WakeupRegistry.messageKey(workflowID: workflowID, topic: topic))
+    }
+
+    /// Waits up to `timeout` for a workflow's event and returns its value, or nil on timeout.
+    public func getEvent<Value: Decodable & Sendable>(
+        workflowID: String, key: String, as type: Value.Type = JSONValue.self, timeout: Duration = .seconds(60)
+    ) async throws -> Value? {
+        guard let text = try await waitForEvent(workflowID: workflowID, key: key, until: Date().epochMilliseconds + timeout.milliseconds) else {
+            return nil
+        }
+        return try PortableJSON.decode(Value.self, from: text)
+    }
+
+    /// Polls (and waits for local signals) until the event exists or the deadline passes.
+    func waitForEvent(workflowID: String, key: String, until deadline: EpochMilliseconds) async throws -> String? {
+        while true {
+            let ticket = wakeups.ticket(for: WakeupRegistry.eventKey(workflowID: workflowID, key: key))
+            if let value = try await database.event(workflowID: workflowID, key: key) {
+                wakeups.cancel(ticket)
+                return value
+            }
+            let remaining = deadline - Date().epochMilliseconds
+            guard remaining > 0 else {
+                wakeups.cancel(ticket)
+                return nil
+            }
+            await wakeups.wait(ticket, timeout: min(.milliseconds(remaining), configuration.pollingInterval))
+            try Task.checkCancellation()
+        }
+    }
+
+    // MARK: Management
+
+    /// The run's current status, or nil if no run has this ID.
+    public func workflowStatus(id: String) async throws -> WorkflowStatus? {
+        try await database.workflow(id: id).map(WorkflowStatus.init)
+    }
+
+    /// Runs matching a filter, newest first by default.
+    public func listWorkflows(_ filter: WorkflowFilter = WorkflowFilter()) async throws -> [WorkflowStatus] {
+        try await database.listWorkflows(filter).map(WorkflowStatus.init)
+    }
+
+    /// A run's checkpointed steps, in slot order.
+    public func listSteps(workflowID: String) async throws -> [StepInfo] {
+        guard try await database.workflow(id: workflowID) != nil else {
+            throw WorkflowError.nonexistentWorkflow(workflowID)
+        }
+        return try await database.operations(workflowID: workflowID).map(StepInfo.init)
+    }
+
+    /// Cancels a run and all its descendants. Runs in this process stop at once; runs in other
+    /// processes stop at their next step. Finished runs are left as they are.
+    public func cancelWorkflow(id: String) async throws {
+        guard try await database.workflow(id: id) != nil else { throw WorkflowError.nonexistentWorkflow(id) }
+        let cancelled = try await database.cancelWorkflows(
+            ids: [id], includeDescendants: true, error: nil, at: Date().epochMilliseconds)
+        stopLocalRuns(cancelled, reason: nil)
+    }
+}

@@ -1,0 +1,395 @@
+import Foundation
+import Synchronization
+
+/// What a workflow's code uses to run durable operations: steps, sleeps, messages, events and
+/// child workflows. Each operation takes the next checkpoint slot (DBOS's function ID) in call
+/// order, so a replay after a crash finds every completed operation's recorded result.
+public final class WorkflowContext: Sendable {
+    /// The run's ID.
+    public let workflowID: String
+    /// The registered workflow name.
+    public let workflowName: String
+    /// The durable deadline of the run, if it has a timeout.
+    let deadline: EpochMilliseconds?
+    let runtime: DBOSRuntime
+
+    private struct State {
+        var nextFunctionID = 0
+        var checkpoints: [Int: OperationRecord]
+    }
+
+    private let state: Mutex<State>
+
+    /// The topic used when none is given (DBOS's convention).
+    static let nullTopic = "__null__topic__"
+
+    init(
+        workflowID: String, workflowName: String, deadline: EpochMilliseconds?, runtime: DBOSRuntime,
+        checkpoints: [Int: OperationRecord]
+    ) {
+        self.workflowID = workflowID
+        self.workflowName = workflowName
+        self.deadline = deadline
+        self.runtime = runtime
+        state = Mutex(State(checkpoints: checkpoints))
+    }
+
+    /// Set while a step body runs: durable operations are not allowed there, and nested steps run inline.
+    @TaskLocal static var currentStep: String?
+
+    /// Takes the next checkpoint slot. Synchronous, so slots follow call order even when the
+    /// operations then run concurrently.
+    func reserveFunctionID() -> Int {
+        state.withLock { state in
+            defer { state.nextFunctionID += 1 }
+            return state.nextFunctionID
+        }
+    }
+
+    /// The checkpoint recorded at a slot in an earlier execution, checked against the operation
+    /// the code runs now.
+    func recordedOperation(_ functionID: Int, name: String) throws -> OperationRecord? {
+        guard let record = state.withLock({ $0.checkpoints[functionID] }) else { return nil }
+        guard record.functionName == name else {
+            throw WorkflowError.nondeterministicReplay(
+                workflowID: workflowID, functionID: functionID, recorded: record.functionName, requested: name)
+        }
+        return record
+    }
+
+    /// The error to throw when this run has been stopped.
+    func cancellationError() -> any Error {
+        switch runtime.stopReason(of: workflowID) {
+        case .shutdown: WorkflowError.notLaunched
+        case .cancelled(let reason): WorkflowError.cancelled(workflowID: workflowID, reason: reason)
+        case nil: WorkflowError.cancelled(workflowID: workflowID, reason: nil)
+        }
+    }
+
+    func checkNotCancelled() throws {
+        if Task.isCancelled { throw cancellationError() }
+    }
+
+    private func requireOutsideStep(_ operation: String) throws {
+        if let step = Self.currentStep {
+            throw WorkflowError.invalidContext("\(operation) cannot be called inside step '\(step)'; call it from the workflow")
+        }
+    }
+
+    /// Writes a checkpoint. When another execution already wrote this slot, its result wins and is
+    /// returned, so every execution continues with the same value.
+    func record(_ record: OperationRecord) async throws -> OperationRecord {
+        let (existing, workflowState) = try await runtime.database.recordOperation(record)
+        if let existing {
+            guard existing.functionName == record.functionName else {
+                throw WorkflowError.nondeterministicReplay(
+                    workflowID: workflowID, functionID: record.functionID, recorded: existing.functionName,
+                    requested: record.functionName)
+            }
+            remember(existing)
+            return existing
+        }
+        guard let workflowState else { throw WorkflowError.nonexistentWorkflow(workflowID) }
+        remember(record)
+        if workflowState == .cancelled || workflowState == .maxRecoveryAttemptsExceeded {
+            runtime.stopLocalRuns([workflowID], reason: nil)
+            throw cancellationError()
+        }
+        return record
+    }
+
+    private func remember(_ record: OperationRecord) {
+        state.withLock { $0.checkpoints[record.functionID] = record }
+    }
+
+    private static var now: EpochMilliseconds { Date().epochMilliseconds }
+
+    // MARK: Steps
+
+    /// Runs `body` as a step: its output (or final error) is checkpointed before the workflow
+    /// continues; after a crash the recorded result is returned without running `body` again.
+    ///
+    /// A step whose body throws is retried as `retry` says. Inside another step's body it runs
+    /// inline, without a checkpoint of its own.
+    public func runStep<T: Codable & Sendable>(
+        _ name: String, retry: StepRetryPolicy = .none, _ body: @Sendable () async throws -> T
+    ) async throws -> T {
+        if Self.currentStep != nil { return try await body() }
+        return try await executeStep(functionID: reserveFunctionID(), name: name, retry: retry, body: body)
+    }
+
+    /// Runs a step that returns nothing.
+    public func runStep(
+        _ name: String, retry: StepRetryPolicy = .none, _ body: @Sendable () async throws -> Void
+    ) async throws {
+        let _: JSONValue = try await runStep(name, retry: retry) {
+            try await body()
+            return .null
+        }
+    }
+
+    /// Starts a step concurrently with the workflow's other work. Its checkpoint slot is taken
+    /// now, in call order, so concurrent steps replay exactly; await the returned task's `value`.
+    public func startStep<T: Codable & Sendable>(
+        _ name: String, retry: StepRetryPolicy = .none, _ body: @escaping @Sendable () async throws -> T
+    ) -> StepTask<T> {
+        let functionID = reserveFunctionID()
+        return StepTask(
+            functionID: functionID,
+            task: Task { try await self.executeStep(functionID: functionID, name: name, retry: retry, body: body) })
+    }
+
+    func executeStep<T: Codable & Sendable>(
+        functionID: Int, name: String, retry: StepRetryPolicy, body: @Sendable () async throws -> T
+    ) async throws -> T {
+        if let recorded = try recordedOperation(functionID, name: name) {
+            return try replay(recorded, as: T.self)
+        }
+        try checkNotCancelled()
+        let startedAt = Self.now
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let value = try await Self.$currentStep.withValue(name) { try await body() }
+                let output = try PortableJSON.encode(value)
+                let stored = try await record(OperationRecord(
+                    workflowID: workflowID, functionID: functionID, functionName: name, output: output, error: nil,
+                    childWorkflowID: nil, startedAt: startedAt, completedAt: Self.now))
+                return stored.output == output ? value : try replay(stored, as: T.self)
+            } catch {
+                if Task.isCancelled { throw cancellationError() }
+                if error is WorkflowError, case .cancelled = error as? WorkflowError { throw error }
+                guard attempt < retry.maxAttempts else {
+                    let finalError: any Error =
+                        attempt > 1
+                        ? WorkflowError.maxStepRetriesExceeded(step: name, attempts: attempt, lastError: "\(error)")
+                        : error
+                    let stored = try await record(OperationRecord(
+                        workflowID: workflowID, functionID: functionID, functionName: name, output: nil,
+                        error: PortableError(finalError).storedText, childWorkflowID: nil, startedAt: startedAt,
+                        completedAt: Self.now))
+                    if stored.output != nil { return try replay(stored, as: T.self) }
+                    throw finalError
+                }
+                let interval = retry.interval(afterAttempt: attempt)
+                let jittered = Double(interval.milliseconds) * Double.random(in: 0.95...1.05)
+                do {
+                    try await Task.sleep(for: .milliseconds(Int64(jittered)))
+                } catch {
+                    throw cancellationError()
+                }
+            }
+        }
+    }
+
+    /// The result an earlier execution recorded: its output, or its error rethrown.
+    private func replay<T: Decodable>(_ record: OperationRecord, as type: T.Type) throws -> T {
+        if let error = record.error {
+            throw PortableError(storedText: error)
+        }
+        return try PortableJSON.decode(T.self, from: record.output)
+    }
+
+    // MARK: Sleep
+
+    /// Sleeps durably: the wake-up time is checkpointed, so after a restart the workflow sleeps
+    /// only what is left.
+    public func sleep(for duration: Duration) async throws {
+        try requireOutsideStep("sleep(for:)")
+        let wakeUp = try await durableWakeUpTime(functionID: reserveFunctionID(), after: duration)
+        let remaining = wakeUp - Self.now
+        guard remaining > 0 else { return }
+        do {
+            try await Task.sleep(for: .milliseconds(remaining))
+        } catch {
+            throw cancellationError()
+        }
+    }
+
+    /// The wake-up time recorded at a `DBOS.sleep` slot, recording now + `duration` first if absent.
+    func durableWakeUpTime(functionID: Int, after duration: Duration) async throws -> EpochMilliseconds {
+        let name = "DBOS.sleep"
+        if let recorded = try recordedOperation(functionID, name: name) {
+            return try PortableJSON.decode(EpochMilliseconds.self, from: recorded.output)
+        }
+        try checkNotCancelled()
+        let now = Self.now
+        let wakeUp = now + duration.milliseconds
+        let stored = try await record(OperationRecord(
+            workflowID: workflowID, functionID: functionID, functionName: name, output: String(wakeUp), error: nil,
+            childWorkflowID: nil, startedAt: now, completedAt: wakeUp))
+        return try PortableJSON.decode(EpochMilliseconds.self, from: stored.output)
+    }
+
+    // MARK: Messages
+
+    /// Sends a message to another workflow, exactly once: the message and this operation's
+    /// checkpoint are written in one transaction.
+    public func send<Message: Encodable & Sendable>(
+        to destinationID: String, topic: String? = nil, message: Message
+    ) async throws {
+        try requireOutsideStep("send(to:topic:message:)")
+        let functionID = reserveFunctionID()
+        let name = "DBOS.send"
+        if try recordedOperation(functionID, name: name) != nil { return }
+        try checkNotCancelled()
+        let topic = topic ?? Self.nullTopic
+        let now = Self.now
+        let checkpoint = OperationRecord(
+            workflowID: workflowID, functionID: functionID, functionName: name, output: "null", error: nil,
+            childWorkflowID: nil, startedAt: now, completedAt: now)
+        let insert = MessageInsert(
+            destinationID: destinationID, topic: topic, message: try PortableJSON.encode(message),
+            messageID: "\(workflowID)::\(functionID)", now: now)
+        do {
+            _ = try await runtime.database.sendMessage(insert, checkpoint: checkpoint)
+        } catch let error as SystemDatabaseError {
+            // A lost acknowledgement: the send may have committed. The checkpoint tells.
+            if try await runtime.database.operation(workflowID: workflowID, functionID: functionID) == nil { throw error }
+        }
+        remember(checkpoint)
+        runtime.wakeups.signal(WakeupRegistry.messageKey(workflowID: destinationID, topic: topic))
+    }
+
+    /// Receives the next message sent to this workflow on `topic`, waiting up to `timeout`;
+    /// returns nil when none arrived in time. Each message is consumed exactly once.
+    public func recv<Message: Decodable & Sendable>(
+        _ type: Message.Type = JSONValue.self, topic: String? = nil, timeout: Duration = .seconds(60)
+    ) async throws -> Message? {
+        try requireOutsideStep("recv(topic:timeout:)")
+        let functionID = reserveFunctionID()
+        let sleepFunctionID = reserveFunctionID()
+        let name = "DBOS.recv"
+        if let recorded = try recordedOperation(functionID, name: name) {
+            return try decodeOptional(Message.self, from: recorded.output)
+        }
+        let topic = topic ?? Self.nullTopic
+        let deadline = try await durableWakeUpTime(functionID: sleepFunctionID, after: timeout)
+        let startedAt = Self.now
+        let key = WakeupRegistry.messageKey(workflowID: workflowID, topic: topic)
+        while true {
+            try checkNotCancelled()
+            let ticket = runtime.wakeups.ticket(for: key)
+            let checkpoint = OperationRecord(
+                workflowID: workflowID, functionID: functionID, functionName: name, output: nil, error: nil,
+                childWorkflowID: nil, startedAt: startedAt, completedAt: Self.now)
+            if let message = try await runtime.database.consumeMessage(
+                destinationID: workflowID, topic: topic, checkpoint: checkpoint)
+            {
+                runtime.wakeups.cancel(ticket)
+                var stored = checkpoint
+                stored.output = message
+                remember(stored)
+                return try decodeOptional(Message.self, from: message)
+            }
+            let remaining = deadline - Self.now
+            if remaining <= 0 {
+                runtime.wakeups.cancel(ticket)
+                var timedOut = checkpoint
+                timedOut.output = "null"
+                let stored = try await record(timedOut)
+                return try decodeOptional(Message.self, from: stored.output)
+            }
+            await runtime.wakeups.wait(ticket, timeout: min(.milliseconds(remaining), runtime.configuration.pollingInterval))
+        }
+    }
+
+    private func decodeOptional<T: Decodable>(_ type: T.Type, from text: String?) throws -> T? {
+        guard let text, text != "null" else { return nil }
+        return try PortableJSON.decode(T.self, from: text)
+    }
+
+    // MARK: Events
+
+    /// Publishes (or overwrites) a key-value event of this workflow, readable from anywhere.
+    public func setEvent<Value: Encodable & Sendable>(key: String, value: Value) async throws {
+        try requireOutsideStep("setEvent(key:value:)")
+        let functionID = reserveFunctionID()
+        let name = "DBOS.setEvent"
+        if try recordedOperation(functionID, name: name) != nil { return }
+        try checkNotCancelled()
+        let now = Self.now
+        let checkpoint = OperationRecord(
+            workflowID: workflowID, functionID: functionID, functionName: name, output: "null", error: nil,
+            childWorkflowID: nil, startedAt: now, completedAt: now)
+        try await runtime.database.setEvent(
+            workflowID: workflowID, key: key, value: try PortableJSON.encode(value), checkpoint: checkpoint)
+        remember(checkpoint)
+        runtime.wakeups.signal(WakeupRegistry.eventKey(workflowID: workflowID, key: key))
+    }
+
+    /// Waits up to `timeout` for another workflow's event; the value read (or nil on timeout) is
+    /// checkpointed, so a replay sees the same value.
+    public func getEvent<Value: Decodable & Sendable>(
+        workflowID otherID: String, key: String, as type: Value.Type = JSONValue.self, timeout: Duration = .seconds(60)
+    ) async throws -> Value? {
+        try requireOutsideStep("getEvent(workflowID:key:timeout:)")
+        let functionID = reserveFunctionID()
+        let sleepFunctionID = reserveFunctionID()
+        let name = "DBOS.getEvent"
+        if let recorded = try recordedOperation(functionID, name: name) {
+            return try decodeOptional(Value.self, from: recorded.output)
+        }
+        let deadline = try await durableWakeUpTime(functionID: sleepFunctionID, after: timeout)
+        let startedAt = Self.now
+        let value: String?
+        do {
+            value = try await runtime.waitForEvent(workflowID: otherID, key: key, until: deadline)
+        } catch is CancellationError {
+            throw cancellationError()
+        }
+        let stored = try await record(OperationRecord(
+            workflowID: workflowID, functionID: functionID, functionName: name, output: value ?? "null", error: nil,
+            childWorkflowID: nil, startedAt: startedAt, completedAt: Self.now))
+        return try decodeOptional(Value.self, from: stored.output)
+    }
+
+    // MARK: Child workflows
+
+    /// Starts a child workflow. The child is recorded at this operation's slot in the same
+    /// transaction that creates it, so a recovered parent re-attaches to the same child instead of
+    /// starting a second one. Cancelling the parent cancels the child.
+    public func startChildWorkflow<Input, Output>(
+        _ workflow: Workflow<Input, Output>, input: Input, options: WorkflowOptions = WorkflowOptions()
+    ) async throws -> WorkflowHandle<Output> {
+        try requireOutsideStep("startChildWorkflow")
+        let functionID = reserveFunctionID()
+        if let recorded = try recordedOperation(functionID, name: workflow.name), let childID = recorded.childWorkflowID {
+            return WorkflowHandle(workflowID: childID, runtime: runtime)
+        }
+        try checkNotCancelled()
+        let registered = try runtime.registeredWorkflow(named: workflow.name)
+        let childID = try await runtime.start(
+            registered, inputText: try PortableJSON.encodeInput(input), options: options,
+            parent: DBOSRuntime.ParentLink(context: self, functionID: functionID))
+        remember(OperationRecord(
+            workflowID: workflowID, functionID: functionID, functionName: workflow.name, output: nil, error: nil,
+            childWorkflowID: childID, startedAt: nil, completedAt: nil))
+        return WorkflowHandle(workflowID: childID, runtime: runtime)
+    }
+
+    /// Starts a child workflow and waits for its output.
+    public func runChildWorkflow<Input, Output>(
+        _ workflow: Workflow<Input, Output>, input: Input, options: WorkflowOptions = WorkflowOptions()
+    ) async throws -> Output {
+        let handle = try await startChildWorkflow(workflow, input: input, options: options)
+        do {
+            return try await handle.result()
+        } catch is CancellationError {
+            throw cancellationError()
+        }
+    }
+}
+
+/// A step started with `WorkflowContext.startStep`, running concurrently.
+public struct StepTask<T: Codable & Sendable>: Sendable {
+    /// The checkpoint slot the step took when it was started.
+    public let functionID: Int
+    let task: Task<T, any Error>
+
+    /// Waits for the step's output.
+    public var value: T {
+        get async throws { try await task.value }
+    }
+}
