@@ -55,6 +55,13 @@ let package = Package(
             dependencies: ["DBOSRunCLI"],
             swiftSettings: swiftSettings),
 
+        // Examples: programs that use the engine and register their own code.
+        .executableTarget(
+            name: "dbos-example-greeting",
+            dependencies: ["DBOS"],
+            path: "Examples/Greeting",
+            swiftSettings: swiftSettings),
+
         // Test support: helpers shared by the test targets and a worker process the crash tests kill.
         .target(
             name: "DBOSTestSupport",

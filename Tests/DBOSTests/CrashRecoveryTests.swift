@@ -1,0 +1,98 @@
+@testable import DBOS
+import DBOSTestSupport
+import Foundation
+import Testing
+
+/// Crash tests: a real worker process is SIGKILLed mid-workflow and a new one recovers the run.
+@Suite(.timeLimit(.minutes(3)))
+struct CrashRecoveryTests {
+    let worker = builtExecutable(named: "dbos-test-worker")
+
+    private func executions(in directory: TemporaryDirectory) -> [String] {
+        let text = (try? String(contentsOfFile: directory.file("executions.log"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    private func openRuntime(_ directory: TemporaryDirectory) async throws -> DBOSRuntime {
+        let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+            systemDatabaseURL: "sqlite:\(directory.file("system.sqlite"))", executorID: "observer",
+            applicationVersion: "observer", recoversPendingWorkflows: false))
+        try await runtime.launch()
+        return runtime
+    }
+
+    @Test func killedWorkflowResumesAtFirstUncheckpointedStep() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("system.sqlite")
+        _ = FileManager.default.createFile(atPath: directory.file("block"), contents: nil)
+
+        let first = try ChildProcess(
+            executable: worker, arguments: ["start", database, directory.path, "four-steps", "crash-1"],
+            outputPath: directory.file("first.out"))
+        let reachedStep2 = await eventually { executions(in: directory).contains("step-2") }
+        #expect(reachedStep2, "worker never reached step 2: \(first.output)")
+        first.kill()
+        #expect(await first.waitForExit() != nil)
+
+        let observer = try await openRuntime(directory)
+        let killed = try #require(try await observer.workflowStatus(id: "crash-1"))
+        #expect(killed.state == .pending)
+        #expect(try await observer.listSteps(workflowID: "crash-1").map(\.name) == ["step-0", "step-1"])
+
+        try FileManager.default.removeItem(atPath: directory.file("block"))
+        let second = try ChildProcess(
+            executable: worker, arguments: ["recover", database, directory.path],
+            outputPath: directory.file("second.out"))
+        let status = await second.waitForExit()
+        #expect(status == 0, "recovering worker failed: \(second.output)")
+
+        // Steps 0 and 1 were checkpointed before the kill and never ran again; step 2's body was
+        // interrupted before its checkpoint, so it ran once more; step 3 ran once.
+        #expect(executions(in: directory) == ["step-0", "step-1", "step-2", "step-2", "step-3"])
+        let finished = try #require(try await observer.workflowStatus(id: "crash-1"))
+        #expect(finished.state == .success)
+        #expect(finished.output == .integer(60))
+        #expect(finished.recoveryAttempts == 2)
+        #expect(try await observer.listSteps(workflowID: "crash-1").map(\.name) == ["step-0", "step-1", "step-2", "step-3"])
+        await observer.shutdown()
+    }
+
+    @Test func killedSleepResumesWithTheRemainingTimeOnly() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = directory.file("system.sqlite")
+
+        let first = try ChildProcess(
+            executable: worker, arguments: ["start", database, directory.path, "sleeper", "sleep-1"],
+            outputPath: directory.file("first.out"))
+        let observer = try await openRuntime(directory)
+        let sleeping = await eventually {
+            (try? await observer.listSteps(workflowID: "sleep-1").contains { $0.name == "DBOS.sleep" }) ?? false
+        }
+        #expect(sleeping, "worker never started its sleep: \(first.output)")
+        first.kill()
+        #expect(await first.waitForExit() != nil)
+
+        let sleep = try #require(try await observer.listSteps(workflowID: "sleep-1").first { $0.name == "DBOS.sleep" })
+        let wakeUp = try #require(sleep.completedAt)
+        // Relaunch only once the original wake-up time has passed: a sleep that restarted its
+        // clock would take 4 more seconds; a durable one finishes at once.
+        while Date() < wakeUp { try await Task.sleep(for: .milliseconds(100)) }
+        let relaunchedAt = Date()
+        let second = try ChildProcess(
+            executable: worker, arguments: ["recover", database, directory.path],
+            outputPath: directory.file("second.out"))
+        #expect(await second.waitForExit() == 0, "recovering worker failed: \(second.output)")
+
+        let finished = try #require(try await observer.workflowStatus(id: "sleep-1"))
+        #expect(finished.state == .success)
+        let completedAt = try #require(finished.completedAt)
+        #expect(completedAt >= wakeUp)
+        #expect(completedAt.timeIntervalSince(relaunchedAt) < 3.5, "the recovered sleep restarted its clock")
+        let steps = try await observer.listSteps(workflowID: "sleep-1")
+        #expect(steps.first { $0.name == "DBOS.sleep" }?.completedAt == wakeUp)
+        #expect(executions(in: directory) == ["before", "after"])
+        await observer.shutdown()
+    }
+}

@@ -1,0 +1,295 @@
+@testable import DBOS
+import DBOSTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// Counts how often code ran, from any task.
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    @discardableResult func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+    var count: Int { value.withLock { $0 } }
+}
+
+/// A runtime on a fresh SQLite file in a temporary directory.
+struct TestRuntime {
+    let directory: TemporaryDirectory
+    var url: String { "sqlite:\(directory.file("system.sqlite"))" }
+
+    init() throws { directory = try TemporaryDirectory() }
+
+    func make(executorID: String = "local", version: String = "v1", recovers: Bool = true) async throws -> DBOSRuntime {
+        try await DBOSRuntime(configuration: DBOSConfiguration(
+            systemDatabaseURL: url, executorID: executorID, applicationVersion: version,
+            recoversPendingWorkflows: recovers, pollingInterval: .milliseconds(50),
+            cancellationCheckInterval: .milliseconds(100)))
+    }
+}
+
+@Suite(.timeLimit(.minutes(2)))
+struct WorkflowTests {
+    @Test func workflowRunsItsStepsAndReturnsTheOutput() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let greet = try runtime.register("greet") { (context: WorkflowContext, name: String) -> String in
+            let upper = try await context.runStep("upper") { name.uppercased() }
+            return try await context.runStep("exclaim") { upper + "!" }
+        }
+        try await runtime.launch()
+        let handle = try await runtime.startWorkflow(greet, input: "world", options: WorkflowOptions(workflowID: "g1"))
+        #expect(try await handle.result() == "WORLD!")
+        let status = try await handle.status()
+        #expect(status.state == .success)
+        #expect(status.input == "world")
+        #expect(status.output == "WORLD!")
+        #expect(status.recoveryAttempts == 1)
+        let steps = try await runtime.listSteps(workflowID: "g1")
+        #expect(steps.map(\.functionID) == [0, 1])
+        #expect(steps.map(\.name) == ["upper", "exclaim"])
+        #expect(steps.map(\.output) == ["WORLD", "WORLD!"])
+        await runtime.shutdown()
+    }
+
+    @Test func theSameWorkflowIDTwiceRunsOnce() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let bodies = Counter()
+        let steps = Counter()
+        let once = try runtime.register("once") { (context: WorkflowContext, input: Int) -> Int in
+            bodies.increment()
+            return try await context.runStep("count") { steps.increment() + input }
+        }
+        try await runtime.launch()
+        let first = try await runtime.runWorkflow(once, input: 10, options: WorkflowOptions(workflowID: "same"))
+        let second = try await runtime.runWorkflow(once, input: 99, options: WorkflowOptions(workflowID: "same"))
+        #expect(first == 11)
+        #expect(second == 11)
+        #expect(bodies.count == 1)
+        #expect(steps.count == 1)
+        await runtime.shutdown()
+    }
+
+    @Test func startingARunningWorkflowAgainAttachesToIt() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let bodies = Counter()
+        let slow = try runtime.register("slow") { (context: WorkflowContext, _: String) -> String in
+            bodies.increment()
+            return try await context.recv(String.self, topic: "go", timeout: .seconds(30)) ?? "timeout"
+        }
+        try await runtime.launch()
+        let first = try await runtime.startWorkflow(slow, input: "", options: WorkflowOptions(workflowID: "s1"))
+        let second = try await runtime.startWorkflow(slow, input: "", options: WorkflowOptions(workflowID: "s1"))
+        try await runtime.send(to: "s1", topic: "go", message: "done")
+        #expect(try await first.result() == "done")
+        #expect(try await second.result() == "done")
+        #expect(bodies.count == 1)
+        await runtime.shutdown()
+    }
+
+    @Test func inputsOutputsAndErrorsAreStoredAsPortableJSON() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        struct Order: Codable, Sendable { var id: String; var amount: Int }
+        struct Declined: Error, CustomStringConvertible { var description: String { "card declined" } }
+        let ok = try runtime.register("ok") { (_: WorkflowContext, order: Order) -> Order in order }
+        let fails = try runtime.register("fails") { (context: WorkflowContext, _: Order) -> Int in
+            try await context.runStep("charge") { () -> Int in throw Declined() }
+        }
+        try await runtime.launch()
+        _ = try await runtime.runWorkflow(ok, input: Order(id: "o-1", amount: 5), options: WorkflowOptions(workflowID: "ok"))
+        await #expect(throws: Declined.self) {
+            try await runtime.runWorkflow(fails, input: Order(id: "o-2", amount: 7), options: WorkflowOptions(workflowID: "bad"))
+        }
+        await runtime.shutdown()
+
+        let connection = try SQLiteConnection(path: setup.directory.file("system.sqlite"))
+        let rows = try connection.query("SELECT workflow_uuid, inputs, output, error, serialization, status FROM workflow_status ORDER BY workflow_uuid")
+        #expect(rows.map { $0.string("status") } == ["ERROR", "SUCCESS"])
+        #expect(rows.allSatisfy { $0.string("serialization") == "portable_json" })
+        #expect(rows[1].string("inputs") == #"{"namedArgs":{},"positionalArgs":[{"amount":5,"id":"o-1"}]}"#)
+        #expect(rows[1].string("output") == #"{"amount":5,"id":"o-1"}"#)
+        let error = try JSONValue(parsing: try #require(rows[0].string("error")))
+        #expect(error["name"] == "Declined")
+        #expect(error["message"] == "card declined")
+        let step = try #require(try connection.query("SELECT error, serialization FROM operation_outputs WHERE workflow_uuid = 'bad'").first)
+        #expect(step.string("serialization") == "portable_json")
+        #expect(try JSONValue(parsing: try #require(step.string("error")))["message"] == "card declined")
+    }
+
+    @Test func aRecoveredWorkflowSkipsItsCheckpointedSteps() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let stepRuns = Counter()
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
+            try runtime.register("resumable") { (context: WorkflowContext, _: String) -> String in
+                let first = try await context.runStep("first") { stepRuns.increment() }
+                let message = try await context.recv(String.self, topic: "continue", timeout: .seconds(30)) ?? "none"
+                return "\(first)-\(message)"
+            }
+        }
+        let crashed = try await setup.make()
+        let workflow = try register(crashed)
+        try await crashed.launch()
+        _ = try await crashed.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "r1"))
+        #expect(await eventually { stepRuns.count == 1 })
+        // Shutting down stops the run where it is and leaves it PENDING, like a crash would.
+        await crashed.shutdown(gracePeriod: .zero)
+
+        let recovered = try await setup.make()
+        _ = try register(recovered)
+        try await recovered.launch()
+        try await recovered.send(to: "r1", topic: "continue", message: "go")
+        #expect(try await recovered.retrieveWorkflow(id: "r1", as: String.self).result() == "1-go")
+        #expect(stepRuns.count == 1)
+        #expect(try await recovered.workflowStatus(id: "r1")?.recoveryAttempts == 2)
+        await recovered.shutdown()
+    }
+
+    @Test func recoveryOnlyResumesThisExecutorsRunsOfThisVersion() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
+            try runtime.register("waits") { (context: WorkflowContext, _: String) -> String in
+                try await context.recv(String.self, topic: "t", timeout: .seconds(30)) ?? "none"
+            }
+        }
+        let old = try await setup.make(version: "v1")
+        let workflow = try register(old)
+        try await old.launch()
+        _ = try await old.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "old-version"))
+        await old.shutdown(gracePeriod: .zero)
+
+        let otherVersion = try await setup.make(version: "v2")
+        _ = try register(otherVersion)
+        try await otherVersion.launch()
+        #expect(try await otherVersion.recoverPendingWorkflows().isEmpty)
+        await otherVersion.shutdown()
+
+        let otherExecutor = try await setup.make(executorID: "elsewhere", version: "v1")
+        _ = try register(otherExecutor)
+        try await otherExecutor.launch()
+        #expect(try await otherExecutor.recoverPendingWorkflows().isEmpty)
+        await otherExecutor.shutdown()
+
+        let same = try await setup.make(version: "v1", recovers: false)
+        _ = try register(same)
+        try await same.launch()
+        #expect(try await same.recoverPendingWorkflows() == ["old-version"])
+        await same.shutdown(gracePeriod: .zero)
+    }
+
+    @Test func aWorkflowThatKeepsCrashingIsAbandonedAfterItsMaxRecoveryAttempts() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
+            try runtime.register("fragile", maxRecoveryAttempts: 1) { (context: WorkflowContext, _: String) -> String in
+                try await context.recv(String.self, topic: "t", timeout: .seconds(30)) ?? "none"
+            }
+        }
+        let first = try await setup.make()
+        let workflow = try register(first)
+        try await first.launch()
+        _ = try await first.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "fragile-1"))
+        await first.shutdown(gracePeriod: .zero)
+        for _ in 0..<2 {
+            let next = try await setup.make()
+            _ = try register(next)
+            try await next.launch()
+            await next.shutdown(gracePeriod: .zero)
+        }
+        let last = try await setup.make(recovers: false)
+        _ = try register(last)
+        try await last.launch()
+        let status = try #require(try await last.workflowStatus(id: "fragile-1"))
+        #expect(status.state == .maxRecoveryAttemptsExceeded)
+        await #expect {
+            try await last.retrieveWorkflow(id: "fragile-1", as: String.self).result()
+        } throws: { error in
+            guard case WorkflowError.maxRecoveryAttemptsExceeded = error else { return false }
+            return true
+        }
+        await last.shutdown()
+    }
+
+    @Test func durableSleepRecordsItsWakeUpTime() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let nap = try runtime.register("nap") { (context: WorkflowContext, _: String) -> String in
+            try await context.sleep(for: .milliseconds(300))
+            return "awake"
+        }
+        try await runtime.launch()
+        let before = Date()
+        #expect(try await runtime.runWorkflow(nap, input: "", options: WorkflowOptions(workflowID: "nap")) == "awake")
+        let after = Date()
+        #expect(after.timeIntervalSince(before) >= 0.3)
+        let sleep = try #require(try await runtime.listSteps(workflowID: "nap").first)
+        #expect(sleep.name == "DBOS.sleep")
+        let wakeUp = try #require(sleep.completedAt)
+        #expect(wakeUp >= before.addingTimeInterval(0.29))
+        #expect(sleep.output == .integer(Int64(wakeUp.timeIntervalSince1970 * 1000)))
+        await runtime.shutdown()
+    }
+
+    @Test func cancelStopsARunningWorkflowAndItsChild() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let childSteps = Counter()
+        let child = try runtime.register("child") { (context: WorkflowContext, _: String) -> String in
+            for index in 0..<1000 {
+                _ = try await context.runStep("tick-\(index)") { childSteps.increment() }
+                try await context.sleep(for: .milliseconds(20))
+            }
+            return "never"
+        }
+        let parent = try runtime.register("parent") { (context: WorkflowContext, _: String) -> String in
+            try await context.runChildWorkflow(child, input: "")
+        }
+        try await runtime.launch()
+        let handle = try await runtime.startWorkflow(parent, input: "", options: WorkflowOptions(workflowID: "p"))
+        #expect(await eventually { childSteps.count >= 3 })
+        try await runtime.cancelWorkflow(id: "p")
+        await #expect {
+            try await handle.result()
+        } throws: { error in (error as? WorkflowError)?.isCancellation == true }
+        #expect(try await runtime.workflowStatus(id: "p")?.state == .cancelled)
+        #expect(try await runtime.workflowStatus(id: "p-0")?.state == .cancelled)
+        let stepsAtCancel = childSteps.count
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(childSteps.count <= stepsAtCancel + 1)
+        await runtime.shutdown()
+    }
+
+    @Test func aCancelFromAnotherProcessStopsTheRunAtItsNextStep() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let ticks = Counter()
+        let looping = try runtime.register("looping") { (context: WorkflowContext, _: String) -> String in
+            for index in 0..<1000 {
+                _ = try await context.runStep("tick-\(index)") { ticks.increment() }
+                try await context.sleep(for: .milliseconds(20))
+            }
+            return "never"
+        }
+        try await runtime.launch()
+        let handle = try await runtime.startWorkflow(looping, input: "", options: WorkflowOptions(workflowID: "loop"))
+        #expect(await eventually { ticks.count >= 2 })
+        // A second runtime on the same file stands in for the `workflows cancel` command.
+        let other = try await setup.make(executorID: "cli", recovers: false)
+        try await other.launch()
+        try await other.cancelWorkflow(id: "loop")
+        await other.shutdown()
+        await #expect {
+            try await handle.result()
+        } throws: { error in (error as? WorkflowError)?.isCancellation == true }
+        await runtime.shutdown()
+    }
+}
