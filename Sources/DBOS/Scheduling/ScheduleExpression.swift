@@ -430,7 +430,8 @@ struct FieldSpecification: Sendable {
                         throw failure("range \(rangeText) is reversed; write the smaller value first")
                     }
                 } else {
-                    high = parts.count == 2 ? starRange.upperBound : low
+                    // `a/s` runs to the field's maximum; a day-of-week `7/s` is just Sunday.
+                    high = parts.count == 2 ? max(starRange.upperBound, low) : low
                 }
             }
             for value in stride(from: low, through: high, by: step) {
