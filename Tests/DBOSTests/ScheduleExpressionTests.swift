@@ -308,24 +308,34 @@ private let parseErrorCases: [ParseErrorCase] = [
         #expect(bruteForced > 100)
     }
 
-    @Test func randomSchedulesInADaylightSavingZoneMoveForwardAndMatchOrEndAGap() throws {
+    @Test func randomSchedulesNearDaylightSavingTransitionsFireOnceByTheDocumentedRules() throws {
         var generator = SplitMix64(seed: 42)
-        let newYork = try #require(TimeZone(identifier: "America/New_York"))
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = newYork
-        for _ in 0..<200 {
+        // New York shifts by an hour; Lord Howe Island by half an hour.
+        let zones = try ["America/New_York", "Europe/London", "Australia/Lord_Howe"].map { identifier in
+            try #require(TimeZone(identifier: identifier))
+        }
+        let window: TimeInterval = 6 * 3_600
+        var compared = 0
+        for _ in 0..<150 {
             let text = randomExpressionText(using: &generator)
-            let expression = try ScheduleExpression(parsing: text, timeZone: newYork)
-            var cursor = randomStart(using: &generator)
+            let zone = zones[Int.random(in: 0..<zones.count, using: &generator)]
+            let expression = try ScheduleExpression(parsing: text, timeZone: zone)
+            let transition = try #require(zone.nextDaylightSavingTimeTransition(after: randomStart(using: &generator)))
+            var cursor = transition - Double(Int.random(in: 0..<4 * 3_600, using: &generator))
+            let context = "'\(text)' in \(zone.identifier)"
             for _ in 0..<5 {
-                guard let next = expression.nextFireDate(after: cursor) else { break }
-                #expect(next > cursor, "'\(text)' after \(iso(cursor))")
-                let endsAGap = newYork.secondsFromGMT(for: next - 1) < newYork.secondsFromGMT(for: next)
-                #expect(matches(expression, next, calendar) || endsAGap,
-                        "'\(text)': \(iso(next)) neither matches nor ends a DST gap")
-                cursor = next
+                let next = expression.nextFireDate(after: cursor)
+                guard let expected = firstFireBruteForce(expression, after: cursor, within: window) else {
+                    #expect(next.map { $0 > cursor + window } ?? true,
+                            "\(context): fired at \(next.map(iso) ?? "nil") after \(iso(cursor)); rules say nothing")
+                    break
+                }
+                compared += 1
+                #expect(next == expected, "\(context) after \(iso(cursor)): \(next.map(iso) ?? "nil") != \(iso(expected))")
+                cursor = expected
             }
         }
+        #expect(compared > 200)
     }
 }
 
@@ -375,6 +385,50 @@ private func firstMatchBruteForce(
             }
         }
         second += Double(secondsLeftInMinute)
+    }
+    return nil
+}
+
+/// The first fire time in `(start, start + window]` by the documented rules, checking every
+/// second: a wall-clock time fires at its first occurrence only, and a gap in which some wall
+/// time matches fires at the instant the gap ends. Wall times are read through a UTC Calendar
+/// from the zone's offsets, so the check shares no code with the implementation. Offsets and
+/// transitions must fall on whole minutes, as they do in every zone since 1972.
+private func firstFireBruteForce(_ expression: ScheduleExpression, after start: Date, within window: TimeInterval) -> Date? {
+    var utc = Calendar(identifier: .gregorian)
+    utc.timeZone = TimeZone(identifier: "UTC")!
+    let zone = expression.timeZone
+    func offset(_ instant: Int) -> Int {
+        zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(instant)))
+    }
+    func wallMinuteMatches(_ wall: Int) -> Bool {
+        let parts = utc.dateComponents([.month, .day, .hour, .minute, .weekday],
+                                       from: Date(timeIntervalSince1970: TimeInterval(wall)))
+        return minuteMatches(expression, parts)
+    }
+    let first = Int(start.timeIntervalSince1970.rounded(.down)) + 1
+    let last = first + Int(window) - 1
+    var minute = first - ((first % 60) + 60) % 60
+    while minute <= last {
+        let current = offset(minute)
+        let previous = offset(minute - 1)
+        let wall = minute + current
+        if previous < current, minute >= first {
+            // `minute` ends a gap: the wall times from `wall - (current - previous)` never happened.
+            let skipped = stride(from: wall - (current - previous), to: wall, by: 60)
+            if skipped.contains(where: wallMinuteMatches) {
+                return Date(timeIntervalSince1970: TimeInterval(minute))
+            }
+        }
+        let dayBefore = offset(minute - 86_400)
+        let overlap = dayBefore - current
+        let isRepeat = overlap > 0 && offset(minute - overlap) == dayBefore
+        if !isRepeat, wallMinuteMatches(wall) {
+            for second in 0..<60 where (first...last).contains(minute + second) && expression.seconds.contains(second) {
+                return Date(timeIntervalSince1970: TimeInterval(minute + second))
+            }
+        }
+        minute += 60
     }
     return nil
 }
