@@ -331,7 +331,8 @@ private let parseErrorCases: [ParseErrorCase] = [
                     break
                 }
                 compared += 1
-                #expect(next == expected, "\(context) after \(iso(cursor)): \(next.map(iso) ?? "nil") != \(iso(expected))")
+                #expect(next == expected,
+                        "\(context) after \(iso(cursor)): \(next.map(iso) ?? "nil") != \(iso(expected))")
                 cursor = expected
             }
         }
@@ -394,7 +395,9 @@ private func firstMatchBruteForce(
 /// time matches fires at the instant the gap ends. Wall times are read through a UTC Calendar
 /// from the zone's offsets, so the check shares no code with the implementation. Offsets and
 /// transitions must fall on whole minutes, as they do in every zone since 1972.
-private func firstFireBruteForce(_ expression: ScheduleExpression, after start: Date, within window: TimeInterval) -> Date? {
+private func firstFireBruteForce(
+    _ expression: ScheduleExpression, after start: Date, within window: TimeInterval
+) -> Date? {
     var utc = Calendar(identifier: .gregorian)
     utc.timeZone = TimeZone(identifier: "UTC")!
     let zone = expression.timeZone
@@ -424,7 +427,8 @@ private func firstFireBruteForce(_ expression: ScheduleExpression, after start: 
         let overlap = dayBefore - current
         let isRepeat = overlap > 0 && offset(minute - overlap) == dayBefore
         if !isRepeat, wallMinuteMatches(wall) {
-            for second in 0..<60 where (first...last).contains(minute + second) && expression.seconds.contains(second) {
+            for second in 0..<60
+            where (first...last).contains(minute + second) && expression.seconds.contains(second) {
                 return Date(timeIntervalSince1970: TimeInterval(minute + second))
             }
         }

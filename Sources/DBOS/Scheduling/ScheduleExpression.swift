@@ -435,8 +435,8 @@ struct FieldSpecification: Sendable {
                 }
             }
             for value in stride(from: low, through: high, by: step) {
-                // Day-of-week 7 is Sunday, stored as 0 so one bit means one day.
-                values.insert(value == 7 && name == FieldSpecification.dayOfWeek.name ? 0 : value)
+                // Only day-of-week reaches past `*` (7 is Sunday), stored as 0 so one bit means one day.
+                values.insert(value > starRange.upperBound ? starRange.lowerBound : value)
             }
         }
         return (values, isStar)
