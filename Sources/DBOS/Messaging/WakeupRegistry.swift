@@ -102,4 +102,6 @@ final class WakeupRegistry: Sendable {
     static func messageKey(workflowID: String, topic: String) -> String { "message::\(workflowID)::\(topic)" }
     static func eventKey(workflowID: String, key: String) -> String { "event::\(workflowID)::\(key)" }
     static func completionKey(workflowID: String) -> String { "completion::\(workflowID)" }
+    static func queueKey(_ queueName: String) -> String { "queue::\(queueName)" }
+    static func streamKey(workflowID: String, key: String) -> String { "stream::\(workflowID)::\(key)" }
 }

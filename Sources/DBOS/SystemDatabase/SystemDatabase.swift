@@ -59,6 +59,10 @@ struct WorkflowRecord: Sendable {
     var startedAt: EpochMilliseconds?
     var completedAt: EpochMilliseconds?
     var forkedFrom: String?
+    var priority: Int = 0
+    var deduplicationID: String?
+    var partitionKey: String?
+    var delayUntil: EpochMilliseconds?
 }
 
 /// What to insert when a workflow starts.
@@ -73,6 +77,10 @@ struct WorkflowInsert: Sendable {
     var timeoutMilliseconds: Int64?
     var deadline: EpochMilliseconds?
     var parentWorkflowID: String?
+    var priority: Int = 0
+    var deduplicationID: String?
+    var partitionKey: String?
+    var delayUntil: EpochMilliseconds?
     var now: EpochMilliseconds
     /// For a child workflow: the parent's operation that records the child, written in the same transaction.
     var parentOperation: OperationRecord?
@@ -84,6 +92,36 @@ enum WorkflowInsertOutcome: Sendable {
     case inserted
     /// A row with this ID already existed; it is returned as stored.
     case existing(WorkflowRecord)
+    /// Another run holds the deduplication ID on this queue; nothing was inserted.
+    case deduplicated(existingWorkflowID: String)
+}
+
+/// What a worker asks of one queue when it looks for runs to start.
+struct DequeueRequest: Sendable {
+    var queue: WorkflowQueue
+    var executorID: String
+    var applicationVersion: String
+    /// Only runs of these workflows are claimed: this process can execute nothing else.
+    var workflowNames: [String]
+    /// Runs of this queue this process is executing now, by partition key ("" for none).
+    var localRunning: [String: Int]
+    var now: EpochMilliseconds
+}
+
+/// A fork: a new run that reuses the original's checkpoints before `startStep`.
+struct ForkRequest: Sendable {
+    var originalID: String
+    var forkedID: String
+    var startStep: Int
+    var applicationVersion: String?
+    var queueName: String
+    var now: EpochMilliseconds
+}
+
+/// One value of a stream.
+struct StreamEntry: Sendable, Equatable {
+    var offset: Int
+    var value: String
 }
 
 /// One row of `operation_outputs`: a step's checkpoint.
@@ -223,6 +261,43 @@ protocol SystemDatabase: Sendable {
 
     /// Workflows matching a filter.
     func listWorkflows(_ filter: WorkflowFilter) async throws -> [WorkflowRecord]
+
+    // MARK: Queues
+
+    /// Records a queue's configuration in the `queues` table (insert or update).
+    func upsertQueue(_ queue: WorkflowQueue, at now: EpochMilliseconds) async throws
+
+    /// Claims runs of a queue for this executor within the queue's limits, in one transaction:
+    /// each claimed row moves from ENQUEUED to PENDING and is returned. DELAYED runs whose time
+    /// has come are promoted to ENQUEUED first.
+    func dequeue(_ request: DequeueRequest) async throws -> [WorkflowRecord]
+
+    /// Puts this executor's PENDING queued runs back to ENQUEUED so the queue starts them again
+    /// within its limits (recovery). Returns their IDs.
+    func requeuePendingWorkflows(
+        executorID: String, applicationVersion: String, excluding runningIDs: [String], at now: EpochMilliseconds
+    ) async throws -> [String]
+
+    /// Sets a PENDING run to MAX_RECOVERY_ATTEMPTS_EXCEEDED.
+    func deadLetter(id: String, at now: EpochMilliseconds) async throws
+
+    /// Puts a cancelled, failed or abandoned run back on a queue to continue from its checkpoints.
+    /// A failed run's last failed checkpoint is removed so that step runs again. Returns whether
+    /// the run could be resumed.
+    func resumeWorkflow(id: String, queueName: String, at now: EpochMilliseconds) async throws -> Bool
+
+    /// Creates the forked run and copies the original's checkpoints, events and stream values
+    /// before `startStep`, in one transaction.
+    func forkWorkflow(_ request: ForkRequest) async throws
+
+    // MARK: Streams
+
+    /// Appends a value to a stream (at the next offset) with its checkpoint, in one transaction.
+    /// Fails if the stream was closed.
+    func writeStream(workflowID: String, key: String, value: String, checkpoint: OperationRecord) async throws
+
+    /// The stream's values from `offset` on, in order; the close marker is included as a value.
+    func readStream(workflowID: String, key: String, from offset: Int) async throws -> [StreamEntry]
 }
 
 /// Errors of the system database layer, with messages a person can act on.
@@ -239,6 +314,8 @@ public enum SystemDatabaseError: Error, CustomStringConvertible, Sendable {
     case queryFailed(operation: String, reason: String)
     /// The database was closed.
     case closed
+    /// A stream was written after it was closed.
+    case streamClosed(workflowID: String, key: String)
 
     public var description: String {
         switch self {
@@ -254,6 +331,8 @@ public enum SystemDatabaseError: Error, CustomStringConvertible, Sendable {
             "system database error while \(operation): \(reason)"
         case .closed:
             "the system database is closed"
+        case .streamClosed(let workflowID, let key):
+            "stream '\(key)' of workflow '\(workflowID)' is closed"
         }
     }
 }

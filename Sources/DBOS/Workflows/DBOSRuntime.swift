@@ -29,6 +29,8 @@ public final class DBOSRuntime: Sendable {
         var task: Task<String, any Error>
         var stopReason: StopReason?
         var timer: Task<Void, Never>?
+        var queueName: String?
+        var partitionKey: String?
     }
 
     enum Phase { case registering, launched, stopped }
@@ -39,6 +41,10 @@ public final class DBOSRuntime: Sendable {
         var running: [String: RunningWorkflow] = [:]
         var applicationVersion = ""
         var watchdog: Task<Void, Never>?
+        var queues: [String: WorkflowQueue] = [
+            WorkflowQueue.internalQueueName: WorkflowQueue(name: WorkflowQueue.internalQueueName)
+        ]
+        var queueRunners: [Task<Void, Never>] = []
     }
 
     let state = Mutex(State())
@@ -86,6 +92,25 @@ public final class DBOSRuntime: Sendable {
         return Workflow(name: name)
     }
 
+    /// Registers a queue this process dequeues from; must happen before `launch()`.
+    public func register(queue: WorkflowQueue) throws {
+        let problems = queue.configurationProblems
+        guard problems.isEmpty else { throw WorkflowError.invalidQueue(queue.name, problems: problems) }
+        guard queue.name != WorkflowQueue.internalQueueName else {
+            throw WorkflowError.invalidQueue(queue.name, problems: ["this name is reserved for the engine"])
+        }
+        try state.withLock { state in
+            guard state.phase == .registering else { throw WorkflowError.registrationAfterLaunch(queue.name) }
+            guard state.queues[queue.name] == nil else {
+                throw WorkflowError.invalidQueue(queue.name, problems: ["a queue with this name is already registered"])
+            }
+            state.queues[queue.name] = queue
+        }
+    }
+
+    /// The queues this process dequeues from, the engine's internal queue included.
+    public var registeredQueues: [WorkflowQueue] { state.withLock { $0.queues.values.sorted { $0.name < $1.name } } }
+
     /// The names of the registered workflows.
     public var registeredWorkflowNames: [String] { state.withLock { $0.workflows.keys.sorted() } }
 
@@ -106,26 +131,39 @@ public final class DBOSRuntime: Sendable {
                 await self?.stopRunsCancelledElsewhere()
             }
         }
-        state.withLock { state in
+        let queues = state.withLock { state in
             state.applicationVersion = version
             state.phase = .launched
             state.watchdog = watchdog
+            return Array(state.queues.values)
         }
+        let now = Date().epochMilliseconds
+        for queue in queues { try await database.upsertQueue(queue, at: now) }
         if configuration.recoversPendingWorkflows {
             _ = try await recoverPendingWorkflows()
         }
+        let runners = queues.map { queue in
+            Task<Void, Never> { [weak self] in
+                guard let self else { return }
+                await self.runQueue(queue)
+            }
+        }
+        state.withLock { $0.queueRunners = runners }
     }
 
     /// Stops the runtime. Running workflows get `gracePeriod` to finish; the rest are stopped
     /// where they are and stay PENDING, so the next launch resumes them. Nothing is lost.
     public func shutdown(gracePeriod: Duration = .seconds(5)) async {
-        let watchdog = state.withLock { state -> Task<Void, Never>? in
-            let watchdog = state.watchdog
+        let background = state.withLock { state -> [Task<Void, Never>] in
+            let background = state.queueRunners + (state.watchdog.map { [$0] } ?? [])
             state.watchdog = nil
+            state.queueRunners = []
             if state.phase != .stopped { state.phase = .stopped }
-            return watchdog
+            return background
         }
-        watchdog?.cancel()
+        for task in background { task.cancel() }
+        wakeups.signalAll()
+        for task in background { await task.value }
         let deadline = ContinuousClock.now + gracePeriod
         while ContinuousClock.now < deadline, !state.withLock({ $0.running.isEmpty }) {
             try? await Task.sleep(for: .milliseconds(10))
@@ -197,21 +235,33 @@ public final class DBOSRuntime: Sendable {
         let functionID: Int
     }
 
-    /// Inserts the run (or finds the existing one) and executes it if this call created it.
+    /// Inserts the run (or finds the existing one) and executes it if this call created it, or
+    /// leaves it ENQUEUED (DELAYED) for a queue's workers when the options name a queue.
     func start(
         _ registered: RegisteredWorkflow, inputText: String, options: WorkflowOptions, parent: ParentLink?
     ) async throws -> String {
+        let problems = options.problems
+        guard problems.isEmpty else { throw WorkflowError.invalidOptions(problems) }
+        if let queueName = options.queueName, options.priority != nil,
+            let queue = state.withLock({ $0.queues[queueName] }), !queue.priorityEnabled
+        {
+            throw WorkflowError.invalidOptions(["queue '\(queueName)' does not have priorities enabled"])
+        }
         let now = Date().epochMilliseconds
         let id = options.workflowID ?? parent.map { "\($0.context.workflowID)-\($0.functionID)" } ?? UUID().uuidString
-        var deadline = options.timeout.map { now + $0.milliseconds }
-        if let parentDeadline = parent?.context.deadline {
+        let queued = options.queueName != nil
+        var deadline = queued ? nil : options.timeout.map { now + $0.milliseconds }
+        if !queued, let parentDeadline = parent?.context.deadline {
             deadline = min(deadline ?? parentDeadline, parentDeadline)
         }
+        let state: WorkflowState = !queued ? .pending : (options.delay != nil ? .delayed : .enqueued)
         let insert = WorkflowInsert(
-            workflowID: id, state: .pending, name: registered.name, inputs: inputText,
-            executorID: configuration.executorID, applicationVersion: applicationVersion, queueName: nil,
-            timeoutMilliseconds: options.timeout?.milliseconds, deadline: deadline,
-            parentWorkflowID: parent?.context.workflowID, now: now,
+            workflowID: id, state: state, name: registered.name, inputs: inputText,
+            executorID: configuration.executorID, applicationVersion: options.applicationVersion ?? applicationVersion,
+            queueName: options.queueName, timeoutMilliseconds: options.timeout?.milliseconds, deadline: deadline,
+            parentWorkflowID: parent?.context.workflowID, priority: options.priority ?? 0,
+            deduplicationID: options.deduplicationID, partitionKey: options.partitionKey,
+            delayUntil: options.delay.map { now + $0.milliseconds }, now: now,
             parentOperation: parent.map {
                 OperationRecord(
                     workflowID: $0.context.workflowID, functionID: $0.functionID, functionName: registered.name,
@@ -219,15 +269,27 @@ public final class DBOSRuntime: Sendable {
             })
         switch try await database.insertWorkflow(insert) {
         case .inserted:
-            let record = WorkflowRecord(
-                workflowID: id, state: .pending, name: registered.name, inputs: inputText,
-                executorID: configuration.executorID, applicationVersion: applicationVersion, createdAt: now,
-                updatedAt: now, recoveryAttempts: 1, timeoutMilliseconds: insert.timeoutMilliseconds,
-                deadline: deadline, parentWorkflowID: parent?.context.workflowID)
-            execute(record, registered: registered, checkpoints: [:])
+            if let queueName = options.queueName {
+                wakeups.signal(WakeupRegistry.queueKey(queueName))
+            } else {
+                let record = WorkflowRecord(
+                    workflowID: id, state: .pending, name: registered.name, inputs: inputText,
+                    executorID: configuration.executorID, applicationVersion: applicationVersion, createdAt: now,
+                    updatedAt: now, recoveryAttempts: 1, timeoutMilliseconds: insert.timeoutMilliseconds,
+                    deadline: deadline, parentWorkflowID: parent?.context.workflowID)
+                execute(record, registered: registered, checkpoints: [:])
+            }
         case .existing(let record):
             guard record.name == registered.name else {
                 throw WorkflowError.conflictingWorkflowID(id: id, existingName: record.name, requestedName: registered.name)
+            }
+        case .deduplicated(let existingID):
+            switch options.deduplicationPolicy {
+            case .reject:
+                throw WorkflowError.queueDeduplicated(
+                    queue: options.queueName ?? "", deduplicationID: options.deduplicationID ?? "", holder: existingID)
+            case .returnExisting:
+                return existingID
             }
         }
         return id
@@ -266,7 +328,7 @@ public final class DBOSRuntime: Sendable {
                     }
                 }
             }
-            var running = RunningWorkflow(task: task)
+            var running = RunningWorkflow(task: task, queueName: record.queueName, partitionKey: record.partitionKey)
             if let deadline = record.deadline {
                 running.timer = Task { [weak self] in
                     let wait = deadline - Date().epochMilliseconds
@@ -280,9 +342,11 @@ public final class DBOSRuntime: Sendable {
     }
 
     private func finishRunning(_ id: String) {
-        let timer = state.withLock { state in state.running.removeValue(forKey: id)?.timer }
-        timer?.cancel()
+        let finished = state.withLock { state in state.running.removeValue(forKey: id) }
+        finished?.timer?.cancel()
         wakeups.signal(WakeupRegistry.completionKey(workflowID: id))
+        // A finished queued run frees a slot: let the queue's runner look again.
+        if let queueName = finished?.queueName { wakeups.signal(WakeupRegistry.queueKey(queueName)) }
     }
 
     func stopReason(of id: String) -> StopReason? {
@@ -330,6 +394,11 @@ public final class DBOSRuntime: Sendable {
     @discardableResult
     public func recoverPendingWorkflows() async throws -> [String] {
         try ensureLaunched()
+        // Queued runs go back to their queue, so its limits hold while they are recovered.
+        let requeued = try await database.requeuePendingWorkflows(
+            executorID: configuration.executorID, applicationVersion: applicationVersion,
+            excluding: state.withLock { Array($0.running.keys) }, at: Date().epochMilliseconds)
+        for queueName in Set(state.withLock { $0.queues.keys }) { wakeups.signal(WakeupRegistry.queueKey(queueName)) }
         let pending = try await database.pendingWorkflows(
             executorID: configuration.executorID, applicationVersion: applicationVersion)
         var recovered: [String] = []
@@ -357,7 +426,97 @@ public final class DBOSRuntime: Sendable {
                 continue
             }
         }
-        return recovered
+        return recovered + requeued
+    }
+
+    // MARK: Queues
+
+    /// The worker loop of one queue: claims runs within the queue's limits and executes them.
+    /// It wakes when this process enqueues or finishes a run of the queue, and polls for the
+    /// changes of other processes.
+    private func runQueue(_ queue: WorkflowQueue) async {
+        var backoff = queue.pollingInterval
+        let key = WakeupRegistry.queueKey(queue.name)
+        while !Task.isCancelled {
+            let ticket = wakeups.ticket(for: key)
+            var wait = queue.pollingInterval
+            do {
+                let claimed = try await dequeueOnce(queue)
+                backoff = queue.pollingInterval
+                // More may be waiting than one claim took: look again at once.
+                if !claimed.isEmpty { wait = .zero }
+            } catch {
+                // The database is unreachable or busy: back off up to 30 s, then retry.
+                backoff = min(backoff * 2, .seconds(30))
+                wait = backoff
+            }
+            if wait == .zero {
+                wakeups.cancel(ticket)
+                await Task.yield()
+            } else {
+                await wakeups.wait(ticket, timeout: wait)
+            }
+        }
+    }
+
+    /// One dequeue: claim what the limits allow and start each claimed run.
+    @discardableResult
+    func dequeueOnce(_ queue: WorkflowQueue) async throws -> [String] {
+        let (names, localRunning) = state.withLock { state -> ([String], [String: Int]) in
+            var counts: [String: Int] = [:]
+            for running in state.running.values where running.queueName == queue.name {
+                counts[running.partitionKey ?? "", default: 0] += 1
+            }
+            return (Array(state.workflows.keys), counts)
+        }
+        let claimed = try await database.dequeue(DequeueRequest(
+            queue: queue, executorID: configuration.executorID, applicationVersion: applicationVersion,
+            workflowNames: names, localRunning: localRunning, now: Date().epochMilliseconds))
+        for record in claimed {
+            guard let registered = state.withLock({ $0.workflows[record.name] }) else { continue }
+            if let maxAttempts = registered.maxRecoveryAttempts, record.recoveryAttempts > maxAttempts + 1 {
+                try await database.deadLetter(id: record.workflowID, at: Date().epochMilliseconds)
+                wakeups.signal(WakeupRegistry.completionKey(workflowID: record.workflowID))
+                continue
+            }
+            let checkpoints = try await database.operations(workflowID: record.workflowID)
+            execute(
+                record, registered: registered,
+                checkpoints: Dictionary(checkpoints.map { ($0.functionID, $0) }, uniquingKeysWith: { first, _ in first }))
+        }
+        return claimed.map(\.workflowID)
+    }
+
+    // MARK: Resume and fork
+
+    /// Continues a cancelled or failed run from its last checkpoint: it goes back on its queue
+    /// (or the internal queue) and a worker executes it; completed steps are not run again.
+    /// A failed run's failed step runs again.
+    @discardableResult
+    public func resumeWorkflow<Output>(id: String, as type: Output.Type = JSONValue.self) async throws -> WorkflowHandle<Output> {
+        guard let record = try await database.workflow(id: id) else { throw WorkflowError.nonexistentWorkflow(id) }
+        guard try await database.resumeWorkflow(id: id, queueName: WorkflowQueue.internalQueueName, at: Date().epochMilliseconds) else {
+            throw WorkflowError.cannotResume(id: id, state: record.state)
+        }
+        wakeups.signal(WakeupRegistry.queueKey(record.queueName ?? WorkflowQueue.internalQueueName))
+        return WorkflowHandle(workflowID: id, runtime: self)
+    }
+
+    /// Starts a new run of the same workflow and input that reuses the original's checkpoints of
+    /// slots before `startStep` and executes from `startStep` on.
+    @discardableResult
+    public func forkWorkflow<Output>(
+        id: String, fromStep startStep: Int, newWorkflowID: String? = nil, applicationVersion: String? = nil,
+        as type: Output.Type = JSONValue.self
+    ) async throws -> WorkflowHandle<Output> {
+        guard startStep >= 0 else { throw WorkflowError.invalidOptions(["a fork's start step cannot be negative"]) }
+        let forkedID = newWorkflowID ?? UUID().uuidString
+        try await database.forkWorkflow(ForkRequest(
+            originalID: id, forkedID: forkedID, startStep: startStep,
+            applicationVersion: applicationVersion ?? self.applicationVersion,
+            queueName: WorkflowQueue.internalQueueName, now: Date().epochMilliseconds))
+        wakeups.signal(WakeupRegistry.queueKey(WorkflowQueue.internalQueueName))
+        return WorkflowHandle(workflowID: forkedID, runtime: self)
     }
 
     // MARK: Waiting for outcomes

@@ -345,6 +345,32 @@ public final class WorkflowContext: Sendable {
         return try decodeOptional(Value.self, from: stored.output)
     }
 
+    // MARK: Streams
+
+    /// Appends a value to this workflow's stream `key`; readers in any process see it in order.
+    public func writeStream<Value: Encodable & Sendable>(key: String, value: Value) async throws {
+        try await appendToStream(key: key, text: try PortableJSON.encode(value), operation: "DBOS.writeStream")
+    }
+
+    /// Closes stream `key`: readers finish after the values written so far.
+    public func closeStream(key: String) async throws {
+        try await appendToStream(key: key, text: StreamMarker.closed, operation: "DBOS.closeStream")
+    }
+
+    private func appendToStream(key: String, text: String, operation name: String) async throws {
+        try requireOutsideStep(name)
+        let functionID = reserveFunctionID()
+        if try recordedOperation(functionID, name: name) != nil { return }
+        try checkNotCancelled()
+        let now = Self.now
+        let checkpoint = OperationRecord(
+            workflowID: workflowID, functionID: functionID, functionName: name, output: "null", error: nil,
+            childWorkflowID: nil, startedAt: now, completedAt: now)
+        try await runtime.database.writeStream(workflowID: workflowID, key: key, value: text, checkpoint: checkpoint)
+        remember(checkpoint)
+        runtime.wakeups.signal(WakeupRegistry.streamKey(workflowID: workflowID, key: key))
+    }
+
     // MARK: Child workflows
 
     /// Starts a child workflow. The child is recorded at this operation's slot in the same

@@ -28,6 +28,14 @@ public enum WorkflowError: Error, CustomStringConvertible, Sendable, Equatable {
     case failed(workflowID: String, error: PortableError)
     /// A wait timed out.
     case timedOut(String)
+    /// A queue's configuration cannot work.
+    case invalidQueue(String, problems: [String])
+    /// Options that do not fit together.
+    case invalidOptions([String])
+    /// Another run holds this deduplication ID on the queue.
+    case queueDeduplicated(queue: String, deduplicationID: String, holder: String)
+    /// Only cancelled, failed or abandoned runs can be resumed.
+    case cannotResume(id: String, state: WorkflowState)
     /// A durable operation was called outside a workflow or inside a step, where it is not allowed.
     case invalidContext(String)
 
@@ -63,6 +71,14 @@ public enum WorkflowError: Error, CustomStringConvertible, Sendable, Equatable {
             "timed out \(what)"
         case .invalidContext(let what):
             what
+        case .invalidQueue(let name, let problems):
+            "queue '\(name)': " + problems.joined(separator: "; ")
+        case .invalidOptions(let problems):
+            "invalid workflow options: " + problems.joined(separator: "; ")
+        case .queueDeduplicated(let queue, let deduplicationID, let holder):
+            "workflow '\(holder)' already holds deduplication ID '\(deduplicationID)' on queue '\(queue)'"
+        case .cannotResume(let id, let state):
+            "workflow '\(id)' is \(state.rawValue); only CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED runs can be resumed"
         }
     }
 
@@ -82,6 +98,7 @@ public enum WorkflowError: Error, CustomStringConvertible, Sendable, Equatable {
         case .conflictingWorkflowID: "ConflictingWorkflowID"
         case .nonexistentWorkflow: "NonExistentWorkflow"
         case .timedOut: "Timeout"
+        case .queueDeduplicated: "QueueDeduplicated"
         case .failed(_, let error): error.name
         default: "WorkflowError"
         }

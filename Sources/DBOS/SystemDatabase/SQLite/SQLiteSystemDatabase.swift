@@ -107,7 +107,8 @@ final class SQLiteSystemDatabase: SystemDatabase {
     private static let workflowColumns = """
         workflow_uuid, status, name, inputs, output, error, executor_id, application_version, queue_name, \
         created_at, updated_at, recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms, \
-        parent_workflow_id, serialization, started_at_epoch_ms, completed_at, forked_from
+        parent_workflow_id, serialization, started_at_epoch_ms, completed_at, forked_from, priority, \
+        deduplication_id, queue_partition_key, delay_until_epoch_ms
         """
 
     static func workflowRecord(_ row: SQLRow) -> WorkflowRecord {
@@ -130,7 +131,11 @@ final class SQLiteSystemDatabase: SystemDatabase {
             serialization: row.string("serialization"),
             startedAt: row.int64("started_at_epoch_ms"),
             completedAt: row.int64("completed_at"),
-            forkedFrom: row.string("forked_from"))
+            forkedFrom: row.string("forked_from"),
+            priority: row.int("priority") ?? 0,
+            deduplicationID: row.string("deduplication_id"),
+            partitionKey: row.string("queue_partition_key"),
+            delayUntil: row.int64("delay_until_epoch_ms"))
     }
 
     private static func selectWorkflow(_ connection: SQLiteConnection, id: String) throws -> WorkflowRecord? {
@@ -142,20 +147,36 @@ final class SQLiteSystemDatabase: SystemDatabase {
         try await perform("starting workflow \(insert.workflowID)") { connection in
             try connection.writeTransaction {
                 if let existing = try Self.selectWorkflow(connection, id: insert.workflowID) {
+                    // A child started earlier under an explicit ID is still linked to this parent slot.
+                    if let operation = insert.parentOperation,
+                        try Self.selectOperation(connection, workflowID: operation.workflowID, functionID: operation.functionID) == nil
+                    {
+                        try Self.insertOperation(connection, operation)
+                    }
                     return .existing(existing)
+                }
+                if let deduplicationID = insert.deduplicationID, let queueName = insert.queueName,
+                    let holder = try connection.query("""
+                        SELECT workflow_uuid FROM workflow_status
+                        WHERE queue_name = \(queueName) AND deduplication_id = \(deduplicationID)
+                        """).first?.string("workflow_uuid")
+                {
+                    return .deduplicated(existingWorkflowID: holder)
                 }
                 let attempts = insert.state == .pending ? 1 : 0
                 try connection.execute("""
                     INSERT INTO workflow_status (
                         workflow_uuid, status, name, inputs, executor_id, application_version, queue_name,
                         created_at, updated_at, recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms,
-                        parent_workflow_id, serialization, started_at_epoch_ms, owner_xid, priority)
+                        parent_workflow_id, serialization, started_at_epoch_ms, owner_xid, priority, deduplication_id,
+                        queue_partition_key, delay_until_epoch_ms)
                     VALUES (
                         \(insert.workflowID), \(insert.state.rawValue), \(insert.name), \(insert.inputs),
                         \(insert.executorID), \(insert.applicationVersion), \(insert.queueName),
                         \(insert.now), \(insert.now), \(attempts), \(insert.timeoutMilliseconds), \(insert.deadline),
                         \(insert.parentWorkflowID), \(PortableJSON.formatName),
-                        \(insert.state == .pending ? insert.now : nil), \(UUID().uuidString), 0)
+                        \(insert.state == .pending ? insert.now : nil), \(UUID().uuidString), \(insert.priority),
+                        \(insert.deduplicationID), \(insert.partitionKey), \(insert.delayUntil))
                     """)
                 if let operation = insert.parentOperation {
                     try Self.insertOperation(connection, operation)
@@ -416,6 +437,241 @@ final class SQLiteSystemDatabase: SystemDatabase {
         try await perform("reading event \(key) of workflow \(workflowID)") { connection in
             try connection.query("SELECT value FROM workflow_events WHERE workflow_uuid = \(workflowID) AND key = \(key)")
                 .first?.string("value")
+        }
+    }
+
+    // MARK: Queues
+
+    func upsertQueue(_ queue: WorkflowQueue, at now: EpochMilliseconds) async throws {
+        _ = try await perform("registering queue \(queue.name)") { connection in
+            try connection.writeTransaction {
+                try connection.execute("""
+                    INSERT INTO queues (queue_id, name, concurrency, worker_concurrency, rate_limit_max,
+                        rate_limit_period_sec, priority_enabled, partition_queue, polling_interval_sec, created_at, updated_at)
+                    VALUES (\(UUID().uuidString), \(queue.name), \(queue.globalConcurrency), \(queue.workerConcurrency),
+                        \(queue.rateLimit?.limit), \(queue.rateLimit.map { Double($0.period.milliseconds) / 1000 }),
+                        \(queue.priorityEnabled), \(queue.partitioned), \(Double(queue.pollingInterval.milliseconds) / 1000),
+                        \(now), \(now))
+                    ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency,
+                        worker_concurrency = excluded.worker_concurrency, rate_limit_max = excluded.rate_limit_max,
+                        rate_limit_period_sec = excluded.rate_limit_period_sec, priority_enabled = excluded.priority_enabled,
+                        partition_queue = excluded.partition_queue, polling_interval_sec = excluded.polling_interval_sec,
+                        updated_at = excluded.updated_at
+                    """)
+            }
+        }
+    }
+
+    func dequeue(_ request: DequeueRequest) async throws -> [WorkflowRecord] {
+        let queue = request.queue
+        return try await perform("dequeueing from \(queue.name)") { connection in
+            // A read first, outside any write transaction: an idle queue costs no write lock.
+            let waiting = try connection.query("""
+                SELECT 1 AS waiting FROM workflow_status
+                WHERE queue_name = \(queue.name)
+                    AND (status = 'ENQUEUED' OR (status = 'DELAYED' AND delay_until_epoch_ms <= \(request.now)))
+                LIMIT 1
+                """)
+            guard !waiting.isEmpty, !request.workflowNames.isEmpty else { return [] }
+            return try connection.writeTransaction {
+                try connection.execute("""
+                    UPDATE workflow_status SET status = 'ENQUEUED', updated_at = \(request.now)
+                    WHERE queue_name = \(queue.name) AND status = 'DELAYED' AND delay_until_epoch_ms <= \(request.now)
+                    """)
+                let partitions: [String?] =
+                    queue.partitioned
+                    ? try connection.query("""
+                        SELECT DISTINCT queue_partition_key FROM workflow_status
+                        WHERE queue_name = \(queue.name) AND status = 'ENQUEUED'
+                        """).map { $0.string("queue_partition_key") }
+                    : [nil]
+                var claimed: [WorkflowRecord] = []
+                for partition in partitions {
+                    let partitionFilter: SQL =
+                        queue.partitioned ? " AND queue_partition_key IS \(partition)" : ""
+                    var available = Int.max
+                    if let rate = queue.rateLimit {
+                        let started: SQL = """
+                            SELECT count(*) AS n FROM workflow_status
+                            WHERE queue_name = \(queue.name) AND rate_limited = 1
+                                AND status NOT IN ('ENQUEUED', 'DELAYED')
+                                AND started_at_epoch_ms > \(request.now - rate.period.milliseconds)
+                            """
+                        let count = try connection.query(started + partitionFilter).first?.int("n") ?? 0
+                        available = min(available, rate.limit - count)
+                    }
+                    if let worker = queue.workerConcurrency {
+                        available = min(available, worker - (request.localRunning[partition ?? ""] ?? 0))
+                    }
+                    if let global = queue.globalConcurrency {
+                        let running: SQL = """
+                            SELECT count(*) AS n FROM workflow_status
+                            WHERE queue_name = \(queue.name) AND status = 'PENDING'
+                            """
+                        let count = try connection.query(running + partitionFilter).first?.int("n") ?? 0
+                        available = min(available, global - count)
+                    }
+                    guard available > 0 else { continue }
+                    let candidates: SQL = """
+                        SELECT workflow_uuid FROM workflow_status
+                        WHERE queue_name = \(queue.name) AND status = 'ENQUEUED'
+                            AND (application_version = \(request.applicationVersion) OR application_version IS NULL)
+                            AND name IN (\(list: request.workflowNames))
+                        """
+                    let order: SQL = " ORDER BY priority, created_at, rowid LIMIT \(available == Int.max ? -1 : available)"
+                    let ids = try connection.query(candidates + partitionFilter + order).compactMap { $0.string("workflow_uuid") }
+                    for id in ids {
+                        let rows = try connection.query("""
+                            UPDATE workflow_status
+                            SET status = 'PENDING', executor_id = \(request.executorID),
+                                application_version = \(request.applicationVersion), started_at_epoch_ms = \(request.now),
+                                updated_at = \(request.now), rate_limited = \(queue.rateLimit != nil),
+                                recovery_attempts = recovery_attempts + 1,
+                                workflow_deadline_epoch_ms = CASE
+                                    WHEN workflow_timeout_ms IS NOT NULL AND workflow_deadline_epoch_ms IS NULL
+                                    THEN \(request.now) + workflow_timeout_ms ELSE workflow_deadline_epoch_ms END
+                            WHERE workflow_uuid = \(id) AND status = 'ENQUEUED'
+                            RETURNING \(unescaped: Self.workflowColumns)
+                            """)
+                        claimed += rows.map(Self.workflowRecord)
+                    }
+                }
+                return claimed
+            }
+        }
+    }
+
+    func requeuePendingWorkflows(
+        executorID: String, applicationVersion: String, excluding runningIDs: [String], at now: EpochMilliseconds
+    ) async throws -> [String] {
+        try await perform("re-enqueueing workflows to recover") { connection in
+            try connection.writeTransaction {
+                try connection.query("""
+                    UPDATE workflow_status SET status = 'ENQUEUED', started_at_epoch_ms = NULL, updated_at = \(now)
+                    WHERE status = 'PENDING' AND executor_id = \(executorID)
+                        AND application_version = \(applicationVersion) AND queue_name IS NOT NULL
+                        AND workflow_uuid NOT IN (\(list: runningIDs + [""]))
+                    RETURNING workflow_uuid
+                    """).compactMap { $0.string("workflow_uuid") }
+            }
+        }
+    }
+
+    func deadLetter(id: String, at now: EpochMilliseconds) async throws {
+        _ = try await perform("abandoning workflow \(id)") { connection in
+            try connection.writeTransaction {
+                try connection.execute("""
+                    UPDATE workflow_status SET status = 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', deduplication_id = NULL,
+                        started_at_epoch_ms = NULL, updated_at = \(now)
+                    WHERE workflow_uuid = \(id) AND status = 'PENDING'
+                    """)
+            }
+        }
+    }
+
+    func resumeWorkflow(id: String, queueName: String, at now: EpochMilliseconds) async throws -> Bool {
+        try await perform("resuming workflow \(id)") { connection in
+            try connection.writeTransaction {
+                guard let record = try Self.selectWorkflow(connection, id: id),
+                    [.cancelled, .error, .maxRecoveryAttemptsExceeded, .enqueued].contains(record.state)
+                else { return false }
+                if record.state == .error,
+                    let last = try connection.query("""
+                        SELECT function_id, error FROM operation_outputs WHERE workflow_uuid = \(id)
+                        ORDER BY function_id DESC LIMIT 1
+                        """).first, last.string("error") != nil, let functionID = last.int("function_id")
+                {
+                    try connection.execute(
+                        "DELETE FROM operation_outputs WHERE workflow_uuid = \(id) AND function_id = \(functionID)")
+                }
+                return try connection.execute("""
+                    UPDATE workflow_status
+                    SET status = 'ENQUEUED', queue_name = COALESCE(queue_name, \(queueName)), recovery_attempts = 0,
+                        workflow_deadline_epoch_ms = NULL, deduplication_id = NULL, started_at_epoch_ms = NULL,
+                        completed_at = NULL, output = NULL, error = NULL, updated_at = \(now)
+                    WHERE workflow_uuid = \(id)
+                    """) > 0
+            }
+        }
+    }
+
+    func forkWorkflow(_ request: ForkRequest) async throws {
+        try await perform("forking workflow \(request.originalID)") { connection in
+            try connection.writeTransaction {
+                guard let original = try Self.selectWorkflow(connection, id: request.originalID) else {
+                    throw WorkflowError.nonexistentWorkflow(request.originalID)
+                }
+                if try Self.selectWorkflow(connection, id: request.forkedID) != nil {
+                    throw WorkflowError.conflictingWorkflowID(
+                        id: request.forkedID, existingName: original.name, requestedName: original.name)
+                }
+                try connection.execute("""
+                    INSERT INTO workflow_status (workflow_uuid, status, name, inputs, application_version, queue_name,
+                        created_at, updated_at, recovery_attempts, workflow_timeout_ms, serialization, forked_from, priority)
+                    VALUES (\(request.forkedID), 'ENQUEUED', \(original.name), \(original.inputs),
+                        \(request.applicationVersion ?? original.applicationVersion), \(request.queueName), \(request.now),
+                        \(request.now), 0, \(original.timeoutMilliseconds), \(original.serialization ?? PortableJSON.formatName),
+                        \(request.originalID), 0)
+                    """)
+                try connection.execute("""
+                    INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error,
+                        child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms, serialization)
+                    SELECT \(request.forkedID), function_id, function_name, output, error, child_workflow_id,
+                        started_at_epoch_ms, completed_at_epoch_ms, serialization
+                    FROM operation_outputs WHERE workflow_uuid = \(request.originalID) AND function_id < \(request.startStep)
+                    """)
+                try connection.execute("""
+                    INSERT INTO workflow_events_history (workflow_uuid, function_id, key, value, serialization)
+                    SELECT \(request.forkedID), function_id, key, value, serialization FROM workflow_events_history
+                    WHERE workflow_uuid = \(request.originalID) AND function_id < \(request.startStep)
+                    """)
+                try connection.execute("""
+                    INSERT INTO workflow_events (workflow_uuid, key, value, serialization)
+                    SELECT \(request.forkedID), history.key, history.value, history.serialization
+                    FROM workflow_events_history AS history
+                    WHERE history.workflow_uuid = \(request.forkedID) AND history.function_id = (
+                        SELECT max(latest.function_id) FROM workflow_events_history AS latest
+                        WHERE latest.workflow_uuid = history.workflow_uuid AND latest.key = history.key)
+                    """)
+                try connection.execute("""
+                    INSERT INTO streams (workflow_uuid, key, value, "offset", function_id, serialization)
+                    SELECT \(request.forkedID), key, value, "offset", function_id, serialization FROM streams
+                    WHERE workflow_uuid = \(request.originalID) AND function_id < \(request.startStep)
+                    """)
+                try connection.execute(
+                    "UPDATE workflow_status SET was_forked_from = 1 WHERE workflow_uuid = \(request.originalID)")
+            }
+        }
+    }
+
+    // MARK: Streams
+
+    func writeStream(workflowID: String, key: String, value: String, checkpoint: OperationRecord) async throws {
+        try await perform("writing stream \(key) of workflow \(workflowID)") { connection in
+            try connection.writeTransaction {
+                let closed = try connection.query("""
+                    SELECT 1 AS closed FROM streams
+                    WHERE workflow_uuid = \(workflowID) AND key = \(key) AND value = \(StreamMarker.closed) LIMIT 1
+                    """)
+                guard closed.isEmpty else { throw SystemDatabaseError.streamClosed(workflowID: workflowID, key: key) }
+                try connection.execute("""
+                    INSERT INTO streams (workflow_uuid, key, value, "offset", function_id, serialization)
+                    VALUES (\(workflowID), \(key), \(value),
+                        (SELECT COALESCE(max("offset"), -1) + 1 FROM streams WHERE workflow_uuid = \(workflowID) AND key = \(key)),
+                        \(checkpoint.functionID), \(PortableJSON.formatName))
+                    """)
+                try Self.insertOperation(connection, checkpoint)
+            }
+        }
+    }
+
+    func readStream(workflowID: String, key: String, from offset: Int) async throws -> [StreamEntry] {
+        try await perform("reading stream \(key) of workflow \(workflowID)") { connection in
+            try connection.query("""
+                SELECT "offset" AS position, value FROM streams
+                WHERE workflow_uuid = \(workflowID) AND key = \(key) AND "offset" >= \(offset)
+                ORDER BY "offset"
+                """).map { StreamEntry(offset: $0.int("position") ?? 0, value: $0.string("value") ?? "null") }
         }
     }
 }

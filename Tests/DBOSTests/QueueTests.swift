@@ -1,0 +1,303 @@
+@testable import DBOS
+import DBOSTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// Start and end instants of runs, recorded inside the workflows themselves.
+final class IntervalLog: Sendable {
+    struct Interval: Sendable { var id: String; var start: Date; var end: Date }
+    private let intervals = Mutex<[Interval]>([])
+    private let order = Mutex<[String]>([])
+
+    func run(_ id: String, for duration: Duration) async throws {
+        let start = Date()
+        order.withLock { $0.append(id) }
+        try await Task.sleep(for: duration)
+        intervals.withLock { $0.append(Interval(id: id, start: start, end: Date())) }
+    }
+
+    var startOrder: [String] { order.withLock { $0 } }
+    var all: [Interval] { intervals.withLock { $0 } }
+
+    /// The largest number of intervals that overlap at any instant.
+    var maximumOverlap: Int { Self.maximumOverlap(all.map { ($0.start, $0.end) }) }
+
+    static func maximumOverlap(_ intervals: [(Date, Date)]) -> Int {
+        // Ends sort before starts at the same instant: touching intervals do not overlap.
+        var events: [(at: Date, change: Int)] = []
+        for (start, end) in intervals {
+            events.append((start, 1))
+            events.append((end, -1))
+        }
+        events.sort { left, right in left.at == right.at ? left.change < right.change : left.at < right.at }
+        var current = 0
+        var maximum = 0
+        for event in events {
+            current += event.change
+            maximum = max(maximum, current)
+        }
+        return maximum
+    }
+}
+
+@Suite(.timeLimit(.minutes(2)))
+struct QueueTests {
+    @Test func workerConcurrencyIsNeverExceeded() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let log = IntervalLog()
+        try runtime.register(queue: WorkflowQueue(name: "limited", workerConcurrency: 3))
+        let work = try runtime.register("work") { (context: WorkflowContext, _: Int) -> Int in
+            try await context.runStep("work") { try await log.run(context.workflowID, for: .milliseconds(40)) }
+            return 1
+        }
+        try await runtime.launch()
+        var handles: [WorkflowHandle<Int>] = []
+        for index in 0..<20 {
+            handles.append(try await runtime.startWorkflow(
+                work, input: index, options: WorkflowOptions(workflowID: "w\(index)", queueName: "limited")))
+        }
+        var total = 0
+        for handle in handles { total += try await handle.result() }
+        #expect(total == 20)
+        #expect(log.all.count == 20)
+        #expect(log.maximumOverlap <= 3)
+        #expect(log.maximumOverlap >= 2, "the queue never ran runs concurrently")
+        await runtime.shutdown()
+    }
+
+    @Test func runsStartInFIFOOrderWithinAPriorityAndLowerPrioritiesFirst() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let log = IntervalLog()
+        // Enqueue everything before any worker runs, so the order is decided by the queue alone:
+        // this runtime does not serve the queue.
+        let enqueuer = try await setup.make(executorID: "enqueuer")
+        let reference = try enqueuer.register("ordered") { (_: WorkflowContext, _: Int) -> Int in 0 }
+        try await enqueuer.launch()
+        let plan: [(String, Int?)] = [("a", nil), ("b", 5), ("c", nil), ("d", 1), ("e", 5), ("f", 1)]
+        for (id, priority) in plan {
+            _ = try await enqueuer.startWorkflow(
+                reference, input: 0, options: WorkflowOptions(workflowID: id, queueName: "ordered", priority: priority))
+        }
+        await enqueuer.shutdown()
+
+        let worker = try await setup.make(executorID: "worker")
+        try worker.register(queue: WorkflowQueue(name: "ordered", workerConcurrency: 1, priorityEnabled: true))
+        let work = try worker.register("ordered") { (context: WorkflowContext, _: Int) -> Int in
+            try await log.run(context.workflowID, for: .milliseconds(1))
+            return 0
+        }
+        try await worker.launch()
+        for (id, _) in plan { _ = try await worker.retrieveWorkflow(id: id, as: Int.self).result() }
+        _ = work
+        #expect(log.startOrder == ["a", "c", "d", "f", "b", "e"])
+        await worker.shutdown()
+    }
+
+    @Test func aSecondEnqueueWithTheSameDeduplicationIDIsRejectedWhileTheFirstWaits() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        try runtime.register(queue: WorkflowQueue(name: "dedup"))
+        let waits = try runtime.register("waits") { (context: WorkflowContext, value: Int) -> Int in
+            _ = try await context.recv(String.self, topic: "go", timeout: .seconds(30))
+            return value
+        }
+        try await runtime.launch()
+        let first = try await runtime.startWorkflow(
+            waits, input: 1, options: WorkflowOptions(workflowID: "d1", queueName: "dedup", deduplicationID: "order-7"))
+        await #expect {
+            try await runtime.startWorkflow(
+                waits, input: 2, options: WorkflowOptions(workflowID: "d2", queueName: "dedup", deduplicationID: "order-7"))
+        } throws: { error in
+            guard case WorkflowError.queueDeduplicated(let queue, let id, let holder) = error else { return false }
+            return queue == "dedup" && id == "order-7" && holder == "d1"
+        }
+        let existing = try await runtime.startWorkflow(
+            waits, input: 3,
+            options: WorkflowOptions(queueName: "dedup", deduplicationID: "order-7", deduplicationPolicy: .returnExisting))
+        #expect(existing.workflowID == "d1")
+        try await runtime.send(to: "d1", topic: "go", message: "now")
+        #expect(try await first.result() == 1)
+        // Once the holder finished, the ID is free again.
+        let again = try await runtime.startWorkflow(
+            waits, input: 4, options: WorkflowOptions(workflowID: "d3", queueName: "dedup", deduplicationID: "order-7"))
+        try await runtime.send(to: "d3", topic: "go", message: "now")
+        #expect(try await again.result() == 4)
+        #expect(try await runtime.workflowStatus(id: "d2") == nil)
+        await runtime.shutdown()
+    }
+
+    @Test func aRateLimitBoundsStartsPerWindow() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let log = IntervalLog()
+        try runtime.register(queue: WorkflowQueue(name: "rated", rateLimit: .init(limit: 3, period: .milliseconds(600))))
+        let quick = try runtime.register("quick") { (context: WorkflowContext, _: Int) -> Int in
+            try await log.run(context.workflowID, for: .milliseconds(1))
+            return 0
+        }
+        try await runtime.launch()
+        var handles: [WorkflowHandle<Int>] = []
+        for index in 0..<9 {
+            handles.append(try await runtime.startWorkflow(quick, input: index, options: WorkflowOptions(queueName: "rated")))
+        }
+        for handle in handles { _ = try await handle.result() }
+        let starts = log.all.map(\.start).sorted()
+        #expect(starts.count == 9)
+        // In any window of the period, at most `limit` runs started.
+        for (index, start) in starts.enumerated() {
+            let inWindow = starts[index...].prefix { $0.timeIntervalSince(start) < 0.6 - 0.02 }
+            #expect(inWindow.count <= 3, "\(inWindow.count) starts within one period")
+        }
+        await runtime.shutdown()
+    }
+
+    @Test func aDelayedRunWaitsForItsTime() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        try runtime.register(queue: WorkflowQueue(name: "later"))
+        let stamp = try runtime.register("stamp") { (context: WorkflowContext, _: Int) -> Double in
+            try await context.runStep("now") { Date().timeIntervalSince1970 }
+        }
+        try await runtime.launch()
+        let enqueuedAt = Date().timeIntervalSince1970
+        let handle = try await runtime.startWorkflow(
+            stamp, input: 0, options: WorkflowOptions(workflowID: "late", queueName: "later", delay: .milliseconds(500)))
+        #expect(try await handle.status().state == .delayed)
+        let ranAt = try await handle.result()
+        #expect(ranAt - enqueuedAt >= 0.5)
+        await runtime.shutdown()
+    }
+
+    @Test func partitionsHaveTheirOwnLimits() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let logs = [IntervalLog(), IntervalLog()]
+        try runtime.register(queue: WorkflowQueue(name: "tenants", workerConcurrency: 1, partitioned: true))
+        let perTenant = try runtime.register("per-tenant") { (context: WorkflowContext, tenant: Int) -> Int in
+            try await logs[tenant].run(context.workflowID, for: .milliseconds(60))
+            return tenant
+        }
+        try await runtime.launch()
+        var handles: [WorkflowHandle<Int>] = []
+        for index in 0..<8 {
+            let tenant = index % 2
+            handles.append(try await runtime.startWorkflow(
+                perTenant, input: tenant, options: WorkflowOptions(queueName: "tenants", partitionKey: "tenant-\(tenant)")))
+        }
+        for handle in handles { _ = try await handle.result() }
+        #expect(logs[0].maximumOverlap == 1)
+        #expect(logs[1].maximumOverlap == 1)
+        let both = IntervalLog.maximumOverlap((logs[0].all + logs[1].all).map { ($0.start, $0.end) })
+        #expect(both == 2, "partitions should run side by side")
+        await runtime.shutdown()
+    }
+
+    @Test func forkReRunsOnlyTheStepsFromItsStartStep() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let runs = Mutex<[String: Int]>([:])
+        let pipeline = try runtime.register("pipeline") { (context: WorkflowContext, input: String) -> String in
+            var parts: [String] = []
+            for name in ["extract", "transform", "load"] {
+                parts.append(try await context.runStep(name) {
+                    runs.withLock { $0[name, default: 0] += 1 }
+                    return "\(name)(\(input))"
+                })
+            }
+            return parts.joined(separator: " ")
+        }
+        try await runtime.launch()
+        let original = try await runtime.runWorkflow(pipeline, input: "x", options: WorkflowOptions(workflowID: "orig"))
+        let fork = try await runtime.forkWorkflow(id: "orig", fromStep: 2, newWorkflowID: "forked", as: String.self)
+        #expect(try await fork.result() == original)
+        #expect(runs.withLock { $0 } == ["extract": 1, "transform": 1, "load": 2])
+        let status = try #require(try await runtime.workflowStatus(id: "forked"))
+        #expect(status.forkedFrom == "orig")
+        #expect(try await runtime.listSteps(workflowID: "forked").map(\.name) == ["extract", "transform", "load"])
+        await runtime.shutdown()
+    }
+
+    @Test func aCancelledRunResumesFromItsLastCheckpoint() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let firstRuns = Counter()
+        let resumable = try runtime.register("resumable") { (context: WorkflowContext, _: String) -> String in
+            _ = try await context.runStep("first") { firstRuns.increment() }
+            let message = try await context.recv(String.self, topic: "go", timeout: .seconds(30))
+            return message ?? "none"
+        }
+        try await runtime.launch()
+        let handle = try await runtime.startWorkflow(resumable, input: "", options: WorkflowOptions(workflowID: "rc"))
+        #expect(await eventually { firstRuns.count == 1 })
+        try await runtime.cancelWorkflow(id: "rc")
+        await #expect(throws: WorkflowError.self) { try await handle.result() }
+        #expect(try await runtime.workflowStatus(id: "rc")?.state == .cancelled)
+
+        try await runtime.resumeWorkflow(id: "rc")
+        try await runtime.send(to: "rc", topic: "go", message: "resumed")
+        #expect(try await runtime.retrieveWorkflow(id: "rc", as: String.self).result() == "resumed")
+        #expect(firstRuns.count == 1)
+        await #expect(throws: WorkflowError.self) { try await runtime.resumeWorkflow(id: "rc") }
+        await runtime.shutdown()
+    }
+
+    @Test func aFailedRunResumesAndRetriesItsFailedStep() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let attempts = Counter()
+        struct Flaky: Error {}
+        let flaky = try runtime.register("flaky") { (context: WorkflowContext, _: String) -> Int in
+            try await context.runStep("flaky") {
+                if attempts.increment() == 1 { throw Flaky() }
+                return 42
+            }
+        }
+        try await runtime.launch()
+        await #expect(throws: Flaky.self) {
+            try await runtime.runWorkflow(flaky, input: "", options: WorkflowOptions(workflowID: "fl"))
+        }
+        let resumed = try await runtime.resumeWorkflow(id: "fl", as: Int.self)
+        #expect(try await resumed.result() == 42)
+        #expect(attempts.count == 2)
+        await runtime.shutdown()
+    }
+
+    @Test func streamsAreReadInOrderUntilClosed() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let producer = try runtime.register("producer") { (context: WorkflowContext, count: Int) -> Int in
+            for index in 0..<count {
+                try await context.writeStream(key: "numbers", value: index)
+                try await context.sleep(for: .milliseconds(5))
+            }
+            try await context.closeStream(key: "numbers")
+            await #expect(throws: SystemDatabaseError.self) { try await context.writeStream(key: "numbers", value: -1) }
+            return count
+        }
+        try await runtime.launch()
+        _ = try await runtime.startWorkflow(producer, input: 5, options: WorkflowOptions(workflowID: "stream"))
+        var values: [Int] = []
+        for try await value in runtime.readStream(workflowID: "stream", key: "numbers", as: Int.self) {
+            values.append(value)
+        }
+        #expect(values == [0, 1, 2, 3, 4])
+        var fromThree: [Int] = []
+        for try await value in runtime.readStream(workflowID: "stream", key: "numbers", as: Int.self, from: 3) {
+            fromThree.append(value)
+        }
+        #expect(fromThree == [3, 4])
+        await runtime.shutdown()
+    }
+}
