@@ -3,6 +3,8 @@
 //
 //   dbos-test-worker start DB_PATH WORK_DIR WORKFLOW WORKFLOW_ID   start one run and wait for it
 //   dbos-test-worker recover DB_PATH WORK_DIR                      recover this executor's runs and wait for them
+//   dbos-test-worker serve DB_PATH WORK_DIR EXECUTOR_ID            serve queue `shared` and the `every-second`
+//                                                                  schedule until WORK_DIR/stop exists
 import DBOS
 import Foundation
 
@@ -33,8 +35,9 @@ let mode = arguments[1]
 let databasePath = arguments[2]
 let workDirectory = arguments[3]
 
+let executorID = mode == "serve" && arguments.count >= 5 ? arguments[4] : "crash-worker"
 let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-    appName: "crash-test", systemDatabaseURL: "sqlite:\(databasePath)", executorID: "crash-worker",
+    appName: "crash-test", systemDatabaseURL: "sqlite:\(databasePath)", executorID: executorID,
     applicationVersion: "crash-test-v1", pollingInterval: .milliseconds(50)))
 
 let fourSteps = try runtime.register("four-steps") { (context: WorkflowContext, directory: String) -> Int in
@@ -56,8 +59,35 @@ let sleeper = try runtime.register("sleeper") { (context: WorkflowContext, direc
     return "rested"
 }
 
+/// Logs its start and end with the executor and epoch milliseconds, holding a queue slot meanwhile.
+let tracked = try runtime.register("tracked") { (context: WorkflowContext, _: Int) -> Int in
+    try await context.runStep("hold") {
+        let started = Date().epochMillisecondsForLog
+        try await Task.sleep(for: .milliseconds(120))
+        logExecution("\(context.workflowID) \(executorID) \(started) \(Date().epochMillisecondsForLog)", in: workDirectory)
+    }
+    return 1
+}
+let ticked = try runtime.register("ticked") { (context: WorkflowContext, input: ScheduledWorkflowInput) -> String in
+    try await context.runStep("tick") {
+        logExecution("tick \(context.workflowID) \(executorID)", in: workDirectory)
+    }
+    return context.workflowID
+}
+if mode == "serve" {
+    try runtime.register(queue: WorkflowQueue(name: "shared", workerConcurrency: 2, globalConcurrency: 3))
+    try runtime.register(schedule: WorkflowSchedule(
+        name: "every-second", expression: try ScheduleExpression(parsing: "* * * * * *"), workflowName: ticked.name))
+}
+_ = tracked
+
 try await runtime.launch()
 switch mode {
+case "serve":
+    while !FileManager.default.fileExists(atPath: "\(workDirectory)/stop") {
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    print("stopping")
 case "start":
     guard arguments.count == 6 else { exit(2) }
     let options = WorkflowOptions(workflowID: arguments[5])
@@ -77,4 +107,8 @@ case "recover":
 default:
     exit(2)
 }
-await runtime.shutdown(gracePeriod: .seconds(1))
+await runtime.shutdown(gracePeriod: .seconds(5))
+
+extension Date {
+    var epochMillisecondsForLog: Int64 { Int64(timeIntervalSince1970 * 1000) }
+}

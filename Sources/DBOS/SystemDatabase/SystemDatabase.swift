@@ -72,7 +72,7 @@ struct WorkflowInsert: Sendable {
     var name: String
     var inputs: String
     var executorID: String
-    var applicationVersion: String
+    var applicationVersion: String?
     var queueName: String?
     var timeoutMilliseconds: Int64?
     var deadline: EpochMilliseconds?

@@ -45,13 +45,29 @@ public final class DBOSRuntime: Sendable {
             WorkflowQueue.internalQueueName: WorkflowQueue(name: WorkflowQueue.internalQueueName)
         ]
         var queueRunners: [Task<Void, Never>] = []
+        var schedules: [WorkflowSchedule] = []
     }
 
     let state = Mutex(State())
 
     /// Opens (and migrates) the system database named by the configuration.
-    public init(configuration: DBOSConfiguration = DBOSConfiguration()) async throws {
+    public convenience init(configuration: DBOSConfiguration = DBOSConfiguration()) async throws {
+        try await self.init(configuration: configuration, role: .worker)
+    }
+
+    /// What a runtime does besides answering calls.
+    enum Role {
+        /// Executes workflows: recovers, dequeues, runs schedules.
+        case worker
+        /// Only reads and writes the database for another process's workflows (`DBOSClient`).
+        case client
+    }
+
+    let role: Role
+
+    init(configuration: DBOSConfiguration, role: Role) async throws {
         self.configuration = configuration
+        self.role = role
         database = try SystemDatabaseFactory.open(url: configuration.systemDatabaseURL)
         do {
             try await database.migrate()
@@ -137,16 +153,26 @@ public final class DBOSRuntime: Sendable {
             state.watchdog = watchdog
             return Array(state.queues.values)
         }
+        guard role == .worker else {
+            watchdog.cancel()
+            return
+        }
         let now = Date().epochMilliseconds
         for queue in queues { try await database.upsertQueue(queue, at: now) }
         if configuration.recoversPendingWorkflows {
             _ = try await recoverPendingWorkflows()
         }
-        let runners = queues.map { queue in
+        var runners = queues.map { queue in
             Task<Void, Never> { [weak self] in
                 guard let self else { return }
                 await self.runQueue(queue)
             }
+        }
+        for schedule in state.withLock({ $0.schedules }) {
+            runners.append(Task<Void, Never> { [weak self] in
+                guard let self else { return }
+                await self.runSchedule(schedule)
+            })
         }
         state.withLock { $0.queueRunners = runners }
     }
@@ -257,7 +283,8 @@ public final class DBOSRuntime: Sendable {
         let state: WorkflowState = !queued ? .pending : (options.delay != nil ? .delayed : .enqueued)
         let insert = WorkflowInsert(
             workflowID: id, state: state, name: registered.name, inputs: inputText,
-            executorID: configuration.executorID, applicationVersion: options.applicationVersion ?? applicationVersion,
+            executorID: configuration.executorID,
+            applicationVersion: options.applicationVersion ?? (role == .client ? nil : applicationVersion),
             queueName: options.queueName, timeoutMilliseconds: options.timeout?.milliseconds, deadline: deadline,
             parentWorkflowID: parent?.context.workflowID, priority: options.priority ?? 0,
             deduplicationID: options.deduplicationID, partitionKey: options.partitionKey,
@@ -513,7 +540,7 @@ public final class DBOSRuntime: Sendable {
         let forkedID = newWorkflowID ?? UUID().uuidString
         try await database.forkWorkflow(ForkRequest(
             originalID: id, forkedID: forkedID, startStep: startStep,
-            applicationVersion: applicationVersion ?? self.applicationVersion,
+            applicationVersion: applicationVersion ?? (role == .client ? nil : self.applicationVersion),
             queueName: WorkflowQueue.internalQueueName, now: Date().epochMilliseconds))
         wakeups.signal(WakeupRegistry.queueKey(WorkflowQueue.internalQueueName))
         return WorkflowHandle(workflowID: forkedID, runtime: self)
