@@ -28,11 +28,13 @@ import Testing
             await database.close()
         }
         let connection = try SQLiteConnection(path: path)
-        #expect(try connection.query("SELECT version FROM dbos_migrations").map { $0.int("version") } == [SQLiteSchema.migrations.count])
+        #expect(try connection.query("SELECT version FROM dbos_swift_migrations").map { $0.int("version") } == [SQLiteSchema.migrations.count])
+        #expect(try connection.query("SELECT version FROM dbos_migrations").map { $0.int("version") } == [125])
         let tables = Set(try connection.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0.string("name") })
         #expect(tables.isSuperset(of: [
             "workflow_status", "operation_outputs", "notifications", "workflow_events", "workflow_events_history",
             "streams", "queues", "workflow_schedules", "application_versions", "dbos_migrations",
+            "workflow_input", "workflow_output",
         ]))
         let columns = Set(try connection.query("PRAGMA table_info(workflow_status)").compactMap { $0.string("name") })
         #expect(columns.isSuperset(of: [
@@ -50,7 +52,7 @@ import Testing
         try await database.migrate()
         await database.close()
         let connection = try SQLiteConnection(path: path)
-        try connection.execute("UPDATE dbos_migrations SET version = 999")
+        try connection.execute("UPDATE dbos_swift_migrations SET version = 999")
         connection.close()
 
         let reopened = try SQLiteSystemDatabase(path: path)

@@ -86,18 +86,28 @@ final class SQLiteSystemDatabase: SystemDatabase {
     func migrate() async throws {
         try await perform("migrating the schema") { connection in
             try connection.writeTransaction {
-                try connection.execute(script: "CREATE TABLE IF NOT EXISTS dbos_migrations (version INTEGER NOT NULL PRIMARY KEY)")
-                let current = try connection.query("SELECT max(version) AS version FROM dbos_migrations").first?.int("version") ?? 0
+                try connection.execute(script: """
+                    CREATE TABLE IF NOT EXISTS dbos_swift_migrations (version INTEGER NOT NULL PRIMARY KEY);
+                    CREATE TABLE IF NOT EXISTS dbos_migrations (version INTEGER NOT NULL PRIMARY KEY);
+                    """)
+                let current = try connection.query("SELECT max(version) AS version FROM dbos_swift_migrations").first?.int("version") ?? 0
                 let latest = SQLiteSchema.migrations.count
                 if current > latest {
                     throw SystemDatabaseError.schemaTooNew(found: current, supported: latest)
                 }
-                guard current < latest else { return }
                 for migration in SQLiteSchema.migrations[current...] {
                     try connection.execute(script: migration)
                 }
-                try connection.execute("DELETE FROM dbos_migrations")
-                try connection.execute("INSERT INTO dbos_migrations (version) VALUES (\(latest))")
+                if current < latest {
+                    try connection.execute("DELETE FROM dbos_swift_migrations")
+                    try connection.execute("INSERT INTO dbos_swift_migrations (version) VALUES (\(latest))")
+                }
+                // DBOS tools read this level; a newer DBOS that raised it keeps its number.
+                let level = try connection.query("SELECT max(version) AS version FROM dbos_migrations").first?.int("version") ?? 0
+                if level < SQLiteSchema.dbosSchemaLevel {
+                    try connection.execute("DELETE FROM dbos_migrations")
+                    try connection.execute("INSERT INTO dbos_migrations (version) VALUES (\(SQLiteSchema.dbosSchemaLevel))")
+                }
             }
         }
     }
