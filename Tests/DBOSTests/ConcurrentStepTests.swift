@@ -1,0 +1,248 @@
+import DBOS
+import DBOSTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// Concurrent steps, step retries, child workflows and workflow timeouts.
+@Suite struct ConcurrentStepTests {
+    // MARK: Concurrent steps
+
+    @Test func concurrentStepsTakeSlotsInCallOrderWhateverOrderTheyFinishIn() async throws {
+        let log = CompletionLog()
+        try await withStepRuntime { runtime in
+            try runtime.register("fan-out") { (ctx: WorkflowContext, _: String) -> FanOutResult in
+                // Each step waits for the one started after it, so they finish in reverse call order.
+                let first = ctx.startStep("first") { () async throws -> String in
+                    try await log.waitFor("second")
+                    log.append("first")
+                    return "one"
+                }
+                let second = ctx.startStep("second") { () async throws -> String in
+                    try await log.waitFor("third")
+                    log.append("second")
+                    return "two"
+                }
+                let third = ctx.startStep("third") { () async throws -> String in
+                    log.append("third")
+                    return "three"
+                }
+                return FanOutResult(
+                    values: [try await first.value, try await second.value, try await third.value],
+                    functionIDs: [first.functionID, second.functionID, third.functionID])
+            }
+        } test: { runtime, fanOut in
+            let output = try await runtime.runWorkflow(fanOut, input: "", options: WorkflowOptions(workflowID: "fan-out-1"))
+            #expect(output.values == ["one", "two", "three"])
+            #expect(output.functionIDs == [0, 1, 2], "slots are taken when startStep is called")
+            #expect(log.entries == ["third", "second", "first"])
+            let steps = try await runtime.listSteps(workflowID: "fan-out-1")
+            #expect(steps.map(\.functionID) == [0, 1, 2])
+            #expect(steps.map(\.name) == ["first", "second", "third"])
+            #expect(steps.map(\.output) == [.string("one"), .string("two"), .string("three")])
+        }
+    }
+
+    // MARK: Retries
+
+    @Test func aStepThatKeepsFailingRecordsMaxStepRetriesExceededAfterEveryAttempt() async throws {
+        let attempts = AttemptCounter()
+        try await withStepRuntime { runtime in
+            try runtime.register("doomed") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.runStep("flaky", retry: StepRetryPolicy(maxAttempts: 4, baseInterval: .milliseconds(10))) {
+                    () async throws -> String in
+                    let attempt = attempts.increment()
+                    throw StepTestFailure(message: "attempt \(attempt) failed")
+                }
+            }
+        } test: { runtime, doomed in
+            let handle = try await runtime.startWorkflow(doomed, input: "", options: WorkflowOptions(workflowID: "doomed-1"))
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            switch error {
+            case .maxStepRetriesExceeded(let step, let count, let lastError)?:
+                #expect(step == "flaky")
+                #expect(count == 4)
+                #expect(lastError.contains("attempt 4 failed"))
+            case .failed(_, let stored)?:
+                #expect(stored.name == "MaxStepRetriesExceeded")
+            default:
+                Issue.record("expected maxStepRetriesExceeded, got \(String(describing: error))")
+            }
+            #expect(attempts.value == 4)
+            let steps = try await runtime.listSteps(workflowID: "doomed-1")
+            #expect(steps.count == 1)
+            #expect(steps.first?.name == "flaky")
+            #expect(steps.first?.error?.name == "MaxStepRetriesExceeded")
+            #expect(steps.first?.error?.message.contains("4 attempts") == true)
+            #expect(try await handle.status().state == .error)
+        }
+    }
+
+    @Test func aStepThatSucceedsOnItsThirdAttemptRecordsItsOutputOnce() async throws {
+        let attempts = AttemptCounter()
+        try await withStepRuntime { runtime in
+            try runtime.register("persistent") { (ctx: WorkflowContext, _: String) -> String in
+                let value = try await ctx.runStep("flaky", retry: StepRetryPolicy(maxAttempts: 5, baseInterval: .milliseconds(10))) {
+                    () async throws -> String in
+                    let attempt = attempts.increment()
+                    guard attempt >= 3 else { throw StepTestFailure(message: "attempt \(attempt) failed") }
+                    return "succeeded on attempt \(attempt)"
+                }
+                let after = try await ctx.runStep("after") { "after" }
+                return "\(value), \(after)"
+            }
+        } test: { runtime, persistent in
+            let output = try await runtime.runWorkflow(persistent, input: "", options: WorkflowOptions(workflowID: "persistent-1"))
+            #expect(output == "succeeded on attempt 3, after")
+            #expect(attempts.value == 3)
+            let steps = try await runtime.listSteps(workflowID: "persistent-1")
+            #expect(steps.map(\.functionID) == [0, 1])
+            #expect(steps.map(\.name) == ["flaky", "after"])
+            #expect(steps.first?.output == .string("succeeded on attempt 3"))
+            #expect(steps.first?.error == nil)
+        }
+    }
+
+    // MARK: Child workflows
+
+    @Test func aChildWorkflowIsIdentifiedByItsParentAndSlot() async throws {
+        try await withStepRuntime { runtime in
+            let child = try runtime.register("child") { (ctx: WorkflowContext, input: String) -> String in
+                try await ctx.runStep("shout") { input.uppercased() }
+            }
+            let parent = try runtime.register("parent") { (ctx: WorkflowContext, input: String) -> String in
+                let prefix = try await ctx.runStep("before") { "got" }
+                let handle = try await ctx.startChildWorkflow(child, input: input)
+                #expect(handle.workflowID == "\(ctx.workflowID)-1")
+                let second = try await ctx.runChildWorkflow(child, input: "again")
+                return "\(prefix) \(try await handle.result()) \(second)"
+            }
+            return parent
+        } test: { runtime, parent in
+            let output = try await runtime.runWorkflow(parent, input: "hello", options: WorkflowOptions(workflowID: "parent-1"))
+            #expect(output == "got HELLO AGAIN")
+
+            let steps = try await runtime.listSteps(workflowID: "parent-1")
+            #expect(steps.map(\.functionID) == [0, 1, 2])
+            #expect(steps.map(\.name) == ["before", "child", "child"])
+            #expect(steps.map(\.childWorkflowID) == [nil, "parent-1-1", "parent-1-2"])
+
+            let child = try await runtime.workflowStatus(id: "parent-1-1")
+            #expect(child?.parentWorkflowID == "parent-1")
+            #expect(child?.name == "child")
+            #expect(child?.state == .success)
+            #expect(child?.output == .string("HELLO"))
+            let children = try await runtime.listWorkflows(WorkflowFilter(parentWorkflowID: "parent-1", newestFirst: false))
+            #expect(children.map(\.workflowID) == ["parent-1-1", "parent-1-2"])
+            #expect(try await runtime.workflowStatus(id: "parent-1")?.parentWorkflowID == nil)
+        }
+    }
+
+    // MARK: Timeouts
+
+    @Test func aWorkflowPastItsTimeoutIsCancelledWithItsChild() async throws {
+        try await withStepRuntime { runtime in
+            let child = try runtime.register("sleepy-child") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.sleep(for: .seconds(10))
+                return "child woke"
+            }
+            let parent = try runtime.register("sleepy-parent") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.startChildWorkflow(child, input: "")
+                try await ctx.sleep(for: .seconds(10))
+                return "parent woke"
+            }
+            return parent
+        } test: { runtime, parent in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let handle = try await runtime.startWorkflow(
+                parent, input: "", options: WorkflowOptions(workflowID: "sleepy-1", timeout: .milliseconds(300)))
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            if case .cancelled(let workflowID, _)? = error {
+                #expect(workflowID == "sleepy-1")
+            } else {
+                Issue.record("expected WorkflowError.cancelled, got \(String(describing: error))")
+            }
+            #expect(clock.now - start < .seconds(5), "the timeout must interrupt the 10 s sleep")
+
+            let status = try await handle.status()
+            #expect(status.state == .cancelled)
+            #expect(status.timeout == .milliseconds(300))
+
+            let steps = try await runtime.listSteps(workflowID: "sleepy-1")
+            #expect(steps.first?.childWorkflowID == "sleepy-1-0", "the child was started before the timeout")
+            let child = runtime.retrieveWorkflow(id: "sleepy-1-0", as: String.self)
+            let childError = await #expect(throws: WorkflowError.self) { _ = try await child.result() }
+            #expect(childError?.isCancellation == true, "child ended with \(String(describing: childError))")
+            #expect(try await child.status().state == .cancelled)
+            #expect(clock.now - start < .seconds(5))
+        }
+    }
+}
+
+/// What the fan-out workflow saw: each step's value and the slot it took, in call order.
+private struct FanOutResult: Codable, Sendable {
+    var values: [String]
+    var functionIDs: [Int]
+}
+
+/// A failure thrown by a step body.
+private struct StepTestFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// Counts a step body's attempts across the concurrent contexts that run it.
+private final class AttemptCounter: Sendable {
+    private let count = Mutex(0)
+
+    /// Counts one more attempt and returns its number (from 1).
+    func increment() -> Int {
+        count.withLock { count in
+            count += 1
+            return count
+        }
+    }
+
+    var value: Int { count.withLock { $0 } }
+}
+
+/// The order in which concurrent step bodies finished.
+private final class CompletionLog: Sendable {
+    private let names = Mutex<[String]>([])
+
+    func append(_ name: String) { names.withLock { $0.append(name) } }
+
+    var entries: [String] { names.withLock { $0 } }
+
+    /// Waits (up to 20 s) until `name` has finished.
+    func waitFor(_ name: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !entries.contains(name) {
+            guard ContinuousClock.now < deadline else { throw StepTestFailure(message: "\(name) never finished") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}
+
+/// Builds a launched runtime on a fresh SQLite file, runs `test` and shuts the runtime down
+/// however `test` ends.
+private func withStepRuntime<Workflows: Sendable>(
+    register: (DBOSRuntime) throws -> Workflows,
+    test: (DBOSRuntime, Workflows) async throws -> Void
+) async throws {
+    let directory = try TemporaryDirectory(prefix: "dbos-steps")
+    defer { directory.remove() }
+    let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+        systemDatabaseURL: "sqlite:\(directory.file("db.sqlite"))", applicationVersion: "test",
+        pollingInterval: .milliseconds(100)))
+    do {
+        let workflows = try register(runtime)
+        try await runtime.launch()
+        try await test(runtime, workflows)
+    } catch {
+        await runtime.shutdown(gracePeriod: .zero)
+        throw error
+    }
+    await runtime.shutdown(gracePeriod: .zero)
+}
