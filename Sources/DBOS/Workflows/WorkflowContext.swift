@@ -389,7 +389,17 @@ public struct StepTask<T: Codable & Sendable>: Sendable {
     let task: Task<T, any Error>
 
     /// Waits for the step's output.
+    ///
+    /// The step runs in a task of its own, which does not inherit the workflow's cancellation; a
+    /// workflow cancelled or timed out while waiting here passes the cancellation on, so the step
+    /// stops as a `runStep` body would instead of holding the workflow until it finishes.
     public var value: T {
-        get async throws { try await task.value }
+        get async throws {
+            try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                task.cancel()
+            }
+        }
     }
 }
