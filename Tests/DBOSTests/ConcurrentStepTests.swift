@@ -43,6 +43,31 @@ import Testing
         }
     }
 
+    @Test func aTimeoutInterruptsAConcurrentStepTheWorkflowIsAwaiting() async throws {
+        let finished = AttemptCounter()
+        try await withStepRuntime { runtime in
+            try runtime.register("slow-fan-out") { (ctx: WorkflowContext, _: String) -> String in
+                let slow = ctx.startStep("slow") { () async throws -> String in
+                    try await Task.sleep(for: .seconds(10))
+                    _ = finished.increment()
+                    return "slow done"
+                }
+                return try await slow.value
+            }
+        } test: { runtime, workflow in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let handle = try await runtime.startWorkflow(
+                workflow, input: "", options: WorkflowOptions(workflowID: "slow-fan-out-1", timeout: .milliseconds(300)))
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            #expect(error?.isCancellation == true, "ended with \(String(describing: error))")
+            #expect(clock.now - start < .seconds(5), "the timeout must reach a step started with startStep, as it reaches runStep")
+            #expect(try await handle.status().state == .cancelled)
+            #expect(finished.value == 0, "the step's body was not interrupted")
+            #expect(try await runtime.listSteps(workflowID: "slow-fan-out-1").isEmpty, "an interrupted step is not checkpointed")
+        }
+    }
+
     // MARK: Retries
 
     @Test func aStepThatKeepsFailingRecordsMaxStepRetriesExceededAfterEveryAttempt() async throws {
