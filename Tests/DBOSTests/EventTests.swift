@@ -41,6 +41,84 @@ import Testing
         }
     }
 
+    @Test func getEventInsideAWorkflowWakesPromptlyWhenTheEventIsSet() async throws {
+        // A polling interval longer than the test: only the local wake-up can end the wait in time.
+        try await withEventRuntime(pollingInterval: .seconds(60)) { runtime in
+            let publisher = try runtime.register("gated-publisher") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
+                try await ctx.setEvent(key: "answer", value: 42)
+                return "done"
+            }
+            let waiter = try runtime.register("waiter") { (ctx: WorkflowContext, publisherID: String) -> Int? in
+                try await ctx.getEvent(workflowID: publisherID, key: "answer", as: Int.self, timeout: .seconds(30))
+            }
+            return (publisher, waiter)
+        } test: { runtime, workflows in
+            let (publisher, waiter) = workflows
+            _ = try await runtime.startWorkflow(publisher, input: "", options: WorkflowOptions(workflowID: "gated-1"))
+            let waiting = try await runtime.startWorkflow(waiter, input: "gated-1", options: WorkflowOptions(workflowID: "waiter-1"))
+            // The waiter's DBOS.sleep slot (its durable deadline) is written before it waits.
+            try await waitForEventSteps(of: "waiter-1", atLeast: 1, in: runtime)
+            let clock = ContinuousClock()
+            let sentAt = clock.now
+            try await runtime.send(to: "gated-1", topic: "go", message: "go")
+            #expect(try await waiting.result() == 42)
+            #expect(clock.now - sentAt < .seconds(10), "getEvent should wake on setEvent, not at its 30 s timeout")
+        }
+    }
+
+    @Test func anEventSetInAnotherRuntimeOnTheSameFileIsSeenByAWaitingGetEvent() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-events")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+        try await withEventRuntime(url: url) { runtime in
+            try runtime.register("remote-publisher") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
+                try await ctx.setEvent(key: "status", value: "published elsewhere")
+                return "done"
+            }
+        } test: { runtime, publisher in
+            let handle = try await runtime.startWorkflow(publisher, input: "", options: WorkflowOptions(workflowID: "remote-publisher-1"))
+            // Another process reading the same file: only polling can tell it the event was set.
+            let other = try await DBOSRuntime(configuration: DBOSConfiguration(
+                systemDatabaseURL: url, executorID: "other-process", applicationVersion: "test",
+                recoversPendingWorkflows: false, pollingInterval: .milliseconds(100)))
+            let clock = ContinuousClock()
+            let start = clock.now
+            let value: String?
+            do {
+                async let waited = other.getEvent(
+                    workflowID: "remote-publisher-1", key: "status", as: String.self, timeout: .seconds(30))
+                try await Task.sleep(for: .milliseconds(300))
+                try await runtime.send(to: "remote-publisher-1", topic: "go", message: "go")
+                value = try await waited
+            } catch {
+                await other.shutdown(gracePeriod: .zero)
+                throw error
+            }
+            await other.shutdown(gracePeriod: .zero)
+            #expect(value == "published elsewhere")
+            #expect(clock.now - start < .seconds(10), "polling should see the event long before the 30 s timeout")
+            #expect(try await handle.result() == "done")
+        }
+    }
+
+    @Test func eventKeysAndValuesWithQuotesUnicodeAndNULCharactersRoundTrip() async throws {
+        let key = "key 'with' \"quotes\"; DROP TABLE workflow_events; --\u{0}é🎉"
+        let value = ["O'Reilly \\ \"x\"", "\u{0}", "中文 👩‍👩‍👧‍👦", ""]
+        try await withEventRuntime { runtime in
+            try runtime.register("awkward-publisher") { (ctx: WorkflowContext, key: String) -> String in
+                try await ctx.setEvent(key: key, value: value)
+                try await ctx.setEvent(key: key.replacingOccurrences(of: "\u{0}", with: ""), value: ["decoy"])
+                return "done"
+            }
+        } test: { runtime, publisher in
+            _ = try await runtime.runWorkflow(publisher, input: key, options: WorkflowOptions(workflowID: "awkward-'1'"))
+            let read = try await runtime.getEvent(workflowID: "awkward-'1'", key: key, as: [String].self, timeout: .seconds(1))
+            #expect(read == value)
+        }
+    }
+
     @Test func overwritingAnEventKeepsTheLatestValue() async throws {
         try await withEventRuntime { runtime in
             try runtime.register("counter") { (ctx: WorkflowContext, _: String) -> String in
@@ -144,6 +222,7 @@ import Testing
 /// down however `test` ends; runs still going at the end stay PENDING.
 private func withEventRuntime<Workflows: Sendable>(
     url: String? = nil,
+    pollingInterval: Duration = .milliseconds(100),
     register: (DBOSRuntime) throws -> Workflows,
     test: (DBOSRuntime, Workflows) async throws -> Void
 ) async throws {
@@ -151,7 +230,7 @@ private func withEventRuntime<Workflows: Sendable>(
     defer { directory.remove() }
     let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
         systemDatabaseURL: url ?? "sqlite:\(directory.file("db.sqlite"))", applicationVersion: "test",
-        pollingInterval: .milliseconds(100)))
+        pollingInterval: pollingInterval))
     do {
         let workflows = try register(runtime)
         try await runtime.launch()
