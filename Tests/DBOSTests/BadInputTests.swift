@@ -108,6 +108,39 @@ import Testing
         }
     }
 
+    @Test func anInputOfTheWrongShapeFailsTheRunWithADeserializationError() async throws {
+        try await withBadInputRuntime { runtime in
+            try runtime.register("wants-a-number") { (_: WorkflowContext, input: Int) -> Int in input * 2 }
+        } test: { runtime, _ in
+            let handle = try await runtime.startWorkflow(
+                named: "wants-a-number", input: .string("not a number"), options: WorkflowOptions(workflowID: "shape-1"))
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            #expect(error.map { "\($0)" }?.contains("Int") == true, "error: \(String(describing: error))")
+            let status = try await handle.status()
+            #expect(status.state == .error)
+            #expect(status.input == .string("not a number"))
+        }
+    }
+
+    @Test func aMessageThatCannotBeEncodedIsRejectedBeforeAnythingIsSent() async throws {
+        try await withBadInputRuntime { runtime in
+            try runtime.register("inbox") { (ctx: WorkflowContext, _: String) -> Double? in
+                try await ctx.recv(Double.self, topic: "numbers", timeout: .milliseconds(500))
+            }
+        } test: { runtime, inbox in
+            let handle = try await runtime.startWorkflow(inbox, input: "", options: WorkflowOptions(workflowID: "inbox-1"))
+            let error = await #expect(throws: WorkflowError.self) {
+                try await runtime.send(to: "inbox-1", topic: "numbers", message: Double.nan)
+            }
+            if case .serializationFailed(let type, _)? = error {
+                #expect(type == "Double")
+            } else {
+                Issue.record("expected serializationFailed, got \(String(describing: error))")
+            }
+            #expect(try await handle.result() == nil, "nothing was delivered")
+        }
+    }
+
     // MARK: System database URLs and files
 
     @Test func aFileThatIsNotASQLiteDatabaseIsReportedAsCorruptedAndLeftUnchanged() async throws {

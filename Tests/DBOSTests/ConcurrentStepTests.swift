@@ -203,6 +203,35 @@ import Testing
             #expect(clock.now - start < .seconds(5))
         }
     }
+
+    @Test func aTimeoutInterruptsRecvAndGetEventWaits() async throws {
+        try await withStepRuntime { runtime in
+            let receiver = try runtime.register("timed-receiver") { (ctx: WorkflowContext, _: String) -> String? in
+                try await ctx.recv(String.self, topic: "never", timeout: .seconds(30))
+            }
+            let watcher = try runtime.register("timed-watcher") { (ctx: WorkflowContext, _: String) -> String? in
+                try await ctx.getEvent(workflowID: ctx.workflowID, key: "never", as: String.self, timeout: .seconds(30))
+            }
+            return (receiver, watcher)
+        } test: { runtime, workflows in
+            let (receiver, watcher) = workflows
+            let clock = ContinuousClock()
+            let start = clock.now
+            let receiving = try await runtime.startWorkflow(
+                receiver, input: "", options: WorkflowOptions(workflowID: "timed-receiver-1", timeout: .milliseconds(300)))
+            let watching = try await runtime.startWorkflow(
+                watcher, input: "", options: WorkflowOptions(workflowID: "timed-watcher-1", timeout: .milliseconds(300)))
+            for handle in [receiving, watching] {
+                let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+                #expect(error?.isCancellation == true, "\(handle.workflowID) ended with \(String(describing: error))")
+                #expect(try await handle.status().state == .cancelled)
+            }
+            #expect(clock.now - start < .seconds(5), "the timeouts must interrupt the 30 s waits")
+            // Neither wait completed, so neither recorded its result slot.
+            #expect(try await runtime.listSteps(workflowID: "timed-receiver-1").map(\.name) == ["DBOS.sleep"])
+            #expect(try await runtime.listSteps(workflowID: "timed-watcher-1").map(\.name) == ["DBOS.sleep"])
+        }
+    }
 }
 
 /// What the fan-out workflow saw: each step's value and the slot it took, in call order.
