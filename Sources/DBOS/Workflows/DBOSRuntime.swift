@@ -247,7 +247,11 @@ public final class DBOSRuntime: Sendable {
             let task = Task<String, any Error> {
                 defer { self.finishRunning(id) }
                 do {
-                    let output = try await registered.run(context, record.inputs)
+                    let output = try await withTaskCancellationHandler {
+                        try await registered.run(context, record.inputs)
+                    } onCancel: {
+                        context.cancelConcurrentSteps()
+                    }
                     _ = try await self.database.completeWorkflow(
                         id: id, state: .success, output: output, error: nil, at: Date().epochMilliseconds)
                     return output
