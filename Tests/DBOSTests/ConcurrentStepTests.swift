@@ -68,6 +68,35 @@ import Testing
         }
     }
 
+    @Test func aCancelledWorkflowStopsTheConcurrentStepsItWasNotAwaiting() async throws {
+        let attempts = AttemptCounter()
+        try await withStepRuntime { runtime in
+            try runtime.register("busy-fan-out") { (ctx: WorkflowContext, _: String) -> String in
+                let retrying = ctx.startStep(
+                    "keeps-retrying", retry: StepRetryPolicy(maxAttempts: 1_000, baseInterval: .milliseconds(20), backoffFactor: 1)
+                ) { () async throws -> String in
+                    let attempt = attempts.increment()
+                    throw StepTestFailure(message: "attempt \(attempt) failed")
+                }
+                // The workflow is sleeping, not awaiting the step, when its timeout expires.
+                try await ctx.sleep(for: .seconds(10))
+                return try await retrying.value
+            }
+        } test: { runtime, workflow in
+            let handle = try await runtime.startWorkflow(
+                workflow, input: "", options: WorkflowOptions(workflowID: "busy-fan-out-1", timeout: .milliseconds(300)))
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            #expect(error?.isCancellation == true, "ended with \(String(describing: error))")
+            #expect(try await handle.status().state == .cancelled)
+            // Give a still-running step time to show itself: at 20 ms per attempt it would add many more.
+            try await Task.sleep(for: .milliseconds(200))
+            let afterCancel = attempts.value
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(attempts.value == afterCancel, "the step kept retrying after its workflow was cancelled")
+            #expect(try await runtime.listSteps(workflowID: "busy-fan-out-1").map(\.name) == ["DBOS.sleep"])
+        }
+    }
+
     // MARK: Retries
 
     @Test func aStepThatKeepsFailingRecordsMaxStepRetriesExceededAfterEveryAttempt() async throws {
