@@ -1,6 +1,7 @@
 import DBOS
 import DBOSTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// Misuse and damaged inputs: unknown or duplicate workflow names, conflicting IDs, checkpoints that
@@ -141,6 +142,79 @@ import Testing
         }
     }
 
+    @Test func aStepRenamedBetweenRunsFailsReplayAsNondeterministic() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-bad-input")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+
+        try await withBadInputRuntime(url: url) { runtime in
+            try runtime.register("evolving") { (ctx: WorkflowContext, _: String) -> String in
+                let value = try await ctx.runStep("original-name") { "text" }
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
+                return value
+            }
+        } test: { runtime, evolving in
+            _ = try await runtime.startWorkflow(evolving, input: "", options: WorkflowOptions(workflowID: "evolving-1"))
+            let deadline = ContinuousClock.now + .seconds(20)
+            while try await runtime.listSteps(workflowID: "evolving-1").count < 2, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+
+        let ran = RanFlag()
+        try await withBadInputRuntime(url: url) { runtime in
+            try runtime.register("evolving") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.runStep("new-name") {
+                    ran.set()
+                    return "text"
+                }
+            }
+        } test: { runtime, _ in
+            let handle = runtime.retrieveWorkflow(id: "evolving-1", as: String.self)
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            switch error {
+            case .nondeterministicReplay(let workflowID, let functionID, let recorded, let requested)?:
+                #expect(workflowID == "evolving-1")
+                #expect(functionID == 0)
+                #expect(recorded == "original-name")
+                #expect(requested == "new-name")
+            case .failed(_, let stored)?:
+                #expect(stored.name == "UnexpectedStep")
+            default:
+                Issue.record("expected nondeterministicReplay, got \(String(describing: error))")
+            }
+            #expect(!ran.isSet, "the renamed step must not run")
+            let status = try await handle.status()
+            #expect(status.error?.name == "UnexpectedStep")
+        }
+    }
+
+    @Test func durableOperationsInsideAStepAreRejected() async throws {
+        try await withBadInputRuntime { runtime in
+            try runtime.register("misuse") { (ctx: WorkflowContext, operation: String) -> String in
+                try await ctx.runStep("outer") { () async throws -> String in
+                    switch operation {
+                    case "sleep": try await ctx.sleep(for: .milliseconds(1))
+                    case "send": try await ctx.send(to: ctx.workflowID, message: "x")
+                    case "recv": _ = try await ctx.recv(String.self, timeout: .milliseconds(1))
+                    case "setEvent": try await ctx.setEvent(key: "k", value: "v")
+                    default: _ = try await ctx.getEvent(workflowID: ctx.workflowID, key: "k", as: String.self, timeout: .milliseconds(1))
+                    }
+                    return "allowed"
+                }
+            }
+        } test: { runtime, misuse in
+            for operation in ["sleep", "send", "recv", "setEvent", "getEvent"] {
+                let handle = try await runtime.startWorkflow(misuse, input: operation, options: WorkflowOptions(workflowID: "misuse-\(operation)"))
+                let error = await #expect(throws: (any Error).self) { _ = try await handle.result() }
+                let message = error.map { "\($0)" } ?? ""
+                #expect(message.contains("cannot be called inside step 'outer'"), "\(operation): \(message)")
+                let steps = try await runtime.listSteps(workflowID: "misuse-\(operation)")
+                #expect(steps.map(\.name) == ["outer"], "\(operation) left only the failed step's checkpoint")
+            }
+        }
+    }
+
     // MARK: System database URLs and files
 
     @Test func aFileThatIsNotASQLiteDatabaseIsReportedAsCorruptedAndLeftUnchanged() async throws {
@@ -207,6 +281,15 @@ import Testing
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: blocker)) == Data("a file, not a directory".utf8))
     }
+}
+
+/// Whether a step body ran.
+private final class RanFlag: Sendable {
+    private let value = Mutex(false)
+
+    func set() { value.withLock { $0 = true } }
+
+    var isSet: Bool { value.withLock { $0 } }
 }
 
 /// Builds a launched runtime on a fresh SQLite file (or on `url`), runs `test` and shuts the runtime
