@@ -261,6 +261,109 @@ import Testing
             #expect(try await runtime.listSteps(workflowID: "timed-watcher-1").map(\.name) == ["DBOS.sleep"])
         }
     }
+
+    // MARK: Across restarts
+
+    @Test func concurrentStepsReplayTheirRecordedOutputsAfterARestart() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-steps")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+        let executions = AttemptCounter()
+
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, [String]> {
+            try runtime.register("replayed-fan-out") { (ctx: WorkflowContext, _: String) -> [String] in
+                let tasks = ["a", "b", "c"].map { name in
+                    ctx.startStep("step-\(name)") { () async throws -> String in
+                        _ = executions.increment()
+                        return "\(name)-\(UUID().uuidString.prefix(8))"
+                    }
+                }
+                var values: [String] = []
+                for task in tasks { values.append(try await task.value) }
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
+                return values
+            }
+        }
+
+        try await withStepRuntime(url: url, register: register) { runtime, workflow in
+            _ = try await runtime.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "replayed-1"))
+            try await waitForStepCount(of: "replayed-1", atLeast: 4, in: runtime)
+        }
+        #expect(executions.value == 3)
+        try await withStepRuntime(url: url, register: register) { runtime, _ in
+            let firstRun = try await runtime.listSteps(workflowID: "replayed-1").prefix(3).map(\.output)
+            try await runtime.send(to: "replayed-1", topic: "go", message: "go")
+            let output = try await runtime.retrieveWorkflow(id: "replayed-1", as: [String].self).result()
+            #expect(executions.value == 3, "recorded steps must not run again")
+            #expect(output.map { JSONValue.string($0) } == firstRun.map { $0 ?? .null })
+            let names = try await runtime.listSteps(workflowID: "replayed-1").map(\.name)
+            #expect(names == ["step-a", "step-b", "step-c", "DBOS.recv", "DBOS.sleep"])
+        }
+    }
+
+    @Test func aRecoveredParentReattachesToItsChildInsteadOfStartingAnother() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-steps")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
+            let child = try runtime.register("waiting-child") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.recv(String.self, topic: "child-go", timeout: .seconds(60)) ?? "child timed out"
+            }
+            return try runtime.register("waiting-parent") { (ctx: WorkflowContext, _: String) -> String in
+                let handle = try await ctx.startChildWorkflow(child, input: "")
+                _ = try await ctx.recv(String.self, topic: "parent-go", timeout: .seconds(60))
+                return "parent saw \(try await handle.result())"
+            }
+        }
+
+        try await withStepRuntime(url: url, register: register) { runtime, parent in
+            _ = try await runtime.startWorkflow(parent, input: "", options: WorkflowOptions(workflowID: "family-1"))
+            // The child's slot (0) and the recv's sleep (2).
+            try await waitForStepCount(of: "family-1", atLeast: 2, in: runtime)
+            try await waitForStepCount(of: "family-1-0", atLeast: 1, in: runtime)
+        }
+        try await withStepRuntime(url: url, register: register) { runtime, _ in
+            try await runtime.send(to: "family-1-0", topic: "child-go", message: "hello from the child")
+            try await runtime.send(to: "family-1", topic: "parent-go", message: "go")
+            let output = try await runtime.retrieveWorkflow(id: "family-1", as: String.self).result()
+            #expect(output == "parent saw hello from the child")
+            let children = try await runtime.listWorkflows(WorkflowFilter(parentWorkflowID: "family-1"))
+            #expect(children.map(\.workflowID) == ["family-1-0"], "exactly one child")
+            #expect(children.first?.recoveryAttempts == 2, "the child was recovered, not started again")
+        }
+    }
+
+    @Test func aTimeoutThatExpiredWhileTheProcessWasDownCancelsTheRecoveredRun() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-steps")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
+            try runtime.register("deadline-bound") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
+                return "finished"
+            }
+        }
+
+        try await withStepRuntime(url: url, register: register) { runtime, workflow in
+            _ = try await runtime.startWorkflow(
+                workflow, input: "", options: WorkflowOptions(workflowID: "deadline-1", timeout: .seconds(1)))
+            try await waitForStepCount(of: "deadline-1", atLeast: 1, in: runtime)
+        }
+        // The process is down past the deadline.
+        try await Task.sleep(for: .milliseconds(1_200))
+        try await withStepRuntime(url: url, register: register) { runtime, _ in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let handle = runtime.retrieveWorkflow(id: "deadline-1", as: String.self)
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            #expect(error?.isCancellation == true, "ended with \(String(describing: error))")
+            #expect(clock.now - start < .seconds(5), "the stored deadline, not a fresh timeout, applies")
+            let status = try await handle.status()
+            #expect(status.state == .cancelled)
+        }
+    }
 }
 
 /// What the fan-out workflow saw: each step's value and the slot it took, in call order.
@@ -308,16 +411,29 @@ private final class CompletionLog: Sendable {
     }
 }
 
-/// Builds a launched runtime on a fresh SQLite file, runs `test` and shuts the runtime down
+/// Waits until a workflow has checkpointed at least `count` operations.
+private func waitForStepCount(of workflowID: String, atLeast count: Int, in runtime: DBOSRuntime) async throws {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while try await runtime.listSteps(workflowID: workflowID).count < count {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("workflow \(workflowID) did not checkpoint \(count) operations within 20 s")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+/// Builds a launched runtime on a fresh SQLite file (or on `url`), runs `test` and shuts the runtime down
 /// however `test` ends.
 private func withStepRuntime<Workflows: Sendable>(
+    url: String? = nil,
     register: (DBOSRuntime) throws -> Workflows,
     test: (DBOSRuntime, Workflows) async throws -> Void
 ) async throws {
     let directory = try TemporaryDirectory(prefix: "dbos-steps")
     defer { directory.remove() }
     let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-        systemDatabaseURL: "sqlite:\(directory.file("db.sqlite"))", applicationVersion: "test",
+        systemDatabaseURL: url ?? "sqlite:\(directory.file("db.sqlite"))", applicationVersion: "test",
         pollingInterval: .milliseconds(100)))
     do {
         let workflows = try register(runtime)
