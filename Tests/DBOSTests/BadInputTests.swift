@@ -1,4 +1,4 @@
-import DBOS
+@testable import DBOS
 import DBOSTestSupport
 import Foundation
 import Synchronization
@@ -237,6 +237,62 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == garbage, "the file must not be modified")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path)
         #expect(leftovers == ["not-a-database.sqlite"], "no journal or WAL files are left next to it")
+    }
+
+    @Test func aDamagedDatabaseIsReportedAsCorruptedAndLeftUnchanged() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-bad-input")
+        defer { directory.remove() }
+        let path = directory.file("damaged.sqlite")
+        // A real system database with some rows in it...
+        try await withBadInputRuntime(url: "sqlite:\(path)") { runtime in
+            try runtime.register("filler") { (ctx: WorkflowContext, input: String) -> String in
+                try await ctx.runStep("pad") { String(repeating: input, count: 2_000) }
+            }
+        } test: { runtime, filler in
+            for index in 0..<5 {
+                _ = try await runtime.runWorkflow(filler, input: "x\(index)", options: WorkflowOptions(workflowID: "filler-\(index)"))
+            }
+        }
+        // ...whose pages after the header are overwritten: the header still says SQLite.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(bytes.count > 8_192)
+        var generator = SystemRandomNumberGenerator()
+        for index in 100..<bytes.count { bytes[index] = UInt8.random(in: 0...255, using: &generator) }
+        try bytes.write(to: URL(fileURLWithPath: path))
+
+        let error = await #expect(throws: SystemDatabaseError.self) {
+            _ = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: "sqlite:\(path)"))
+        }
+        if case .corrupted(let location, _)? = error {
+            #expect(location == path)
+        } else {
+            Issue.record("expected SystemDatabaseError.corrupted, got \(String(describing: error))")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes, "the file must not be modified")
+    }
+
+    @Test func aDatabaseWrittenByANewerSchemaIsRefusedAndLeftUnchanged() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-bad-input")
+        defer { directory.remove() }
+        let path = directory.file("newer.sqlite")
+        try await withBadInputRuntime(url: "sqlite:\(path)") { _ in } test: { _, _ in }
+        // A later dbos-swift migrated it further.
+        let connection = try SQLiteConnection(path: path)
+        try connection.execute(script: "UPDATE dbos_migrations SET version = 999")
+        connection.close()
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+
+        let error = await #expect(throws: SystemDatabaseError.self) {
+            _ = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: "sqlite:\(path)"))
+        }
+        if case .schemaTooNew(let found, let supported)? = error {
+            #expect(found == 999)
+            #expect(supported < 999)
+        } else {
+            Issue.record("expected SystemDatabaseError.schemaTooNew, got \(String(describing: error))")
+        }
+        #expect(error.map { "\($0)" }?.contains("upgrade") == true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before, "a newer database must not be touched")
     }
 
     @Test func anUnknownURLSchemeIsAnInvalidURL() async throws {
