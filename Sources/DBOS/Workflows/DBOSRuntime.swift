@@ -262,7 +262,10 @@ public final class DBOSRuntime: Sendable {
                     case .cancelled(let reason):
                         throw WorkflowError.cancelled(workflowID: id, reason: reason)
                     case nil:
-                        if case WorkflowError.cancelled = error { throw error }
+                        // This run's own cancellation is recorded by whoever cancelled it. Another
+                        // run's cancellation (an awaited child that timed out or was cancelled) is
+                        // this run's failure and is recorded like any other error.
+                        if case WorkflowError.cancelled(let cancelledID, _) = error, cancelledID == id { throw error }
                         _ = try await self.database.completeWorkflow(
                             id: id, state: .error, output: nil, error: PortableError(error).storedText,
                             at: Date().epochMilliseconds)
