@@ -262,6 +262,34 @@ import Testing
         }
     }
 
+    @Test func aParentAwaitingAChildThatTimesOutFailsInsteadOfHanging() async throws {
+        try await withStepRuntime { runtime in
+            let child = try runtime.register("short-lived-child") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.sleep(for: .seconds(10))
+                return "child woke"
+            }
+            return try runtime.register("awaiting-parent") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.runChildWorkflow(child, input: "", options: WorkflowOptions(timeout: .milliseconds(200)))
+            }
+        } test: { runtime, parent in
+            let handle = try await runtime.startWorkflow(parent, input: "", options: WorkflowOptions(workflowID: "awaiting-1"))
+            let outcome = await resultWithin(.seconds(10)) { try await handle.result() }
+            switch outcome {
+            case nil:
+                Issue.record("the parent's result() did not return within 10 s: the parent was left PENDING")
+            case .success(let value)?:
+                Issue.record("the parent cannot succeed without its child's output, got \(value)")
+            case .failure(let error)?:
+                #expect("\(error)".contains("awaiting-1-0"), "the error names the cancelled child: \(error)")
+            }
+            let child = try await runtime.workflowStatus(id: "awaiting-1-0")
+            #expect(child?.state == .cancelled)
+            let status = try await handle.status()
+            #expect(status.state == .error, "the parent failed: its awaited child was cancelled")
+            #expect(status.error?.name == "WorkflowCancelled")
+        }
+    }
+
     // MARK: Across restarts
 
     @Test func concurrentStepsReplayTheirRecordedOutputsAfterARestart() async throws {
@@ -408,6 +436,24 @@ private final class CompletionLog: Sendable {
             guard ContinuousClock.now < deadline else { throw StepTestFailure(message: "\(name) never finished") }
             try await Task.sleep(for: .milliseconds(5))
         }
+    }
+}
+
+/// The outcome of `body`, or nil when it takes longer than `limit` (it is then cancelled).
+private func resultWithin<T: Sendable>(
+    _ limit: Duration, _ body: @escaping @Sendable () async throws -> T
+) async -> Result<T, any Error>? {
+    await withTaskGroup(of: Result<T, any Error>?.self) { group in
+        group.addTask {
+            do { return .success(try await body()) } catch { return .failure(error) }
+        }
+        group.addTask {
+            try? await Task.sleep(for: limit)
+            return nil
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first
     }
 }
 
