@@ -336,7 +336,11 @@ public final class DBOSRuntime: Sendable {
             let task = Task<String, any Error> {
                 defer { self.finishRunning(id) }
                 do {
-                    let output = try await registered.run(context, record.inputs)
+                    let output = try await withTaskCancellationHandler {
+                        try await registered.run(context, record.inputs)
+                    } onCancel: {
+                        context.cancelConcurrentSteps()
+                    }
                     _ = try await self.database.completeWorkflow(
                         id: id, state: .success, output: output, error: nil, at: Date().epochMilliseconds)
                     return output
@@ -347,7 +351,10 @@ public final class DBOSRuntime: Sendable {
                     case .cancelled(let reason):
                         throw WorkflowError.cancelled(workflowID: id, reason: reason)
                     case nil:
-                        if case WorkflowError.cancelled = error { throw error }
+                        // This run's own cancellation is recorded by whoever cancelled it. Another
+                        // run's cancellation (an awaited child that timed out or was cancelled) is
+                        // this run's failure and is recorded like any other error.
+                        if case WorkflowError.cancelled(let cancelledID, _) = error, cancelledID == id { throw error }
                         _ = try await self.database.completeWorkflow(
                             id: id, state: .error, output: nil, error: PortableError(error).storedText,
                             at: Date().epochMilliseconds)

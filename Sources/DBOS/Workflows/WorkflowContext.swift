@@ -16,6 +16,10 @@ public final class WorkflowContext: Sendable {
     private struct State {
         var nextFunctionID = 0
         var checkpoints: [Int: OperationRecord]
+        /// Cancels the tasks of steps started with `startStep`, which do not inherit the workflow's cancellation.
+        var concurrentStepCancellers: [@Sendable () -> Void] = []
+        /// Set once the run was stopped: steps started later are cancelled at once.
+        var concurrentStepsCancelled = false
     }
 
     private let state: Mutex<State>
@@ -134,9 +138,23 @@ public final class WorkflowContext: Sendable {
         _ name: String, retry: StepRetryPolicy = .none, _ body: @escaping @Sendable () async throws -> T
     ) -> StepTask<T> {
         let functionID = reserveFunctionID()
-        return StepTask(
-            functionID: functionID,
-            task: Task { try await self.executeStep(functionID: functionID, name: name, retry: retry, body: body) })
+        let task = Task { try await self.executeStep(functionID: functionID, name: name, retry: retry, body: body) }
+        let alreadyStopped = state.withLock { state -> Bool in
+            state.concurrentStepCancellers.append { task.cancel() }
+            return state.concurrentStepsCancelled
+        }
+        if alreadyStopped { task.cancel() }
+        return StepTask(functionID: functionID, task: task)
+    }
+
+    /// Cancels every step started with `startStep`, when the run is cancelled, times out or is
+    /// stopped by shutdown, so no step keeps running (and retrying) for a run that has ended.
+    func cancelConcurrentSteps() {
+        let cancellers = state.withLock { state -> [@Sendable () -> Void] in
+            state.concurrentStepsCancelled = true
+            return state.concurrentStepCancellers
+        }
+        for cancel in cancellers { cancel() }
     }
 
     func executeStep<T: Codable & Sendable>(
@@ -415,7 +433,17 @@ public struct StepTask<T: Codable & Sendable>: Sendable {
     let task: Task<T, any Error>
 
     /// Waits for the step's output.
+    ///
+    /// The step runs in a task of its own, which does not inherit the workflow's cancellation; a
+    /// workflow cancelled or timed out while waiting here passes the cancellation on, so the step
+    /// stops as a `runStep` body would instead of holding the workflow until it finishes.
     public var value: T {
-        get async throws { try await task.value }
+        get async throws {
+            try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                task.cancel()
+            }
+        }
     }
 }

@@ -1,0 +1,493 @@
+import DBOS
+import DBOSTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// Concurrent steps, step retries, child workflows and workflow timeouts.
+@Suite struct ConcurrentStepTests {
+    // MARK: Concurrent steps
+
+    @Test func concurrentStepsTakeSlotsInCallOrderWhateverOrderTheyFinishIn() async throws {
+        let log = CompletionLog()
+        try await withStepRuntime { runtime in
+            try runtime.register("fan-out") { (ctx: WorkflowContext, _: String) -> FanOutResult in
+                // Each step waits for the one started after it, so they finish in reverse call order.
+                let first = ctx.startStep("first") { () async throws -> String in
+                    try await log.waitFor("second")
+                    log.append("first")
+                    return "one"
+                }
+                let second = ctx.startStep("second") { () async throws -> String in
+                    try await log.waitFor("third")
+                    log.append("second")
+                    return "two"
+                }
+                let third = ctx.startStep("third") { () async throws -> String in
+                    log.append("third")
+                    return "three"
+                }
+                return FanOutResult(
+                    values: [try await first.value, try await second.value, try await third.value],
+                    functionIDs: [first.functionID, second.functionID, third.functionID])
+            }
+        } test: { runtime, fanOut in
+            let output = try await runtime.runWorkflow(fanOut, input: "", options: WorkflowOptions(workflowID: "fan-out-1"))
+            #expect(output.values == ["one", "two", "three"])
+            #expect(output.functionIDs == [0, 1, 2], "slots are taken when startStep is called")
+            #expect(log.entries == ["third", "second", "first"])
+            let steps = try await runtime.listSteps(workflowID: "fan-out-1")
+            #expect(steps.map(\.functionID) == [0, 1, 2])
+            #expect(steps.map(\.name) == ["first", "second", "third"])
+            #expect(steps.map(\.output) == [.string("one"), .string("two"), .string("three")])
+        }
+    }
+
+    @Test func aTimeoutInterruptsAConcurrentStepTheWorkflowIsAwaiting() async throws {
+        let finished = AttemptCounter()
+        try await withStepRuntime { runtime in
+            try runtime.register("slow-fan-out") { (ctx: WorkflowContext, _: String) -> String in
+                let slow = ctx.startStep("slow") { () async throws -> String in
+                    try await Task.sleep(for: .seconds(10))
+                    _ = finished.increment()
+                    return "slow done"
+                }
+                return try await slow.value
+            }
+        } test: { runtime, workflow in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let handle = try await runtime.startWorkflow(
+                workflow, input: "", options: WorkflowOptions(workflowID: "slow-fan-out-1", timeout: .milliseconds(300)))
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            #expect(error?.isCancellation == true, "ended with \(String(describing: error))")
+            #expect(clock.now - start < .seconds(5), "the timeout must reach a step started with startStep, as it reaches runStep")
+            #expect(try await handle.status().state == .cancelled)
+            #expect(finished.value == 0, "the step's body was not interrupted")
+            #expect(try await runtime.listSteps(workflowID: "slow-fan-out-1").isEmpty, "an interrupted step is not checkpointed")
+        }
+    }
+
+    @Test func aCancelledWorkflowStopsTheConcurrentStepsItWasNotAwaiting() async throws {
+        let attempts = AttemptCounter()
+        try await withStepRuntime { runtime in
+            try runtime.register("busy-fan-out") { (ctx: WorkflowContext, _: String) -> String in
+                let retrying = ctx.startStep(
+                    "keeps-retrying", retry: StepRetryPolicy(maxAttempts: 1_000, baseInterval: .milliseconds(20), backoffFactor: 1)
+                ) { () async throws -> String in
+                    let attempt = attempts.increment()
+                    throw StepTestFailure(message: "attempt \(attempt) failed")
+                }
+                // The workflow is sleeping, not awaiting the step, when its timeout expires.
+                try await ctx.sleep(for: .seconds(10))
+                return try await retrying.value
+            }
+        } test: { runtime, workflow in
+            let handle = try await runtime.startWorkflow(
+                workflow, input: "", options: WorkflowOptions(workflowID: "busy-fan-out-1", timeout: .milliseconds(300)))
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            #expect(error?.isCancellation == true, "ended with \(String(describing: error))")
+            #expect(try await handle.status().state == .cancelled)
+            // Give a still-running step time to show itself: at 20 ms per attempt it would add many more.
+            try await Task.sleep(for: .milliseconds(200))
+            let afterCancel = attempts.value
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(attempts.value == afterCancel, "the step kept retrying after its workflow was cancelled")
+            #expect(try await runtime.listSteps(workflowID: "busy-fan-out-1").map(\.name) == ["DBOS.sleep"])
+        }
+    }
+
+    // MARK: Retries
+
+    @Test func aStepThatKeepsFailingRecordsMaxStepRetriesExceededAfterEveryAttempt() async throws {
+        let attempts = AttemptCounter()
+        try await withStepRuntime { runtime in
+            try runtime.register("doomed") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.runStep("flaky", retry: StepRetryPolicy(maxAttempts: 4, baseInterval: .milliseconds(10))) {
+                    () async throws -> String in
+                    let attempt = attempts.increment()
+                    throw StepTestFailure(message: "attempt \(attempt) failed")
+                }
+            }
+        } test: { runtime, doomed in
+            let handle = try await runtime.startWorkflow(doomed, input: "", options: WorkflowOptions(workflowID: "doomed-1"))
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            switch error {
+            case .maxStepRetriesExceeded(let step, let count, let lastError)?:
+                #expect(step == "flaky")
+                #expect(count == 4)
+                #expect(lastError.contains("attempt 4 failed"))
+            case .failed(_, let stored)?:
+                #expect(stored.name == "MaxStepRetriesExceeded")
+            default:
+                Issue.record("expected maxStepRetriesExceeded, got \(String(describing: error))")
+            }
+            #expect(attempts.value == 4)
+            let steps = try await runtime.listSteps(workflowID: "doomed-1")
+            #expect(steps.count == 1)
+            #expect(steps.first?.name == "flaky")
+            #expect(steps.first?.error?.name == "MaxStepRetriesExceeded")
+            #expect(steps.first?.error?.message.contains("4 attempts") == true)
+            #expect(try await handle.status().state == .error)
+        }
+    }
+
+    @Test func aStepThatSucceedsOnItsThirdAttemptRecordsItsOutputOnce() async throws {
+        let attempts = AttemptCounter()
+        try await withStepRuntime { runtime in
+            try runtime.register("persistent") { (ctx: WorkflowContext, _: String) -> String in
+                let value = try await ctx.runStep("flaky", retry: StepRetryPolicy(maxAttempts: 5, baseInterval: .milliseconds(10))) {
+                    () async throws -> String in
+                    let attempt = attempts.increment()
+                    guard attempt >= 3 else { throw StepTestFailure(message: "attempt \(attempt) failed") }
+                    return "succeeded on attempt \(attempt)"
+                }
+                let after = try await ctx.runStep("after") { "after" }
+                return "\(value), \(after)"
+            }
+        } test: { runtime, persistent in
+            let output = try await runtime.runWorkflow(persistent, input: "", options: WorkflowOptions(workflowID: "persistent-1"))
+            #expect(output == "succeeded on attempt 3, after")
+            #expect(attempts.value == 3)
+            let steps = try await runtime.listSteps(workflowID: "persistent-1")
+            #expect(steps.map(\.functionID) == [0, 1])
+            #expect(steps.map(\.name) == ["flaky", "after"])
+            #expect(steps.first?.output == .string("succeeded on attempt 3"))
+            #expect(steps.first?.error == nil)
+        }
+    }
+
+    // MARK: Child workflows
+
+    @Test func aChildWorkflowIsIdentifiedByItsParentAndSlot() async throws {
+        try await withStepRuntime { runtime in
+            let child = try runtime.register("child") { (ctx: WorkflowContext, input: String) -> String in
+                try await ctx.runStep("shout") { input.uppercased() }
+            }
+            let parent = try runtime.register("parent") { (ctx: WorkflowContext, input: String) -> String in
+                let prefix = try await ctx.runStep("before") { "got" }
+                let handle = try await ctx.startChildWorkflow(child, input: input)
+                #expect(handle.workflowID == "\(ctx.workflowID)-1")
+                let second = try await ctx.runChildWorkflow(child, input: "again")
+                return "\(prefix) \(try await handle.result()) \(second)"
+            }
+            return parent
+        } test: { runtime, parent in
+            let output = try await runtime.runWorkflow(parent, input: "hello", options: WorkflowOptions(workflowID: "parent-1"))
+            #expect(output == "got HELLO AGAIN")
+
+            let steps = try await runtime.listSteps(workflowID: "parent-1")
+            #expect(steps.map(\.functionID) == [0, 1, 2])
+            #expect(steps.map(\.name) == ["before", "child", "child"])
+            #expect(steps.map(\.childWorkflowID) == [nil, "parent-1-1", "parent-1-2"])
+
+            let child = try await runtime.workflowStatus(id: "parent-1-1")
+            #expect(child?.parentWorkflowID == "parent-1")
+            #expect(child?.name == "child")
+            #expect(child?.state == .success)
+            #expect(child?.output == .string("HELLO"))
+            let children = try await runtime.listWorkflows(WorkflowFilter(parentWorkflowID: "parent-1", newestFirst: false))
+            #expect(children.map(\.workflowID) == ["parent-1-1", "parent-1-2"])
+            #expect(try await runtime.workflowStatus(id: "parent-1")?.parentWorkflowID == nil)
+        }
+    }
+
+    // MARK: Timeouts
+
+    @Test func aWorkflowPastItsTimeoutIsCancelledWithItsChild() async throws {
+        try await withStepRuntime { runtime in
+            let child = try runtime.register("sleepy-child") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.sleep(for: .seconds(10))
+                return "child woke"
+            }
+            let parent = try runtime.register("sleepy-parent") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.startChildWorkflow(child, input: "")
+                try await ctx.sleep(for: .seconds(10))
+                return "parent woke"
+            }
+            return parent
+        } test: { runtime, parent in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let handle = try await runtime.startWorkflow(
+                parent, input: "", options: WorkflowOptions(workflowID: "sleepy-1", timeout: .milliseconds(300)))
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            if case .cancelled(let workflowID, _)? = error {
+                #expect(workflowID == "sleepy-1")
+            } else {
+                Issue.record("expected WorkflowError.cancelled, got \(String(describing: error))")
+            }
+            #expect(clock.now - start < .seconds(5), "the timeout must interrupt the 10 s sleep")
+
+            let status = try await handle.status()
+            #expect(status.state == .cancelled)
+            #expect(status.timeout == .milliseconds(300))
+
+            let steps = try await runtime.listSteps(workflowID: "sleepy-1")
+            #expect(steps.first?.childWorkflowID == "sleepy-1-0", "the child was started before the timeout")
+            let child = runtime.retrieveWorkflow(id: "sleepy-1-0", as: String.self)
+            let childError = await #expect(throws: WorkflowError.self) { _ = try await child.result() }
+            #expect(childError?.isCancellation == true, "child ended with \(String(describing: childError))")
+            #expect(try await child.status().state == .cancelled)
+            #expect(clock.now - start < .seconds(5))
+        }
+    }
+
+    @Test func aTimeoutInterruptsRecvAndGetEventWaits() async throws {
+        try await withStepRuntime { runtime in
+            let receiver = try runtime.register("timed-receiver") { (ctx: WorkflowContext, _: String) -> String? in
+                try await ctx.recv(String.self, topic: "never", timeout: .seconds(30))
+            }
+            let watcher = try runtime.register("timed-watcher") { (ctx: WorkflowContext, _: String) -> String? in
+                try await ctx.getEvent(workflowID: ctx.workflowID, key: "never", as: String.self, timeout: .seconds(30))
+            }
+            return (receiver, watcher)
+        } test: { runtime, workflows in
+            let (receiver, watcher) = workflows
+            let clock = ContinuousClock()
+            let start = clock.now
+            let receiving = try await runtime.startWorkflow(
+                receiver, input: "", options: WorkflowOptions(workflowID: "timed-receiver-1", timeout: .milliseconds(300)))
+            let watching = try await runtime.startWorkflow(
+                watcher, input: "", options: WorkflowOptions(workflowID: "timed-watcher-1", timeout: .milliseconds(300)))
+            for handle in [receiving, watching] {
+                let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+                #expect(error?.isCancellation == true, "\(handle.workflowID) ended with \(String(describing: error))")
+                #expect(try await handle.status().state == .cancelled)
+            }
+            #expect(clock.now - start < .seconds(5), "the timeouts must interrupt the 30 s waits")
+            // Neither wait completed, so neither recorded its result slot.
+            #expect(try await runtime.listSteps(workflowID: "timed-receiver-1").map(\.name) == ["DBOS.sleep"])
+            #expect(try await runtime.listSteps(workflowID: "timed-watcher-1").map(\.name) == ["DBOS.sleep"])
+        }
+    }
+
+    @Test func aParentAwaitingAChildThatTimesOutFailsInsteadOfHanging() async throws {
+        try await withStepRuntime { runtime in
+            let child = try runtime.register("short-lived-child") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.sleep(for: .seconds(10))
+                return "child woke"
+            }
+            return try runtime.register("awaiting-parent") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.runChildWorkflow(child, input: "", options: WorkflowOptions(timeout: .milliseconds(200)))
+            }
+        } test: { runtime, parent in
+            let handle = try await runtime.startWorkflow(parent, input: "", options: WorkflowOptions(workflowID: "awaiting-1"))
+            let outcome = await resultWithin(.seconds(10)) { try await handle.result() }
+            switch outcome {
+            case nil:
+                Issue.record("the parent's result() did not return within 10 s: the parent was left PENDING")
+            case .success(let value)?:
+                Issue.record("the parent cannot succeed without its child's output, got \(value)")
+            case .failure(let error)?:
+                #expect("\(error)".contains("awaiting-1-0"), "the error names the cancelled child: \(error)")
+            }
+            let child = try await runtime.workflowStatus(id: "awaiting-1-0")
+            #expect(child?.state == .cancelled)
+            let status = try await handle.status()
+            #expect(status.state == .error, "the parent failed: its awaited child was cancelled")
+            #expect(status.error?.name == "WorkflowCancelled")
+        }
+    }
+
+    // MARK: Across restarts
+
+    @Test func concurrentStepsReplayTheirRecordedOutputsAfterARestart() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-steps")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+        let executions = AttemptCounter()
+
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, [String]> {
+            try runtime.register("replayed-fan-out") { (ctx: WorkflowContext, _: String) -> [String] in
+                let tasks = ["a", "b", "c"].map { name in
+                    ctx.startStep("step-\(name)") { () async throws -> String in
+                        _ = executions.increment()
+                        return "\(name)-\(UUID().uuidString.prefix(8))"
+                    }
+                }
+                var values: [String] = []
+                for task in tasks { values.append(try await task.value) }
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
+                return values
+            }
+        }
+
+        try await withStepRuntime(url: url, register: register) { runtime, workflow in
+            _ = try await runtime.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "replayed-1"))
+            try await waitForStepCount(of: "replayed-1", atLeast: 4, in: runtime)
+        }
+        #expect(executions.value == 3)
+        try await withStepRuntime(url: url, register: register) { runtime, _ in
+            let firstRun = try await runtime.listSteps(workflowID: "replayed-1").prefix(3).map(\.output)
+            try await runtime.send(to: "replayed-1", topic: "go", message: "go")
+            let output = try await runtime.retrieveWorkflow(id: "replayed-1", as: [String].self).result()
+            #expect(executions.value == 3, "recorded steps must not run again")
+            #expect(output.map { JSONValue.string($0) } == firstRun.map { $0 ?? .null })
+            let names = try await runtime.listSteps(workflowID: "replayed-1").map(\.name)
+            #expect(names == ["step-a", "step-b", "step-c", "DBOS.recv", "DBOS.sleep"])
+        }
+    }
+
+    @Test func aRecoveredParentReattachesToItsChildInsteadOfStartingAnother() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-steps")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
+            let child = try runtime.register("waiting-child") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.recv(String.self, topic: "child-go", timeout: .seconds(60)) ?? "child timed out"
+            }
+            return try runtime.register("waiting-parent") { (ctx: WorkflowContext, _: String) -> String in
+                let handle = try await ctx.startChildWorkflow(child, input: "")
+                _ = try await ctx.recv(String.self, topic: "parent-go", timeout: .seconds(60))
+                return "parent saw \(try await handle.result())"
+            }
+        }
+
+        try await withStepRuntime(url: url, register: register) { runtime, parent in
+            _ = try await runtime.startWorkflow(parent, input: "", options: WorkflowOptions(workflowID: "family-1"))
+            // The child's slot (0) and the recv's sleep (2).
+            try await waitForStepCount(of: "family-1", atLeast: 2, in: runtime)
+            try await waitForStepCount(of: "family-1-0", atLeast: 1, in: runtime)
+        }
+        try await withStepRuntime(url: url, register: register) { runtime, _ in
+            try await runtime.send(to: "family-1-0", topic: "child-go", message: "hello from the child")
+            try await runtime.send(to: "family-1", topic: "parent-go", message: "go")
+            let output = try await runtime.retrieveWorkflow(id: "family-1", as: String.self).result()
+            #expect(output == "parent saw hello from the child")
+            let children = try await runtime.listWorkflows(WorkflowFilter(parentWorkflowID: "family-1"))
+            #expect(children.map(\.workflowID) == ["family-1-0"], "exactly one child")
+            #expect(children.first?.recoveryAttempts == 2, "the child was recovered, not started again")
+        }
+    }
+
+    @Test func aTimeoutThatExpiredWhileTheProcessWasDownCancelsTheRecoveredRun() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-steps")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
+            try runtime.register("deadline-bound") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
+                return "finished"
+            }
+        }
+
+        try await withStepRuntime(url: url, register: register) { runtime, workflow in
+            _ = try await runtime.startWorkflow(
+                workflow, input: "", options: WorkflowOptions(workflowID: "deadline-1", timeout: .seconds(1)))
+            try await waitForStepCount(of: "deadline-1", atLeast: 1, in: runtime)
+        }
+        // The process is down past the deadline.
+        try await Task.sleep(for: .milliseconds(1_200))
+        try await withStepRuntime(url: url, register: register) { runtime, _ in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let handle = runtime.retrieveWorkflow(id: "deadline-1", as: String.self)
+            let error = await #expect(throws: WorkflowError.self) { _ = try await handle.result() }
+            #expect(error?.isCancellation == true, "ended with \(String(describing: error))")
+            #expect(clock.now - start < .seconds(5), "the stored deadline, not a fresh timeout, applies")
+            let status = try await handle.status()
+            #expect(status.state == .cancelled)
+        }
+    }
+}
+
+/// What the fan-out workflow saw: each step's value and the slot it took, in call order.
+private struct FanOutResult: Codable, Sendable {
+    var values: [String]
+    var functionIDs: [Int]
+}
+
+/// A failure thrown by a step body.
+private struct StepTestFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// Counts a step body's attempts across the concurrent contexts that run it.
+private final class AttemptCounter: Sendable {
+    private let count = Mutex(0)
+
+    /// Counts one more attempt and returns its number (from 1).
+    func increment() -> Int {
+        count.withLock { count in
+            count += 1
+            return count
+        }
+    }
+
+    var value: Int { count.withLock { $0 } }
+}
+
+/// The order in which concurrent step bodies finished.
+private final class CompletionLog: Sendable {
+    private let names = Mutex<[String]>([])
+
+    func append(_ name: String) { names.withLock { $0.append(name) } }
+
+    var entries: [String] { names.withLock { $0 } }
+
+    /// Waits (up to 20 s) until `name` has finished.
+    func waitFor(_ name: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !entries.contains(name) {
+            guard ContinuousClock.now < deadline else { throw StepTestFailure(message: "\(name) never finished") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}
+
+/// The outcome of `body`, or nil when it takes longer than `limit` (it is then cancelled).
+private func resultWithin<T: Sendable>(
+    _ limit: Duration, _ body: @escaping @Sendable () async throws -> T
+) async -> Result<T, any Error>? {
+    await withTaskGroup(of: Result<T, any Error>?.self) { group in
+        group.addTask {
+            do { return .success(try await body()) } catch { return .failure(error) }
+        }
+        group.addTask {
+            try? await Task.sleep(for: limit)
+            return nil
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first
+    }
+}
+
+/// Waits until a workflow has checkpointed at least `count` operations.
+private func waitForStepCount(of workflowID: String, atLeast count: Int, in runtime: DBOSRuntime) async throws {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while try await runtime.listSteps(workflowID: workflowID).count < count {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("workflow \(workflowID) did not checkpoint \(count) operations within 20 s")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+/// Builds a launched runtime on a fresh SQLite file (or on `url`), runs `test` and shuts the runtime down
+/// however `test` ends.
+private func withStepRuntime<Workflows: Sendable>(
+    url: String? = nil,
+    register: (DBOSRuntime) throws -> Workflows,
+    test: (DBOSRuntime, Workflows) async throws -> Void
+) async throws {
+    let directory = try TemporaryDirectory(prefix: "dbos-steps")
+    defer { directory.remove() }
+    let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+        systemDatabaseURL: url ?? "sqlite:\(directory.file("db.sqlite"))", applicationVersion: "test",
+        pollingInterval: .milliseconds(100)))
+    do {
+        let workflows = try register(runtime)
+        try await runtime.launch()
+        try await test(runtime, workflows)
+    } catch {
+        await runtime.shutdown(gracePeriod: .zero)
+        throw error
+    }
+    await runtime.shutdown(gracePeriod: .zero)
+}

@@ -1,0 +1,255 @@
+import DBOS
+import DBOSTestSupport
+import Foundation
+import Testing
+
+/// `setEvent` and `getEvent`: reading from outside, waiting for a later value, overwrites, timeouts,
+/// and the checkpoint that makes a workflow's `getEvent` replay the value it first read.
+@Suite struct EventTests {
+    @Test func anEventSetByAWorkflowIsReadFromOutside() async throws {
+        try await withEventRuntime { runtime in
+            try runtime.register("publisher") { (ctx: WorkflowContext, value: String) -> String in
+                try await ctx.setEvent(key: "status", value: value)
+                return "done"
+            }
+        } test: { runtime, publisher in
+            _ = try await runtime.runWorkflow(publisher, input: "ready", options: WorkflowOptions(workflowID: "publisher-1"))
+            let value = try await runtime.getEvent(workflowID: "publisher-1", key: "status", as: String.self, timeout: .seconds(1))
+            #expect(value == "ready")
+            let steps = try await runtime.listSteps(workflowID: "publisher-1")
+            #expect(steps.map(\.name) == ["DBOS.setEvent"])
+        }
+    }
+
+    @Test func getEventWaitsForAnEventSetLater() async throws {
+        try await withEventRuntime { runtime in
+            try runtime.register("late-publisher") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
+                try await ctx.setEvent(key: "status", value: "late")
+                return "done"
+            }
+        } test: { runtime, publisher in
+            let handle = try await runtime.startWorkflow(publisher, input: "", options: WorkflowOptions(workflowID: "late-1"))
+            let clock = ContinuousClock()
+            let start = clock.now
+            async let waited = runtime.getEvent(workflowID: "late-1", key: "status", as: String.self, timeout: .seconds(30))
+            try await Task.sleep(for: .milliseconds(300))
+            try await runtime.send(to: "late-1", topic: "go", message: "go")
+            #expect(try await waited == "late")
+            #expect(clock.now - start < .seconds(10), "getEvent should return soon after setEvent, not at its 30 s timeout")
+            #expect(try await handle.result() == "done")
+        }
+    }
+
+    @Test func getEventInsideAWorkflowWakesPromptlyWhenTheEventIsSet() async throws {
+        // A polling interval longer than the test: only the local wake-up can end the wait in time.
+        try await withEventRuntime(pollingInterval: .seconds(60)) { runtime in
+            let publisher = try runtime.register("gated-publisher") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
+                try await ctx.setEvent(key: "answer", value: 42)
+                return "done"
+            }
+            let waiter = try runtime.register("waiter") { (ctx: WorkflowContext, publisherID: String) -> Int? in
+                try await ctx.getEvent(workflowID: publisherID, key: "answer", as: Int.self, timeout: .seconds(30))
+            }
+            return (publisher, waiter)
+        } test: { runtime, workflows in
+            let (publisher, waiter) = workflows
+            _ = try await runtime.startWorkflow(publisher, input: "", options: WorkflowOptions(workflowID: "gated-1"))
+            let waiting = try await runtime.startWorkflow(waiter, input: "gated-1", options: WorkflowOptions(workflowID: "waiter-1"))
+            // The waiter's DBOS.sleep slot (its durable deadline) is written before it waits.
+            try await waitForEventSteps(of: "waiter-1", atLeast: 1, in: runtime)
+            let clock = ContinuousClock()
+            let sentAt = clock.now
+            try await runtime.send(to: "gated-1", topic: "go", message: "go")
+            #expect(try await waiting.result() == 42)
+            #expect(clock.now - sentAt < .seconds(10), "getEvent should wake on setEvent, not at its 30 s timeout")
+        }
+    }
+
+    @Test func anEventSetInAnotherRuntimeOnTheSameFileIsSeenByAWaitingGetEvent() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-events")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+        try await withEventRuntime(url: url) { runtime in
+            try runtime.register("remote-publisher") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
+                try await ctx.setEvent(key: "status", value: "published elsewhere")
+                return "done"
+            }
+        } test: { runtime, publisher in
+            let handle = try await runtime.startWorkflow(publisher, input: "", options: WorkflowOptions(workflowID: "remote-publisher-1"))
+            // Another process reading the same file: only polling can tell it the event was set.
+            let other = try await DBOSRuntime(configuration: DBOSConfiguration(
+                systemDatabaseURL: url, executorID: "other-process", applicationVersion: "test",
+                recoversPendingWorkflows: false, pollingInterval: .milliseconds(100)))
+            let clock = ContinuousClock()
+            let start = clock.now
+            let value: String?
+            do {
+                async let waited = other.getEvent(
+                    workflowID: "remote-publisher-1", key: "status", as: String.self, timeout: .seconds(30))
+                try await Task.sleep(for: .milliseconds(300))
+                try await runtime.send(to: "remote-publisher-1", topic: "go", message: "go")
+                value = try await waited
+            } catch {
+                await other.shutdown(gracePeriod: .zero)
+                throw error
+            }
+            await other.shutdown(gracePeriod: .zero)
+            #expect(value == "published elsewhere")
+            #expect(clock.now - start < .seconds(10), "polling should see the event long before the 30 s timeout")
+            #expect(try await handle.result() == "done")
+        }
+    }
+
+    @Test func eventKeysAndValuesWithQuotesUnicodeAndNULCharactersRoundTrip() async throws {
+        let key = "key 'with' \"quotes\"; DROP TABLE workflow_events; --\u{0}é🎉"
+        let value = ["O'Reilly \\ \"x\"", "\u{0}", "中文 👩‍👩‍👧‍👦", ""]
+        try await withEventRuntime { runtime in
+            try runtime.register("awkward-publisher") { (ctx: WorkflowContext, key: String) -> String in
+                try await ctx.setEvent(key: key, value: value)
+                try await ctx.setEvent(key: key.replacingOccurrences(of: "\u{0}", with: ""), value: ["decoy"])
+                return "done"
+            }
+        } test: { runtime, publisher in
+            _ = try await runtime.runWorkflow(publisher, input: key, options: WorkflowOptions(workflowID: "awkward-'1'"))
+            let read = try await runtime.getEvent(workflowID: "awkward-'1'", key: key, as: [String].self, timeout: .seconds(1))
+            #expect(read == value)
+        }
+    }
+
+    @Test func overwritingAnEventKeepsTheLatestValue() async throws {
+        try await withEventRuntime { runtime in
+            try runtime.register("counter") { (ctx: WorkflowContext, _: String) -> String in
+                for value in 1...3 {
+                    try await ctx.setEvent(key: "count", value: value)
+                }
+                return "done"
+            }
+        } test: { runtime, counter in
+            _ = try await runtime.runWorkflow(counter, input: "", options: WorkflowOptions(workflowID: "counter-1"))
+            let value = try await runtime.getEvent(workflowID: "counter-1", key: "count", as: Int.self, timeout: .seconds(1))
+            #expect(value == 3)
+            let steps = try await runtime.listSteps(workflowID: "counter-1")
+            #expect(steps.map(\.name) == ["DBOS.setEvent", "DBOS.setEvent", "DBOS.setEvent"])
+            #expect(steps.map(\.functionID) == [0, 1, 2])
+        }
+    }
+
+    @Test func getEventTimesOutReturningNil() async throws {
+        try await withEventRuntime { runtime in
+            try runtime.register("silent") { (_: WorkflowContext, _: String) -> String in "done" }
+        } test: { runtime, silent in
+            _ = try await runtime.runWorkflow(silent, input: "", options: WorkflowOptions(workflowID: "silent-1"))
+            let clock = ContinuousClock()
+            let start = clock.now
+            let value = try await runtime.getEvent(workflowID: "silent-1", key: "never", as: String.self, timeout: .seconds(1))
+            let elapsed = clock.now - start
+            #expect(value == nil)
+            #expect(elapsed >= .milliseconds(900), "getEvent returned before its timeout")
+            #expect(elapsed < .seconds(3), "getEvent overshot its 1 s timeout by more than 2 s")
+        }
+    }
+
+    @Test func getEventInsideAWorkflowTimesOutReturningNil() async throws {
+        try await withEventRuntime { runtime in
+            try runtime.register("impatient") { (ctx: WorkflowContext, _: String) -> String? in
+                try await ctx.getEvent(workflowID: ctx.workflowID, key: "never", as: String.self, timeout: .milliseconds(500))
+            }
+        } test: { runtime, impatient in
+            let value = try await runtime.runWorkflow(impatient, input: "", options: WorkflowOptions(workflowID: "impatient-1"))
+            #expect(value == nil)
+            let steps = try await runtime.listSteps(workflowID: "impatient-1")
+            #expect(steps.map(\.name) == ["DBOS.getEvent", "DBOS.sleep"])
+            #expect(steps.first?.output == .null)
+        }
+    }
+
+    @Test func getEventInsideAWorkflowIsCheckpointedAndReplaysTheValueFirstRead() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-events")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+
+        /// The producer publishes "first", waits, then overwrites with "second". The consumer reads the
+        /// event, then waits; after a restart its replayed getEvent must still see "first".
+        func registerWorkflows(_ runtime: DBOSRuntime) throws -> (Workflow<String, String>, Workflow<String, String>) {
+            let producer = try runtime.register("producer") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.setEvent(key: "phase", value: "first")
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
+                try await ctx.setEvent(key: "phase", value: "second")
+                return "produced"
+            }
+            let consumer = try runtime.register("consumer") { (ctx: WorkflowContext, producerID: String) -> String in
+                let seen = try await ctx.getEvent(workflowID: producerID, key: "phase", as: String.self, timeout: .seconds(10))
+                _ = try await ctx.recv(String.self, topic: "continue", timeout: .seconds(60))
+                return seen ?? "nothing"
+            }
+            return (producer, consumer)
+        }
+
+        // First process: the consumer reads "first" and is stopped while waiting.
+        try await withEventRuntime(url: url, register: registerWorkflows) { runtime, workflows in
+            let (producer, consumer) = workflows
+            _ = try await runtime.startWorkflow(producer, input: "", options: WorkflowOptions(workflowID: "producer-1"))
+            _ = try await runtime.startWorkflow(consumer, input: "producer-1", options: WorkflowOptions(workflowID: "consumer-1"))
+            // getEvent (0), its sleep (1), recv's sleep (3): the consumer is waiting in recv.
+            try await waitForEventSteps(of: "consumer-1", atLeast: 3, in: runtime)
+        }
+        // The first runtime shut down with both runs still PENDING.
+        // Second process: recovery replays the consumer from its checkpoints.
+        try await withEventRuntime(url: url, register: registerWorkflows) { runtime, _ in
+            let producer = runtime.retrieveWorkflow(id: "producer-1", as: String.self)
+            let consumer = runtime.retrieveWorkflow(id: "consumer-1", as: String.self)
+            #expect(try await consumer.status().state == .pending)
+            try await runtime.send(to: "producer-1", topic: "go", message: "go")
+            #expect(try await producer.result() == "produced")
+            #expect(try await runtime.getEvent(workflowID: "producer-1", key: "phase", as: String.self, timeout: .seconds(1)) == "second")
+
+            try await runtime.send(to: "consumer-1", topic: "continue", message: "continue")
+            #expect(try await consumer.result() == "first", "a replayed getEvent must return the checkpointed value")
+
+            let steps = try await runtime.listSteps(workflowID: "consumer-1")
+            #expect(steps.map(\.functionID) == [0, 1, 2, 3])
+            #expect(steps.map(\.name) == ["DBOS.getEvent", "DBOS.sleep", "DBOS.recv", "DBOS.sleep"])
+            #expect(steps.first?.output == .string("first"))
+            #expect(try await consumer.status().recoveryAttempts == 2)
+        }
+    }
+}
+
+/// Builds a launched runtime on a fresh SQLite file (or on `url`), runs `test` and shuts the runtime
+/// down however `test` ends; runs still going at the end stay PENDING.
+private func withEventRuntime<Workflows: Sendable>(
+    url: String? = nil,
+    pollingInterval: Duration = .milliseconds(100),
+    register: (DBOSRuntime) throws -> Workflows,
+    test: (DBOSRuntime, Workflows) async throws -> Void
+) async throws {
+    let directory = try TemporaryDirectory(prefix: "dbos-events")
+    defer { directory.remove() }
+    let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+        systemDatabaseURL: url ?? "sqlite:\(directory.file("db.sqlite"))", applicationVersion: "test",
+        pollingInterval: pollingInterval))
+    do {
+        let workflows = try register(runtime)
+        try await runtime.launch()
+        try await test(runtime, workflows)
+    } catch {
+        await runtime.shutdown(gracePeriod: .zero)
+        throw error
+    }
+    await runtime.shutdown(gracePeriod: .zero)
+}
+
+/// Waits until a workflow has checkpointed at least `count` operations.
+private func waitForEventSteps(of workflowID: String, atLeast count: Int, in runtime: DBOSRuntime) async throws {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while try await runtime.listSteps(workflowID: workflowID).count < count {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("workflow \(workflowID) did not checkpoint \(count) operations within 20 s")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
