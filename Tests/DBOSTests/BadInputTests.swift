@@ -278,7 +278,7 @@ import Testing
         try await withBadInputRuntime(url: "sqlite:\(path)") { _ in } test: { _, _ in }
         // A later dbos-swift migrated it further.
         let connection = try SQLiteConnection(path: path)
-        try connection.execute(script: "UPDATE dbos_migrations SET version = 999")
+        try connection.execute(script: "UPDATE dbos_swift_migrations SET version = 999")
         connection.close()
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
 
