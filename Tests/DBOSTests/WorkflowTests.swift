@@ -292,4 +292,36 @@ struct WorkflowTests {
         } throws: { error in (error as? WorkflowError)?.isCancellation == true }
         await runtime.shutdown()
     }
+
+    @Test func operationsAtExplicitSlotsReplayFromThoseSlots() async throws {
+        let setup = try TestRuntime()
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let runs = Counter()
+        let slotted = try runtime.register("slotted") { (context: WorkflowContext, _: String) -> String in
+            let late: String = try await context.executeStep(functionID: 5, name: "late", retry: .none) {
+                runs.increment()
+                return "five"
+            }
+            let early: String = try await context.executeStep(functionID: 2, name: "early", retry: .none) {
+                runs.increment()
+                return "two"
+            }
+            try await context.setEvent(key: "done", value: true, functionID: 7)
+            return early + late
+        }
+        try await runtime.launch()
+        let options = WorkflowOptions(workflowID: "slots", attributes: ["spec": "hello.yaml"])
+        #expect(try await runtime.runWorkflow(slotted, input: "", options: options) == "twofive")
+        let steps = try await runtime.listSteps(workflowID: "slots")
+        #expect(steps.map(\.functionID) == [2, 5, 7])
+        #expect(steps.map(\.name) == ["early", "late", "DBOS.setEvent"])
+        #expect(try await runtime.workflowStatus(id: "slots")?.attributes == ["spec": "hello.yaml"])
+        // A fork from slot 5 keeps slot 2's checkpoint and runs slot 5 again.
+        let fork = try await runtime.forkWorkflow(id: "slots", fromStep: 5, as: String.self)
+        #expect(try await fork.result() == "twofive")
+        #expect(runs.count == 3)
+        #expect(try await fork.status().attributes == ["spec": "hello.yaml"])
+        await runtime.shutdown()
+    }
 }

@@ -38,6 +38,8 @@ public struct WorkflowStatus: Sendable {
     public var completedAt: Date?
     /// The run it was forked from, if any.
     public var forkedFrom: String?
+    /// The free-form data stored with the run.
+    public var attributes: JSONValue?
 
     init(_ record: WorkflowRecord) {
         workflowID = record.workflowID
@@ -58,6 +60,7 @@ public struct WorkflowStatus: Sendable {
         startedAt = record.startedAt.map(Date.init(epochMilliseconds:))
         completedAt = record.completedAt.map(Date.init(epochMilliseconds:))
         forkedFrom = record.forkedFrom
+        attributes = record.attributes.flatMap { try? JSONValue(parsing: $0) }
     }
 }
 

@@ -63,6 +63,7 @@ struct WorkflowRecord: Sendable {
     var deduplicationID: String?
     var partitionKey: String?
     var delayUntil: EpochMilliseconds?
+    var attributes: String?
 }
 
 /// What to insert when a workflow starts.
@@ -81,6 +82,7 @@ struct WorkflowInsert: Sendable {
     var deduplicationID: String?
     var partitionKey: String?
     var delayUntil: EpochMilliseconds?
+    var attributes: String?
     var now: EpochMilliseconds
     /// For a child workflow: the parent's operation that records the child, written in the same transaction.
     var parentOperation: OperationRecord?

@@ -288,7 +288,7 @@ public final class DBOSRuntime: Sendable {
             queueName: options.queueName, timeoutMilliseconds: options.timeout?.milliseconds, deadline: deadline,
             parentWorkflowID: parent?.context.workflowID, priority: options.priority ?? 0,
             deduplicationID: options.deduplicationID, partitionKey: options.partitionKey,
-            delayUntil: options.delay.map { now + $0.milliseconds }, now: now,
+            delayUntil: options.delay.map { now + $0.milliseconds }, attributes: options.attributes?.jsonText, now: now,
             parentOperation: parent.map {
                 OperationRecord(
                     workflowID: $0.context.workflowID, functionID: $0.functionID, functionName: registered.name,

@@ -31,12 +31,14 @@ public struct WorkflowOptions: Sendable {
     public var partitionKey: String?
     /// The application version the run must be executed by (default: this process's).
     public var applicationVersion: String?
+    /// Free-form data stored with the run (DBOS's `attributes` column), for tools and callers.
+    public var attributes: JSONValue?
 
     /// Options; all are optional. The queue-related ones require `queueName`.
     public init(
         workflowID: String? = nil, timeout: Duration? = nil, queueName: String? = nil, priority: Int? = nil,
         deduplicationID: String? = nil, deduplicationPolicy: DeduplicationPolicy = .reject, delay: Duration? = nil,
-        partitionKey: String? = nil, applicationVersion: String? = nil
+        partitionKey: String? = nil, applicationVersion: String? = nil, attributes: JSONValue? = nil
     ) {
         self.workflowID = workflowID
         self.timeout = timeout
@@ -47,6 +49,7 @@ public struct WorkflowOptions: Sendable {
         self.delay = delay
         self.partitionKey = partitionKey
         self.applicationVersion = applicationVersion
+        self.attributes = attributes
     }
 
     /// Problems with combinations of options, as messages.

@@ -157,7 +157,9 @@ public final class WorkflowContext: Sendable {
         for cancel in cancellers { cancel() }
     }
 
-    func executeStep<T: Codable & Sendable>(
+    /// Runs a step at an explicit checkpoint slot (for callers that fix slots themselves, like the
+    /// spec interpreter, whose slots come from the step graph).
+    package func executeStep<T: Codable & Sendable>(
         functionID: Int, name: String, retry: StepRetryPolicy, body: @Sendable () async throws -> T
     ) async throws -> T {
         if let recorded = try recordedOperation(functionID, name: name) {
@@ -214,8 +216,13 @@ public final class WorkflowContext: Sendable {
     /// Sleeps durably: the wake-up time is checkpointed, so after a restart the workflow sleeps
     /// only what is left.
     public func sleep(for duration: Duration) async throws {
+        try await sleep(for: duration, functionID: reserveFunctionID())
+    }
+
+    /// A durable sleep at an explicit checkpoint slot.
+    package func sleep(for duration: Duration, functionID: Int) async throws {
         try requireOutsideStep("sleep(for:)")
-        let wakeUp = try await durableWakeUpTime(functionID: reserveFunctionID(), after: duration)
+        let wakeUp = try await durableWakeUpTime(functionID: functionID, after: duration)
         let remaining = wakeUp - Self.now
         guard remaining > 0 else { return }
         do {
@@ -247,8 +254,14 @@ public final class WorkflowContext: Sendable {
     public func send<Message: Encodable & Sendable>(
         to destinationID: String, topic: String? = nil, message: Message
     ) async throws {
+        try await send(to: destinationID, topic: topic, message: message, functionID: reserveFunctionID())
+    }
+
+    /// Sends a message from an explicit checkpoint slot.
+    package func send<Message: Encodable & Sendable>(
+        to destinationID: String, topic: String?, message: Message, functionID: Int
+    ) async throws {
         try requireOutsideStep("send(to:topic:message:)")
-        let functionID = reserveFunctionID()
         let name = "DBOS.send"
         if try recordedOperation(functionID, name: name) != nil { return }
         try checkNotCancelled()
@@ -275,9 +288,17 @@ public final class WorkflowContext: Sendable {
     public func recv<Message: Decodable & Sendable>(
         _ type: Message.Type = JSONValue.self, topic: String? = nil, timeout: Duration = .seconds(60)
     ) async throws -> Message? {
-        try requireOutsideStep("recv(topic:timeout:)")
         let functionID = reserveFunctionID()
-        let sleepFunctionID = reserveFunctionID()
+        return try await recv(
+            type, topic: topic, timeout: timeout, functionID: functionID, timeoutFunctionID: reserveFunctionID())
+    }
+
+    /// Receives a message at an explicit checkpoint slot; its durable deadline is recorded at
+    /// `timeoutFunctionID`.
+    package func recv<Message: Decodable & Sendable>(
+        _ type: Message.Type, topic: String?, timeout: Duration, functionID: Int, timeoutFunctionID sleepFunctionID: Int
+    ) async throws -> Message? {
+        try requireOutsideStep("recv(topic:timeout:)")
         let name = "DBOS.recv"
         if let recorded = try recordedOperation(functionID, name: name) {
             return try decodeOptional(Message.self, from: recorded.output)
@@ -322,8 +343,12 @@ public final class WorkflowContext: Sendable {
 
     /// Publishes (or overwrites) a key-value event of this workflow, readable from anywhere.
     public func setEvent<Value: Encodable & Sendable>(key: String, value: Value) async throws {
+        try await setEvent(key: key, value: value, functionID: reserveFunctionID())
+    }
+
+    /// Publishes an event from an explicit checkpoint slot.
+    package func setEvent<Value: Encodable & Sendable>(key: String, value: Value, functionID: Int) async throws {
         try requireOutsideStep("setEvent(key:value:)")
-        let functionID = reserveFunctionID()
         let name = "DBOS.setEvent"
         if try recordedOperation(functionID, name: name) != nil { return }
         try checkNotCancelled()
@@ -342,9 +367,19 @@ public final class WorkflowContext: Sendable {
     public func getEvent<Value: Decodable & Sendable>(
         workflowID otherID: String, key: String, as type: Value.Type = JSONValue.self, timeout: Duration = .seconds(60)
     ) async throws -> Value? {
-        try requireOutsideStep("getEvent(workflowID:key:timeout:)")
         let functionID = reserveFunctionID()
-        let sleepFunctionID = reserveFunctionID()
+        return try await getEvent(
+            workflowID: otherID, key: key, as: type, timeout: timeout, functionID: functionID,
+            timeoutFunctionID: reserveFunctionID())
+    }
+
+    /// Reads another workflow's event at an explicit checkpoint slot; the wait's durable deadline
+    /// is recorded at `timeoutFunctionID`.
+    package func getEvent<Value: Decodable & Sendable>(
+        workflowID otherID: String, key: String, as type: Value.Type, timeout: Duration, functionID: Int,
+        timeoutFunctionID sleepFunctionID: Int
+    ) async throws -> Value? {
+        try requireOutsideStep("getEvent(workflowID:key:timeout:)")
         let name = "DBOS.getEvent"
         if let recorded = try recordedOperation(functionID, name: name) {
             return try decodeOptional(Value.self, from: recorded.output)
@@ -397,18 +432,26 @@ public final class WorkflowContext: Sendable {
     public func startChildWorkflow<Input, Output>(
         _ workflow: Workflow<Input, Output>, input: Input, options: WorkflowOptions = WorkflowOptions()
     ) async throws -> WorkflowHandle<Output> {
+        try await startChildWorkflow(
+            named: workflow.name, input: input, options: options, functionID: reserveFunctionID(), as: Output.self)
+    }
+
+    /// Starts a child workflow registered as `name` from an explicit checkpoint slot. With a
+    /// queue in `options` the child is enqueued there, so the queue's limits bound the fan-out.
+    package func startChildWorkflow<Input: Encodable & Sendable, Output>(
+        named name: String, input: Input, options: WorkflowOptions, functionID: Int, as type: Output.Type
+    ) async throws -> WorkflowHandle<Output> {
         try requireOutsideStep("startChildWorkflow")
-        let functionID = reserveFunctionID()
-        if let recorded = try recordedOperation(functionID, name: workflow.name), let childID = recorded.childWorkflowID {
+        if let recorded = try recordedOperation(functionID, name: name), let childID = recorded.childWorkflowID {
             return WorkflowHandle(workflowID: childID, runtime: runtime)
         }
         try checkNotCancelled()
-        let registered = try runtime.registeredWorkflow(named: workflow.name)
+        let registered = try runtime.registeredWorkflow(named: name)
         let childID = try await runtime.start(
             registered, inputText: try PortableJSON.encodeInput(input), options: options,
             parent: DBOSRuntime.ParentLink(context: self, functionID: functionID))
         remember(OperationRecord(
-            workflowID: workflowID, functionID: functionID, functionName: workflow.name, output: nil, error: nil,
+            workflowID: workflowID, functionID: functionID, functionName: name, output: nil, error: nil,
             childWorkflowID: childID, startedAt: nil, completedAt: nil))
         return WorkflowHandle(workflowID: childID, runtime: runtime)
     }

@@ -118,7 +118,7 @@ final class SQLiteSystemDatabase: SystemDatabase {
         workflow_uuid, status, name, inputs, output, error, executor_id, application_version, queue_name, \
         created_at, updated_at, recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms, \
         parent_workflow_id, serialization, started_at_epoch_ms, completed_at, forked_from, priority, \
-        deduplication_id, queue_partition_key, delay_until_epoch_ms
+        deduplication_id, queue_partition_key, delay_until_epoch_ms, attributes
         """
 
     static func workflowRecord(_ row: SQLRow) -> WorkflowRecord {
@@ -145,7 +145,8 @@ final class SQLiteSystemDatabase: SystemDatabase {
             priority: row.int("priority") ?? 0,
             deduplicationID: row.string("deduplication_id"),
             partitionKey: row.string("queue_partition_key"),
-            delayUntil: row.int64("delay_until_epoch_ms"))
+            delayUntil: row.int64("delay_until_epoch_ms"),
+            attributes: row.string("attributes"))
     }
 
     private static func selectWorkflow(_ connection: SQLiteConnection, id: String) throws -> WorkflowRecord? {
@@ -179,14 +180,14 @@ final class SQLiteSystemDatabase: SystemDatabase {
                         workflow_uuid, status, name, inputs, executor_id, application_version, queue_name,
                         created_at, updated_at, recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms,
                         parent_workflow_id, serialization, started_at_epoch_ms, owner_xid, priority, deduplication_id,
-                        queue_partition_key, delay_until_epoch_ms)
+                        queue_partition_key, delay_until_epoch_ms, attributes)
                     VALUES (
                         \(insert.workflowID), \(insert.state.rawValue), \(insert.name), \(insert.inputs),
                         \(insert.executorID), \(insert.applicationVersion), \(insert.queueName),
                         \(insert.now), \(insert.now), \(attempts), \(insert.timeoutMilliseconds), \(insert.deadline),
                         \(insert.parentWorkflowID), \(PortableJSON.formatName),
                         \(insert.state == .pending ? insert.now : nil), \(UUID().uuidString), \(insert.priority),
-                        \(insert.deduplicationID), \(insert.partitionKey), \(insert.delayUntil))
+                        \(insert.deduplicationID), \(insert.partitionKey), \(insert.delayUntil), \(insert.attributes))
                     """)
                 if let operation = insert.parentOperation {
                     try Self.insertOperation(connection, operation)
@@ -617,11 +618,12 @@ final class SQLiteSystemDatabase: SystemDatabase {
                 }
                 try connection.execute("""
                     INSERT INTO workflow_status (workflow_uuid, status, name, inputs, application_version, queue_name,
-                        created_at, updated_at, recovery_attempts, workflow_timeout_ms, serialization, forked_from, priority)
+                        created_at, updated_at, recovery_attempts, workflow_timeout_ms, serialization, forked_from, priority,
+                        attributes)
                     VALUES (\(request.forkedID), 'ENQUEUED', \(original.name), \(original.inputs),
                         \(request.applicationVersion ?? original.applicationVersion), \(request.queueName), \(request.now),
                         \(request.now), 0, \(original.timeoutMilliseconds), \(original.serialization ?? PortableJSON.formatName),
-                        \(request.originalID), 0)
+                        \(request.originalID), 0, \(original.attributes))
                     """)
                 try connection.execute("""
                     INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error,
