@@ -254,3 +254,220 @@ func uniqueTableName(_ prefix: String) -> String {
         #expect(try await connection.query("SELECT 1 AS one").first?.int("one") == 1)
     }
 }
+
+/// A thread-safe counter that remembers its highest value, shared by concurrent test tasks.
+final class Counter: Sendable {
+    private let current = Atomic<Int>(0)
+    private let peak = Atomic<Int>(0)
+
+    func increment() {
+        let now = current.add(1, ordering: .relaxed).newValue
+        peak.max(now, ordering: .relaxed)
+    }
+
+    func decrement() { current.subtract(1, ordering: .relaxed) }
+
+    var value: Int { current.load(ordering: .relaxed) }
+    var maximum: Int { peak.load(ordering: .relaxed) }
+}
+
+/// The first element `stream` yields within `timeout`, or nil.
+func firstElement<Element: Sendable>(of stream: AsyncStream<Element>, within timeout: Duration) async -> Element? {
+    await withTaskGroup(of: Element?.self) { group in
+        group.addTask {
+            var iterator = stream.makeAsyncIterator()
+            return await iterator.next()
+        }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return nil
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first
+    }
+}
+
+@Suite struct PostgresConnectionPoolTests {
+    @Test func fiftyConcurrentQueriesShareAPoolOfFour() async throws {
+        let pool = PostgresConnectionPool(url: try SharedPostgresServer.url(), maximumConnections: 4)
+        defer { pool.close() }
+        let lent = Counter()
+        let numbers = try await withThrowingTaskGroup(of: Int.self) { group in
+            for number in 0..<50 {
+                group.addTask {
+                    try await pool.withConnection { connection in
+                        lent.increment()
+                        defer { lent.decrement() }
+                        let rows = try await connection.query("SELECT \(number)::int8 AS n, pg_sleep(0.01)::text AS slept")
+                        return rows.first?.int("n") ?? -1
+                    }
+                }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(numbers.sorted() == Array(0..<50))
+        #expect(pool.openConnectionCount <= 4)
+        #expect((1...4).contains(lent.maximum))
+    }
+
+    @Test func connectionThatLostItsLinkIsReplaced() async throws {
+        let url = try SharedPostgresServer.url()
+        let pool = PostgresConnectionPool(url: url, maximumConnections: 1)
+        defer { pool.close() }
+        let firstPID = try await pool.withConnection { try await $0.query("SELECT pg_backend_pid() AS pid").first?.int("pid") }
+        let admin = try await PostgresConnection.connect(url)
+        defer { admin.close() }
+        _ = try await admin.query("SELECT pg_terminate_backend(\(firstPID))")
+        let error = await #expect(throws: PostgresError.self) {
+            try await pool.withConnection { try await $0.query("SELECT 1 AS one") }
+        }
+        #expect(error?.isConnectionLost == true)
+        #expect(pool.openConnectionCount == 0)
+        let secondPID = try await pool.withConnection { try await $0.query("SELECT pg_backend_pid() AS pid").first?.int("pid") }
+        #expect(secondPID != nil && secondPID != firstPID)
+    }
+
+    @Test func waitingForABusyPoolCanBeCancelled() async throws {
+        let pool = PostgresConnectionPool(url: try SharedPostgresServer.url(), maximumConnections: 1)
+        defer { pool.close() }
+        let (held, heldContinuation) = AsyncStream.makeStream(of: Void.self)
+        let holder = Task {
+            try await pool.withConnection { _ in
+                heldContinuation.yield()
+                try await Task.sleep(for: .seconds(30))
+            }
+        }
+        _ = await firstElement(of: held, within: .seconds(10))
+        let waiter = Task { try await pool.withConnection { try await $0.query("SELECT 1 AS one") } }
+        try await Task.sleep(for: .milliseconds(100))
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        holder.cancel()
+        _ = await holder.result
+        #expect(try await pool.withConnection { try await $0.query("SELECT 1 AS one") }.first?.int("one") == 1)
+    }
+
+    @Test func retryBackoffDoublesFromOneHundredMillisecondsUpToFiveSeconds() {
+        let policy = PostgresRetryPolicy()
+        #expect(policy.delay(afterAttempt: 0) == .milliseconds(100))
+        #expect(policy.delay(afterAttempt: 1) == .milliseconds(200))
+        #expect(policy.delay(afterAttempt: 5) == .milliseconds(3200))
+        #expect(policy.delay(afterAttempt: 6) == .seconds(5))
+        #expect(policy.delay(afterAttempt: 100) == .seconds(5))
+    }
+
+    @Test func retryingGivesUpAfterTheTotalDurationAndSkipsOtherErrors() async throws {
+        let unreachable = try PostgresURL("postgres://u:pw@127.0.0.1:1/db?connect_timeout=1")
+        let attempts = Counter()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let lost = await #expect(throws: PostgresError.self) {
+            try await retryingOnConnectionLoss(policy: PostgresRetryPolicy(maximumTotalDuration: .milliseconds(500))) {
+                attempts.increment()
+                return try await PostgresConnection.connect(unreachable)
+            }
+        }
+        #expect(lost?.isConnectionLost == true)
+        #expect(attempts.value > 1)
+        #expect(clock.now - start < .seconds(5))
+
+        let connection = try await PostgresConnection.connect(SharedPostgresServer.url())
+        defer { connection.close() }
+        let syntaxAttempts = Counter()
+        await #expect(throws: PostgresError.self) {
+            try await retryingOnConnectionLoss {
+                syntaxAttempts.increment()
+                return try await connection.query("SELEC 1")
+            }
+        }
+        #expect(syntaxAttempts.value == 1)
+    }
+}
+
+@Suite struct PostgresConnectionListenerTests {
+    @Test func notificationFromAnotherConnectionArrivesWithinOneSecond() async throws {
+        let url = try SharedPostgresServer.url()
+        let channel = uniqueTableName("Channel")
+        let (notifications, continuation) = AsyncStream.makeStream(of: PostgresNotification.self)
+        let listener = try await PostgresListener.start(url: url, channels: [channel, "unused_channel"]) {
+            continuation.yield($0)
+        }
+        defer { listener.stop() }
+        let sender = try await PostgresConnection.connect(url)
+        defer { sender.close() }
+        let clock = ContinuousClock()
+        let sent = clock.now
+        _ = try await sender.query("SELECT pg_notify(\(channel), \("workflow-1::topic"))")
+        let received = await firstElement(of: notifications, within: .seconds(1))
+        #expect(clock.now - sent < .seconds(1))
+        #expect(received?.channel == channel)
+        #expect(received?.payload == "workflow-1::topic")
+    }
+}
+
+/// Tests that stop or restart the server get a cluster of their own, so the shared one stays up.
+@Suite(.serialized) final class PostgresConnectionOutageTests {
+    let server: PostgresServer
+
+    init() throws {
+        server = try PostgresServer.start()
+    }
+
+    deinit { server.stop() }
+
+    @Test func listenerReconnectsAfterAnImmediateRestartAndDeliversAgain() async throws {
+        let url = try PostgresURL(server.url())
+        let (notifications, notificationContinuation) = AsyncStream.makeStream(of: PostgresNotification.self)
+        let (reconnects, reconnectContinuation) = AsyncStream.makeStream(of: Void.self)
+        let listener = try await PostgresListener.start(
+            url: url, channels: ["dbos_test_channel"],
+            onNotification: { notificationContinuation.yield($0) },
+            onReconnect: { reconnectContinuation.yield() })
+        defer { listener.stop() }
+
+        try await notify(url, payload: "before")
+        #expect(await firstElement(of: notifications, within: .seconds(1))?.payload == "before")
+
+        try server.restart(mode: .immediate)
+        #expect(await firstElement(of: reconnects, within: .seconds(30)) != nil)
+
+        try await notify(url, payload: "after")
+        #expect(await firstElement(of: notifications, within: .seconds(1))?.payload == "after")
+    }
+
+    @Test func queryDuringAnOutageFailsAsConnectionLossAndRetrySucceedsOnceTheServerIsBack() async throws {
+        let url = try PostgresURL(server.url())
+        let pool = PostgresConnectionPool(url: url, maximumConnections: 2)
+        defer { pool.close() }
+        _ = try await pool.withConnection { try await $0.query("SELECT 1 AS one") }
+        let connection = try await PostgresConnection.connect(url)
+        defer { connection.close() }
+
+        try server.stopServer(mode: .fast)
+        let error = await #expect(throws: PostgresError.self) {
+            try await connection.query("SELECT 1 AS one")
+        }
+        #expect(error?.isConnectionLost == true)
+
+        let server = server
+        let restarter = Task.detached {
+            try await Task.sleep(for: .seconds(1))
+            try server.startServer()
+        }
+        let answer = try await retryingOnConnectionLoss(policy: PostgresRetryPolicy(maximumTotalDuration: .seconds(60))) {
+            try await pool.withConnection { try await $0.query("SELECT 42 AS answer").first?.int("answer") }
+        }
+        #expect(answer == 42)
+        try await restarter.value
+
+        try await connection.reset()
+        #expect(try await connection.query("SELECT 1 AS one").first?.int("one") == 1)
+    }
+
+    private func notify(_ url: PostgresURL, payload: String) async throws {
+        let sender = try await PostgresConnection.connect(url)
+        defer { sender.close() }
+        _ = try await sender.query("SELECT pg_notify(\("dbos_test_channel"), \(payload))")
+    }
+}
