@@ -194,6 +194,15 @@ func uniqueTableName(_ prefix: String) -> String {
             }
         }
         #expect(try await connection.query("SELECT id FROM \(unescaped: table)").count == 1)
+        // A body that swallows a statement error does not get a silent rollback reported as success.
+        let aborted = await #expect(throws: PostgresError.self) {
+            try await connection.transaction { transaction in
+                try transaction.execute("INSERT INTO \(unescaped: table) VALUES (\(4))")
+                _ = try? transaction.execute("INSERT INTO no_such_table VALUES (1)")
+            }
+        }
+        #expect(aborted?.sqlState == "25P02")
+        #expect(try await connection.query("SELECT id FROM \(unescaped: table)").count == 1)
     }
 
     @Test func preparedStatementsArePreparedOncePerSession() async throws {

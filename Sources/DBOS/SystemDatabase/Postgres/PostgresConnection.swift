@@ -71,6 +71,14 @@ final class PostgresConnection: Sendable {
                 if !handle.isBroken { _ = try? handle.run("ROLLBACK") }
                 throw error
             }
+            // A body that caught a statement error leaves the transaction aborted, and COMMIT
+            // would then quietly roll back; report it instead of returning success.
+            if handle.isTransactionAborted {
+                _ = try? handle.run("ROLLBACK")
+                throw PostgresError(
+                    kind: .server, sqlState: "25P02",
+                    message: "the transaction was aborted by an earlier failed statement and has been rolled back")
+            }
             do {
                 _ = try handle.run("COMMIT")
             } catch {

@@ -55,6 +55,12 @@ final class PostgresConnectionHandle: @unchecked Sendable {
         return PQstatus(pointer) == CONNECTION_BAD
     }
 
+    /// True inside a transaction that a failed statement aborted: only ROLLBACK is accepted.
+    var isTransactionAborted: Bool {
+        guard let pointer else { return false }
+        return PQtransactionStatus(pointer) == PQTRANS_INERROR
+    }
+
     /// How many statements this session has prepared (for tests and diagnostics).
     var preparedStatementCount: Int { preparedStatements.count }
 

@@ -14,12 +14,16 @@ import Foundation
 struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
     /// The scheme as written (`postgres` or `postgresql`), kept so `redacted` reads like the input.
     var scheme: String
+    /// The role to log in as; nil lets libpq use the operating-system user name.
     var user: String?
+    /// Never printed: `description` and `redacted` show `***` instead.
     var password: String?
     /// A host name, an IP address, or (starting with `/`) a Unix-socket directory; `nil` lets libpq
     /// pick its default socket.
     var host: String?
+    /// The TCP port (or socket file suffix); nil means 5432.
     var port: Int?
+    /// The database name; nil lets libpq use the user name.
     var database: String?
     /// Other libpq connection keywords from the query string.
     var parameters: [String: String]
