@@ -265,7 +265,7 @@ func uniqueTableName(_ prefix: String) -> String {
 }
 
 /// A thread-safe counter that remembers its highest value, shared by concurrent test tasks.
-final class Counter: Sendable {
+final class PeakCounter: Sendable {
     private let current = Atomic<Int>(0)
     private let peak = Atomic<Int>(0)
 
@@ -301,7 +301,7 @@ func firstElement<Element: Sendable>(of stream: AsyncStream<Element>, within tim
     @Test func fiftyConcurrentQueriesShareAPoolOfFour() async throws {
         let pool = PostgresConnectionPool(url: try SharedPostgresServer.url(), maximumConnections: 4)
         defer { pool.close() }
-        let lent = Counter()
+        let lent = PeakCounter()
         let numbers = try await withThrowingTaskGroup(of: Int.self) { group in
             for number in 0..<50 {
                 group.addTask {
@@ -368,7 +368,7 @@ func firstElement<Element: Sendable>(of stream: AsyncStream<Element>, within tim
 
     @Test func retryingGivesUpAfterTheTotalDurationAndSkipsOtherErrors() async throws {
         let unreachable = try PostgresURL("postgres://u:pw@127.0.0.1:1/db?connect_timeout=1")
-        let attempts = Counter()
+        let attempts = PeakCounter()
         let clock = ContinuousClock()
         let start = clock.now
         let lost = await #expect(throws: PostgresError.self) {
@@ -383,7 +383,7 @@ func firstElement<Element: Sendable>(of stream: AsyncStream<Element>, within tim
 
         let connection = try await PostgresConnection.connect(SharedPostgresServer.url())
         defer { connection.close() }
-        let syntaxAttempts = Counter()
+        let syntaxAttempts = PeakCounter()
         await #expect(throws: PostgresError.self) {
             try await retryingOnConnectionLoss {
                 syntaxAttempts.increment()
