@@ -8,7 +8,7 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.file("nested/state/system.sqlite")
-        let database = try SQLiteSystemDatabase(path: path)
+        let database = SQLSystemDatabase(backend: try SQLiteBackend(path: path))
         try await database.migrate()
         await database.close()
 
@@ -23,7 +23,7 @@ import Testing
         defer { directory.remove() }
         let path = directory.file("system.sqlite")
         for _ in 0..<3 {
-            let database = try SQLiteSystemDatabase(path: path)
+            let database = SQLSystemDatabase(backend: try SQLiteBackend(path: path))
             try await database.migrate()
             await database.close()
         }
@@ -48,14 +48,14 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.file("system.sqlite")
-        let database = try SQLiteSystemDatabase(path: path)
+        let database = SQLSystemDatabase(backend: try SQLiteBackend(path: path))
         try await database.migrate()
         await database.close()
         let connection = try SQLiteConnection(path: path)
         try connection.execute("UPDATE dbos_swift_migrations SET version = 999")
         connection.close()
 
-        let reopened = try SQLiteSystemDatabase(path: path)
+        let reopened = SQLSystemDatabase(backend: try SQLiteBackend(path: path))
         await #expect {
             try await reopened.migrate()
         } throws: { error in

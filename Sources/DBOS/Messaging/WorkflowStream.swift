@@ -40,7 +40,7 @@ public struct WorkflowStream<Element: Decodable & Sendable>: AsyncSequence, Send
                     finished = true
                     return nil
                 }
-                await runtime.wakeups.wait(ticket, timeout: runtime.configuration.pollingInterval)
+                await runtime.wakeups.wait(ticket, timeout: runtime.waitInterval)
                 try Task.checkCancellation()
             }
             return nil

@@ -64,6 +64,8 @@ struct WorkflowRecord: Sendable {
     var partitionKey: String?
     var delayUntil: EpochMilliseconds?
     var attributes: String?
+    /// DBOS's `owner_xid`: who inserted (or last claimed) the row.
+    var ownerID: String?
 }
 
 /// What to insert when a workflow starts.
@@ -83,6 +85,8 @@ struct WorkflowInsert: Sendable {
     var partitionKey: String?
     var delayUntil: EpochMilliseconds?
     var attributes: String?
+    /// A token unique to this insert, so a retried insert recognises its own row.
+    var ownerID: String = UUID().uuidString
     var now: EpochMilliseconds
     /// For a child workflow: the parent's operation that records the child, written in the same transaction.
     var parentOperation: OperationRecord?
@@ -204,6 +208,10 @@ protocol SystemDatabase: Sendable {
 
     /// Closes every connection; later calls fail with `SystemDatabaseError.closed`.
     func close() async
+
+    /// Starts pushing changes made by any process to `handler`; returns false when the database
+    /// cannot push them (then waiters poll).
+    func startNotifications(_ handler: @escaping @Sendable (DatabaseNotification) -> Void) async throws -> Bool
 
     /// Inserts a workflow row, or returns the existing row with that ID (idempotent start).
     /// A child's `parentOperation` is written in the same transaction as a new row.

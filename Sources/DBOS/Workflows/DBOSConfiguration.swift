@@ -18,6 +18,9 @@ public struct DBOSConfiguration: Sendable {
     public var pollingInterval: Duration
     /// How often running workflows check whether another process cancelled them.
     public var cancellationCheckInterval: Duration
+    /// With a database that pushes changes (PostgreSQL), how often waits re-check anyway, in
+    /// case a notification was lost.
+    public var notificationFallbackInterval: Duration
 
     /// The embedded default database, relative to the working directory.
     public static let defaultSystemDatabaseURL = "sqlite:.dbos/system.sqlite"
@@ -30,7 +33,8 @@ public struct DBOSConfiguration: Sendable {
         applicationVersion: String? = nil,
         recoversPendingWorkflows: Bool = true,
         pollingInterval: Duration = .milliseconds(200),
-        cancellationCheckInterval: Duration = .seconds(1)
+        cancellationCheckInterval: Duration = .seconds(1),
+        notificationFallbackInterval: Duration = .seconds(3)
     ) {
         let environment = ProcessInfo.processInfo.environment
         self.appName = appName
@@ -41,6 +45,7 @@ public struct DBOSConfiguration: Sendable {
         self.recoversPendingWorkflows = recoversPendingWorkflows
         self.pollingInterval = pollingInterval
         self.cancellationCheckInterval = cancellationCheckInterval
+        self.notificationFallbackInterval = notificationFallbackInterval
     }
 }
 
@@ -48,7 +53,7 @@ public struct DBOSConfiguration: Sendable {
 enum SystemDatabaseFactory {
     static func open(url: String) throws -> any SystemDatabase {
         if url == "sqlite::memory:" {
-            return try SQLiteSystemDatabase(path: ":memory:")
+            return SQLSystemDatabase(backend: try SQLiteBackend(path: ":memory:"))
         }
         if url.hasPrefix("sqlite:") {
             var path = String(url.dropFirst("sqlite:".count))
@@ -60,7 +65,7 @@ enum SystemDatabaseFactory {
             guard !path.contains("\0") else {
                 throw SystemDatabaseError.invalidURL(url, reason: "the path contains a NUL byte")
             }
-            return try SQLiteSystemDatabase(path: path)
+            return SQLSystemDatabase(backend: try SQLiteBackend(path: path))
         }
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
             throw SystemDatabaseError.invalidURL(

@@ -46,6 +46,10 @@ public final class DBOSRuntime: Sendable {
         ]
         var queueRunners: [Task<Void, Never>] = []
         var schedules: [WorkflowSchedule] = []
+        /// Whether the database pushes changes (then waits poll only as a fallback).
+        var notificationsActive = false
+        /// The last creation time handed out, so rows this process creates keep their order.
+        var lastCreationTime: EpochMilliseconds = 0
     }
 
     let state = Mutex(State())
@@ -71,9 +75,43 @@ public final class DBOSRuntime: Sendable {
         database = try SystemDatabaseFactory.open(url: configuration.systemDatabaseURL)
         do {
             try await database.migrate()
+            let wakeups = wakeups
+            let active = try await database.startNotifications { notification in
+                Self.deliver(notification, to: wakeups)
+            }
+            state.withLock { $0.notificationsActive = active }
         } catch {
             await database.close()
             throw error
+        }
+    }
+
+    /// Wakes the waiters a database notification concerns.
+    private static func deliver(_ notification: DatabaseNotification, to wakeups: WakeupRegistry) {
+        switch notification {
+        case .message(let workflowID, let topic): wakeups.signal(WakeupRegistry.messageKey(workflowID: workflowID, topic: topic))
+        case .event(let workflowID, let key): wakeups.signal(WakeupRegistry.eventKey(workflowID: workflowID, key: key))
+        case .stream(let workflowID, let key): wakeups.signal(WakeupRegistry.streamKey(workflowID: workflowID, key: key))
+        case .completion(let workflowID): wakeups.signal(WakeupRegistry.completionKey(workflowID: workflowID))
+        case .queue(let name): wakeups.signal(WakeupRegistry.queueKey(name))
+        case .everything: wakeups.signalAll()
+        }
+    }
+
+    /// How long a wait may go without re-checking the database: the polling interval, or a slow
+    /// fallback when the database pushes notifications (only a lost notification needs it).
+    var waitInterval: Duration {
+        state.withLock { $0.notificationsActive } ? max(configuration.pollingInterval, configuration.notificationFallbackInterval)
+            : configuration.pollingInterval
+    }
+
+    /// The current time in epoch milliseconds, strictly increasing within this process, so runs
+    /// and messages created one after the other keep their order even within a millisecond.
+    func nextCreationTime() -> EpochMilliseconds {
+        let now = Date().epochMilliseconds
+        return state.withLock { state in
+            state.lastCreationTime = max(now, state.lastCreationTime + 1)
+            return state.lastCreationTime
         }
     }
 
@@ -273,7 +311,7 @@ public final class DBOSRuntime: Sendable {
         {
             throw WorkflowError.invalidOptions(["queue '\(queueName)' does not have priorities enabled"])
         }
-        let now = Date().epochMilliseconds
+        let now = nextCreationTime()
         let id = options.workflowID ?? parent.map { "\($0.context.workflowID)-\($0.functionID)" } ?? UUID().uuidString
         let queued = options.queueName != nil
         var deadline = queued ? nil : options.timeout.map { now + $0.milliseconds }
@@ -469,14 +507,16 @@ public final class DBOSRuntime: Sendable {
     /// It wakes when this process enqueues or finishes a run of the queue, and polls for the
     /// changes of other processes.
     private func runQueue(_ queue: WorkflowQueue) async {
-        var backoff = queue.pollingInterval
+        let pollingInterval = state.withLock { $0.notificationsActive }
+            ? max(queue.pollingInterval, configuration.notificationFallbackInterval) : queue.pollingInterval
+        var backoff = pollingInterval
         let key = WakeupRegistry.queueKey(queue.name)
         while !Task.isCancelled {
             let ticket = wakeups.ticket(for: key)
-            var wait = queue.pollingInterval
+            var wait = pollingInterval
             do {
                 let claimed = try await dequeueOnce(queue)
-                backoff = queue.pollingInterval
+                backoff = pollingInterval
                 // More may be waiting than one claim took: look again at once.
                 if !claimed.isEmpty { wait = .zero }
             } catch {
@@ -570,7 +610,7 @@ public final class DBOSRuntime: Sendable {
                 wakeups.cancel(ticket)
                 return record
             }
-            await wakeups.wait(ticket, timeout: configuration.pollingInterval)
+            await wakeups.wait(ticket, timeout: waitInterval)
             try Task.checkCancellation()
         }
     }
@@ -609,7 +649,7 @@ public final class DBOSRuntime: Sendable {
         let insert = MessageInsert(
             destinationID: workflowID, topic: topic, message: try PortableJSON.encode(message),
             messageID: idempotencyKey.map { "\($0)::\(workflowID)" } ?? UUID().uuidString,
-            now: Date().epochMilliseconds)
+            now: nextCreationTime())
         _ = try await database.sendMessage(insert, checkpoint: nil)
         wakeups.signal(WakeupRegistry.messageKey(workflowID: workflowID, topic: topic))
     }
@@ -637,7 +677,7 @@ public final class DBOSRuntime: Sendable {
                 wakeups.cancel(ticket)
                 return nil
             }
-            await wakeups.wait(ticket, timeout: min(.milliseconds(remaining), configuration.pollingInterval))
+            await wakeups.wait(ticket, timeout: min(.milliseconds(remaining), waitInterval))
             try Task.checkCancellation()
         }
     }

@@ -266,7 +266,7 @@ public final class WorkflowContext: Sendable {
         if try recordedOperation(functionID, name: name) != nil { return }
         try checkNotCancelled()
         let topic = topic ?? Self.nullTopic
-        let now = Self.now
+        let now = runtime.nextCreationTime()
         let checkpoint = OperationRecord(
             workflowID: workflowID, functionID: functionID, functionName: name, output: "null", error: nil,
             childWorkflowID: nil, startedAt: now, completedAt: now)
@@ -330,7 +330,7 @@ public final class WorkflowContext: Sendable {
                 let stored = try await record(timedOut)
                 return try decodeOptional(Message.self, from: stored.output)
             }
-            await runtime.wakeups.wait(ticket, timeout: min(.milliseconds(remaining), runtime.configuration.pollingInterval))
+            await runtime.wakeups.wait(ticket, timeout: min(.milliseconds(remaining), runtime.waitInterval))
         }
     }
 

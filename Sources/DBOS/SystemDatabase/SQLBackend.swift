@@ -1,0 +1,61 @@
+/// Runs statements on one connection, inside the transaction the backend opened for it.
+protocol SQLStatementRunner {
+    /// Runs a statement and returns its rows.
+    @discardableResult
+    func query(_ sql: SQL) throws -> [SQLRow]
+    /// Runs a statement and returns how many rows it changed.
+    @discardableResult
+    func execute(_ sql: SQL) throws -> Int
+}
+
+/// The few places where SQLite's and PostgreSQL's SQL differ in the engine's statements.
+struct SQLDialect: Sendable {
+    /// Appended to the dequeue's candidate SELECT: row locks that other workers skip.
+    var lockingClause: String
+    /// The tie-breaker that keeps insertion order among rows created in the same millisecond.
+    var insertionOrder: String
+
+    static let sqlite = SQLDialect(lockingClause: "", insertionOrder: "rowid")
+    static let postgres = SQLDialect(lockingClause: " FOR UPDATE SKIP LOCKED", insertionOrder: "workflow_uuid")
+}
+
+/// A change another process (or this one) made that waiters may care about, as delivered by a
+/// backend that can push notifications (PostgreSQL's LISTEN/NOTIFY).
+enum DatabaseNotification: Sendable, Hashable {
+    case message(workflowID: String, topic: String)
+    case event(workflowID: String, key: String)
+    case stream(workflowID: String, key: String)
+    case completion(workflowID: String)
+    case queue(name: String)
+    /// Notifications may have been lost (the listener reconnected): every waiter should re-check.
+    case everything
+}
+
+/// A database the engine's SQL runs on: how to open transactions, migrate the schema, and
+/// deliver notifications. `SQLSystemDatabase` holds the statements, written once for both.
+protocol SQLBackend: Sendable {
+    var dialect: SQLDialect { get }
+
+    /// Runs `body` in one write transaction, retrying it where the backend knows that is safe.
+    func transaction<T: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
+    ) async throws -> T
+
+    /// Runs read-only statements without holding a write lock.
+    func read<T: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
+    ) async throws -> T
+
+    /// Creates or upgrades the schema.
+    func migrate() async throws
+
+    /// Starts delivering notifications; returns false if the backend cannot push them (then
+    /// waiters poll).
+    func startNotifications(_ handler: @escaping @Sendable (DatabaseNotification) -> Void) async throws -> Bool
+
+    /// Tells other processes about a change, after the transaction that made it committed.
+    func publish(_ notifications: [DatabaseNotification]) async
+
+    /// Closes every connection.
+    func close() async
+}
