@@ -290,6 +290,63 @@ import Testing
         }
     }
 
+    @Test func aTimeoutInterruptsAWaitForAnotherWorkflowsResult() async throws {
+        try await withStepRuntime { runtime in
+            let peer = try runtime.register("slow-peer") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.recv(String.self, topic: "finish", timeout: .seconds(30))
+                return "peer finished"
+            }
+            let awaiter = try runtime.register("impatient-awaiter") { (_: WorkflowContext, peerID: String) -> String in
+                try await runtime.retrieveWorkflow(id: peerID, as: String.self).result()
+            }
+            return (peer, awaiter)
+        } test: { runtime, workflows in
+            let (peer, awaiter) = workflows
+            let peerHandle = try await runtime.startWorkflow(peer, input: "", options: WorkflowOptions(workflowID: "peer-1"))
+            let clock = ContinuousClock()
+            let start = clock.now
+            let handle = try await runtime.startWorkflow(
+                awaiter, input: "peer-1", options: WorkflowOptions(workflowID: "awaiter-1", timeout: .milliseconds(300)))
+            let outcome = await resultWithin(.seconds(10)) { try await handle.result() }
+            if case .failure(let error as WorkflowError)? = outcome {
+                #expect(error.isCancellation, "ended with \(error)")
+            } else {
+                Issue.record("expected the awaiter to be cancelled by its timeout, got \(String(describing: outcome))")
+            }
+            #expect(clock.now - start < .seconds(5), "the timeout must interrupt the wait for the peer's result")
+            #expect(try await handle.status().state == .cancelled)
+            #expect(try await peerHandle.status().state == .pending, "the peer is not a child: it runs on")
+            try await runtime.send(to: "peer-1", topic: "finish", message: "finish")
+            #expect(try await peerHandle.result() == "peer finished")
+        }
+    }
+
+    @Test func cancellingACallerEndsItsWaitForAResultButNotTheRun() async throws {
+        try await withStepRuntime { runtime in
+            try runtime.register("long-runner") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.recv(String.self, topic: "finish", timeout: .seconds(30))
+                return "finished"
+            }
+        } test: { runtime, workflow in
+            let handle = try await runtime.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "long-1"))
+            let clock = ContinuousClock()
+            let start = clock.now
+            let waiting = Task { try await handle.result() }
+            try await Task.sleep(for: .milliseconds(200))
+            waiting.cancel()
+            let outcome = await resultWithin(.seconds(10)) { try await waiting.value }
+            if case .failure(let error)? = outcome {
+                #expect(error is CancellationError, "ended with \(error)")
+            } else {
+                Issue.record("expected the cancelled wait to end with CancellationError, got \(String(describing: outcome))")
+            }
+            #expect(clock.now - start < .seconds(5), "a cancelled caller stops waiting")
+            #expect(try await handle.status().state == .pending, "the run itself goes on")
+            try await runtime.send(to: "long-1", topic: "finish", message: "finish")
+            #expect(try await handle.result() == "finished")
+        }
+    }
+
     // MARK: Across restarts
 
     @Test func concurrentStepsReplayTheirRecordedOutputsAfterARestart() async throws {
@@ -439,21 +496,38 @@ private final class CompletionLog: Sendable {
     }
 }
 
-/// The outcome of `body`, or nil when it takes longer than `limit` (it is then cancelled).
+/// The outcome of `body`, or nil when it takes longer than `limit`. The answer comes at the limit
+/// even if `body` ignores cancellation (it is cancelled and left to finish on its own).
 private func resultWithin<T: Sendable>(
     _ limit: Duration, _ body: @escaping @Sendable () async throws -> T
 ) async -> Result<T, any Error>? {
-    await withTaskGroup(of: Result<T, any Error>?.self) { group in
-        group.addTask {
-            do { return .success(try await body()) } catch { return .failure(error) }
+    await withCheckedContinuation { continuation in
+        let answer = FirstAnswer(continuation)
+        let work = Task {
+            do { answer.give(.success(try await body())) } catch { answer.give(.failure(error)) }
         }
-        group.addTask {
+        Task {
             try? await Task.sleep(for: limit)
-            return nil
+            answer.give(nil)
+            work.cancel()
         }
-        let first = await group.next() ?? nil
-        group.cancelAll()
-        return first
+    }
+}
+
+/// Resumes a continuation with the first value given; later values are dropped.
+private final class FirstAnswer<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, Never>?>
+
+    init(_ continuation: CheckedContinuation<Value, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func give(_ value: Value) {
+        let waiting = continuation.withLock { continuation in
+            defer { continuation = nil }
+            return continuation
+        }
+        waiting?.resume(returning: value)
     }
 }
 
