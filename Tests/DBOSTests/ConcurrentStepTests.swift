@@ -386,6 +386,43 @@ import Testing
         }
     }
 
+    @Test func aStepStartedInsideAnotherStepTakesNoSlotSoTheWorkflowReplaysAfterARestart() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-steps")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+        let outerRuns = AttemptCounter()
+
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
+            try runtime.register("nested-steps") { (ctx: WorkflowContext, _: String) -> String in
+                let outer = try await ctx.runStep("outer") { () async throws -> Int in
+                    _ = outerRuns.increment()
+                    let inner = ctx.startStep("inner") { 1 }
+                    #expect(inner.functionID == StepTask<Int>.noSlot)
+                    return try await inner.value + 1
+                }
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
+                let after = try await ctx.runStep("after") { 10 }
+                return "\(outer + after)"
+            }
+        }
+
+        try await withStepRuntime(url: url, register: register) { runtime, workflow in
+            _ = try await runtime.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "nested-1"))
+            // outer (0), then recv's sleep (2).
+            try await waitForStepCount(of: "nested-1", atLeast: 2, in: runtime)
+            let names = try await runtime.listSteps(workflowID: "nested-1").map(\.name)
+            #expect(names == ["outer", "DBOS.sleep"], "the nested step is part of the outer one")
+        }
+        try await withStepRuntime(url: url, register: register) { runtime, _ in
+            try await runtime.send(to: "nested-1", topic: "go", message: "go")
+            let output = try await runtime.retrieveWorkflow(id: "nested-1", as: String.self).result()
+            #expect(output == "12")
+            #expect(outerRuns.value == 1, "the outer step was replayed, not run again")
+            let steps = try await runtime.listSteps(workflowID: "nested-1")
+            #expect(steps.map(\.name) == ["outer", "DBOS.recv", "DBOS.sleep", "after"])
+        }
+    }
+
     @Test func aRecoveredParentReattachesToItsChildInsteadOfStartingAnother() async throws {
         let directory = try TemporaryDirectory(prefix: "dbos-steps")
         defer { directory.remove() }
