@@ -262,6 +262,30 @@ import Testing
         }
     }
 
+    @Test func aWorkflowThatFinishesWithinItsTimeoutSucceedsAndItsChildInheritsTheDeadline() async throws {
+        try await withStepRuntime { runtime in
+            let child = try runtime.register("quick-child") { (ctx: WorkflowContext, input: String) -> String in
+                try await ctx.runStep("echo") { input }
+            }
+            return try runtime.register("quick-parent") { (ctx: WorkflowContext, input: String) -> String in
+                // The child asks for a longer timeout than the parent has left: the parent's deadline wins.
+                try await ctx.runChildWorkflow(child, input: input, options: WorkflowOptions(timeout: .seconds(3_600)))
+            }
+        } test: { runtime, parent in
+            let handle = try await runtime.startWorkflow(
+                parent, input: "in time", options: WorkflowOptions(workflowID: "quick-1", timeout: .seconds(60)))
+            #expect(try await handle.result() == "in time")
+            let status = try await handle.status()
+            #expect(status.state == .success)
+            #expect(status.timeout == .seconds(60))
+            let deadline = try #require(status.deadline)
+            #expect(abs(deadline.timeIntervalSince(status.createdAt) - 60) < 1)
+            let child = try await runtime.workflowStatus(id: "quick-1-0")
+            #expect(child?.state == .success)
+            #expect(child?.deadline == deadline, "a child never outlives its parent's deadline")
+        }
+    }
+
     @Test func aParentAwaitingAChildThatTimesOutFailsInsteadOfHanging() async throws {
         try await withStepRuntime { runtime in
             let child = try runtime.register("short-lived-child") { (ctx: WorkflowContext, _: String) -> String in
