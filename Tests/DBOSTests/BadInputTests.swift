@@ -307,7 +307,11 @@ import Testing
     }
 
     @Test func aPostgresURLsPasswordNeverAppearsInTheError() async throws {
-        for url in ["postgres://user:secret@host/db", "postgresql://user:secret@host:5432/db?sslmode=require"] {
+        for url in [
+            "postgres://user:secret@host/db", "postgresql://user:secret@host:5432/db?sslmode=require",
+            "postgres://user:p@ss:secret@host/db", "postgres://user@host/db?sslmode=require&password=secret",
+            "postgresql://host/db?password=secret&application_name=app",
+        ] {
             let error = await #expect(throws: (any Error).self) {
                 _ = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: url))
             }
