@@ -4,7 +4,7 @@ import Foundation
 import Synchronization
 import Testing
 
-/// Concurrent steps, step retries, child workflows and workflow timeouts.
+/// Concurrent steps, step retries, child workflows and workflow timeouts, within one run and across restarts.
 @Suite struct ConcurrentStepTests {
     // MARK: Concurrent steps
 
@@ -63,7 +63,7 @@ import Testing
             #expect(error?.isCancellation == true, "ended with \(String(describing: error))")
             #expect(clock.now - start < .seconds(5), "the timeout must reach a step started with startStep, as it reaches runStep")
             #expect(try await handle.status().state == .cancelled)
-            #expect(finished.value == 0, "the step's body was not interrupted")
+            #expect(finished.value == 0, "the step's body must be interrupted, not run to its end")
             #expect(try await runtime.listSteps(workflowID: "slow-fan-out-1").isEmpty, "an interrupted step is not checkpointed")
         }
     }
@@ -99,7 +99,7 @@ import Testing
 
     // MARK: Retries
 
-    @Test func aStepThatKeepsFailingRecordsMaxStepRetriesExceededAfterEveryAttempt() async throws {
+    @Test func aStepThatKeepsFailingRecordsMaxStepRetriesExceededAfterItsLastAttempt() async throws {
         let attempts = AttemptCounter()
         try await withStepRuntime { runtime in
             try runtime.register("doomed") { (ctx: WorkflowContext, _: String) -> String in
