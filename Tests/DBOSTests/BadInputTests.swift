@@ -296,7 +296,7 @@ import Testing
     }
 
     @Test func anUnknownURLSchemeIsAnInvalidURL() async throws {
-        for url in ["mysql://localhost/app", "file:/tmp/db.sqlite", "sqlite:", "not a url"] {
+        for url in ["mysql://localhost/app", "file:/tmp/db.sqlite", "sqlite:", "sqlite://", "not a url", "sqlite:/tmp/a\u{0}b.sqlite"] {
             let error = await #expect(throws: SystemDatabaseError.self) {
                 _ = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: url))
             }
@@ -307,7 +307,11 @@ import Testing
     }
 
     @Test func aPostgresURLsPasswordNeverAppearsInTheError() async throws {
-        for url in ["postgres://user:secret@host/db", "postgresql://user:secret@host:5432/db?sslmode=require"] {
+        for url in [
+            "postgres://user:secret@host/db", "postgresql://user:secret@host:5432/db?sslmode=require",
+            "postgres://user:p@ss:secret@host/db", "postgres://user@host/db?sslmode=require&password=secret",
+            "postgresql://host/db?password=secret&application_name=app",
+        ] {
             let error = await #expect(throws: (any Error).self) {
                 _ = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: url))
             }
@@ -336,6 +340,20 @@ import Testing
             Issue.record("expected SystemDatabaseError.cannotOpen, got \(String(describing: error))")
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: blocker)) == Data("a file, not a directory".utf8))
+    }
+
+    @Test func aPathThatIsADirectoryIsReportedAsCannotOpen() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-bad-input")
+        defer { directory.remove() }
+        let error = await #expect(throws: SystemDatabaseError.self) {
+            _ = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: "sqlite:\(directory.path)"))
+        }
+        if case .cannotOpen(let location, _)? = error {
+            #expect(location == directory.path)
+        } else {
+            Issue.record("expected SystemDatabaseError.cannotOpen, got \(String(describing: error))")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty, "nothing is created inside it")
     }
 }
 

@@ -4,7 +4,7 @@ import Foundation
 import Synchronization
 import Testing
 
-/// Concurrent steps, step retries, child workflows and workflow timeouts.
+/// Concurrent steps, step retries, child workflows and workflow timeouts, within one run and across restarts.
 @Suite struct ConcurrentStepTests {
     // MARK: Concurrent steps
 
@@ -63,7 +63,7 @@ import Testing
             #expect(error?.isCancellation == true, "ended with \(String(describing: error))")
             #expect(clock.now - start < .seconds(5), "the timeout must reach a step started with startStep, as it reaches runStep")
             #expect(try await handle.status().state == .cancelled)
-            #expect(finished.value == 0, "the step's body was not interrupted")
+            #expect(finished.value == 0, "the step's body must be interrupted, not run to its end")
             #expect(try await runtime.listSteps(workflowID: "slow-fan-out-1").isEmpty, "an interrupted step is not checkpointed")
         }
     }
@@ -99,7 +99,7 @@ import Testing
 
     // MARK: Retries
 
-    @Test func aStepThatKeepsFailingRecordsMaxStepRetriesExceededAfterEveryAttempt() async throws {
+    @Test func aStepThatKeepsFailingRecordsMaxStepRetriesExceededAfterItsLastAttempt() async throws {
         let attempts = AttemptCounter()
         try await withStepRuntime { runtime in
             try runtime.register("doomed") { (ctx: WorkflowContext, _: String) -> String in
@@ -262,6 +262,30 @@ import Testing
         }
     }
 
+    @Test func aWorkflowThatFinishesWithinItsTimeoutSucceedsAndItsChildInheritsTheDeadline() async throws {
+        try await withStepRuntime { runtime in
+            let child = try runtime.register("quick-child") { (ctx: WorkflowContext, input: String) -> String in
+                try await ctx.runStep("echo") { input }
+            }
+            return try runtime.register("quick-parent") { (ctx: WorkflowContext, input: String) -> String in
+                // The child asks for a longer timeout than the parent has left: the parent's deadline wins.
+                try await ctx.runChildWorkflow(child, input: input, options: WorkflowOptions(timeout: .seconds(3_600)))
+            }
+        } test: { runtime, parent in
+            let handle = try await runtime.startWorkflow(
+                parent, input: "in time", options: WorkflowOptions(workflowID: "quick-1", timeout: .seconds(60)))
+            #expect(try await handle.result() == "in time")
+            let status = try await handle.status()
+            #expect(status.state == .success)
+            #expect(status.timeout == .seconds(60))
+            let deadline = try #require(status.deadline)
+            #expect(abs(deadline.timeIntervalSince(status.createdAt) - 60) < 1)
+            let child = try await runtime.workflowStatus(id: "quick-1-0")
+            #expect(child?.state == .success)
+            #expect(child?.deadline == deadline, "a child never outlives its parent's deadline")
+        }
+    }
+
     @Test func aParentAwaitingAChildThatTimesOutFailsInsteadOfHanging() async throws {
         try await withStepRuntime { runtime in
             let child = try runtime.register("short-lived-child") { (ctx: WorkflowContext, _: String) -> String in
@@ -287,6 +311,63 @@ import Testing
             let status = try await handle.status()
             #expect(status.state == .error, "the parent failed: its awaited child was cancelled")
             #expect(status.error?.name == "WorkflowCancelled")
+        }
+    }
+
+    @Test func aTimeoutInterruptsAWaitForAnotherWorkflowsResult() async throws {
+        try await withStepRuntime { runtime in
+            let peer = try runtime.register("slow-peer") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.recv(String.self, topic: "finish", timeout: .seconds(30))
+                return "peer finished"
+            }
+            let awaiter = try runtime.register("impatient-awaiter") { (_: WorkflowContext, peerID: String) -> String in
+                try await runtime.retrieveWorkflow(id: peerID, as: String.self).result()
+            }
+            return (peer, awaiter)
+        } test: { runtime, workflows in
+            let (peer, awaiter) = workflows
+            let peerHandle = try await runtime.startWorkflow(peer, input: "", options: WorkflowOptions(workflowID: "peer-1"))
+            let clock = ContinuousClock()
+            let start = clock.now
+            let handle = try await runtime.startWorkflow(
+                awaiter, input: "peer-1", options: WorkflowOptions(workflowID: "awaiter-1", timeout: .milliseconds(300)))
+            let outcome = await resultWithin(.seconds(10)) { try await handle.result() }
+            if case .failure(let error as WorkflowError)? = outcome {
+                #expect(error.isCancellation, "ended with \(error)")
+            } else {
+                Issue.record("expected the awaiter to be cancelled by its timeout, got \(String(describing: outcome))")
+            }
+            #expect(clock.now - start < .seconds(5), "the timeout must interrupt the wait for the peer's result")
+            #expect(try await handle.status().state == .cancelled)
+            #expect(try await peerHandle.status().state == .pending, "the peer is not a child: it runs on")
+            try await runtime.send(to: "peer-1", topic: "finish", message: "finish")
+            #expect(try await peerHandle.result() == "peer finished")
+        }
+    }
+
+    @Test func cancellingACallerEndsItsWaitForAResultButNotTheRun() async throws {
+        try await withStepRuntime { runtime in
+            try runtime.register("long-runner") { (ctx: WorkflowContext, _: String) -> String in
+                _ = try await ctx.recv(String.self, topic: "finish", timeout: .seconds(30))
+                return "finished"
+            }
+        } test: { runtime, workflow in
+            let handle = try await runtime.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "long-1"))
+            let clock = ContinuousClock()
+            let start = clock.now
+            let waiting = Task { try await handle.result() }
+            try await Task.sleep(for: .milliseconds(200))
+            waiting.cancel()
+            let outcome = await resultWithin(.seconds(10)) { try await waiting.value }
+            if case .failure(let error)? = outcome {
+                #expect(error is CancellationError, "ended with \(error)")
+            } else {
+                Issue.record("expected the cancelled wait to end with CancellationError, got \(String(describing: outcome))")
+            }
+            #expect(clock.now - start < .seconds(5), "a cancelled caller stops waiting")
+            #expect(try await handle.status().state == .pending, "the run itself goes on")
+            try await runtime.send(to: "long-1", topic: "finish", message: "finish")
+            #expect(try await handle.result() == "finished")
         }
     }
 
@@ -326,6 +407,43 @@ import Testing
             #expect(output.map { JSONValue.string($0) } == firstRun.map { $0 ?? .null })
             let names = try await runtime.listSteps(workflowID: "replayed-1").map(\.name)
             #expect(names == ["step-a", "step-b", "step-c", "DBOS.recv", "DBOS.sleep"])
+        }
+    }
+
+    @Test func aStepStartedInsideAnotherStepTakesNoSlotSoTheWorkflowReplaysAfterARestart() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-steps")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+        let outerRuns = AttemptCounter()
+
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
+            try runtime.register("nested-steps") { (ctx: WorkflowContext, _: String) -> String in
+                let outer = try await ctx.runStep("outer") { () async throws -> Int in
+                    _ = outerRuns.increment()
+                    let inner = ctx.startStep("inner") { 1 }
+                    #expect(inner.functionID == StepTask<Int>.noSlot)
+                    return try await inner.value + 1
+                }
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
+                let after = try await ctx.runStep("after") { 10 }
+                return "\(outer + after)"
+            }
+        }
+
+        try await withStepRuntime(url: url, register: register) { runtime, workflow in
+            _ = try await runtime.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "nested-1"))
+            // outer (0), then recv's sleep (2).
+            try await waitForStepCount(of: "nested-1", atLeast: 2, in: runtime)
+            let names = try await runtime.listSteps(workflowID: "nested-1").map(\.name)
+            #expect(names == ["outer", "DBOS.sleep"], "the nested step is part of the outer one")
+        }
+        try await withStepRuntime(url: url, register: register) { runtime, _ in
+            try await runtime.send(to: "nested-1", topic: "go", message: "go")
+            let output = try await runtime.retrieveWorkflow(id: "nested-1", as: String.self).result()
+            #expect(output == "12")
+            #expect(outerRuns.value == 1, "the outer step was replayed, not run again")
+            let steps = try await runtime.listSteps(workflowID: "nested-1")
+            #expect(steps.map(\.name) == ["outer", "DBOS.recv", "DBOS.sleep", "after"])
         }
     }
 
@@ -439,21 +557,38 @@ private final class CompletionLog: Sendable {
     }
 }
 
-/// The outcome of `body`, or nil when it takes longer than `limit` (it is then cancelled).
+/// The outcome of `body`, or nil when it takes longer than `limit`. The answer comes at the limit
+/// even if `body` ignores cancellation (it is cancelled and left to finish on its own).
 private func resultWithin<T: Sendable>(
     _ limit: Duration, _ body: @escaping @Sendable () async throws -> T
 ) async -> Result<T, any Error>? {
-    await withTaskGroup(of: Result<T, any Error>?.self) { group in
-        group.addTask {
-            do { return .success(try await body()) } catch { return .failure(error) }
+    await withCheckedContinuation { continuation in
+        let answer = FirstAnswer(continuation)
+        let work = Task {
+            do { answer.give(.success(try await body())) } catch { answer.give(.failure(error)) }
         }
-        group.addTask {
+        Task {
             try? await Task.sleep(for: limit)
-            return nil
+            answer.give(nil)
+            work.cancel()
         }
-        let first = await group.next() ?? nil
-        group.cancelAll()
-        return first
+    }
+}
+
+/// Resumes a continuation with the first value given; later values are dropped.
+private final class FirstAnswer<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, Never>?>
+
+    init(_ continuation: CheckedContinuation<Value, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func give(_ value: Value) {
+        let waiting = continuation.withLock { continuation in
+            defer { continuation = nil }
+            return continuation
+        }
+        waiting?.resume(returning: value)
     }
 }
 

@@ -96,6 +96,101 @@ import Testing
         }
     }
 
+    @Test func aWorkflowsSendIsNotRepeatedWhenTheWorkflowIsRecovered() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-messaging")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+
+        func register(_ runtime: DBOSRuntime) throws -> (Workflow<String, [String?]>, Workflow<String, String>) {
+            let receiver = try runtime.register("counting-receiver") { (ctx: WorkflowContext, _: String) -> [String?] in
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
+                let first = try await ctx.recv(String.self, topic: "data", timeout: .seconds(5))
+                let second = try await ctx.recv(String.self, topic: "data", timeout: .milliseconds(500))
+                return [first, second]
+            }
+            let sender = try runtime.register("recovering-sender") { (ctx: WorkflowContext, destination: String) -> String in
+                try await ctx.send(to: destination, topic: "data", message: "exactly once")
+                _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
+                return "sent"
+            }
+            return (receiver, sender)
+        }
+
+        try await withMessagingRuntime(url: url, register: register) { runtime, workflows in
+            let (receiver, sender) = workflows
+            _ = try await runtime.startWorkflow(receiver, input: "", options: WorkflowOptions(workflowID: "counting-1"))
+            _ = try await runtime.startWorkflow(sender, input: "counting-1", options: WorkflowOptions(workflowID: "sender-1"))
+            // DBOS.send (0), then recv's sleep (2): the message is out and the sender waits.
+            try await waitForSteps(of: "sender-1", atLeast: 2, in: runtime)
+        }
+        // A new process recovers the sender, which replays its send from the checkpoint.
+        try await withMessagingRuntime(url: url, register: register) { runtime, _ in
+            try await runtime.send(to: "sender-1", topic: "go", message: "go")
+            #expect(try await runtime.retrieveWorkflow(id: "sender-1", as: String.self).result() == "sent")
+            try await runtime.send(to: "counting-1", topic: "go", message: "go")
+            let received = try await runtime.retrieveWorkflow(id: "counting-1", as: [String?].self).result()
+            #expect(received == ["exactly once", nil])
+            let senderSteps = try await runtime.listSteps(workflowID: "sender-1").map(\.name)
+            #expect(senderSteps == ["DBOS.send", "DBOS.recv", "DBOS.sleep"])
+        }
+    }
+
+    @Test func aMessageSentWhileTheReceiversProcessIsDownIsReceivedAfterRecovery() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-messaging")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String?> {
+            try runtime.register("offline-listener") { (ctx: WorkflowContext, _: String) -> String? in
+                try await ctx.recv(String.self, topic: "mail", timeout: .seconds(60))
+            }
+        }
+
+        try await withMessagingRuntime(url: url, register: register) { runtime, listener in
+            _ = try await runtime.startWorkflow(listener, input: "", options: WorkflowOptions(workflowID: "offline-1"))
+            try await waitForSteps(of: "offline-1", atLeast: 1, in: runtime)
+        }
+        // A client process that runs no workflows sends while the listener's process is down.
+        let client = try await DBOSRuntime(configuration: DBOSConfiguration(
+            systemDatabaseURL: url, executorID: "client", applicationVersion: "test", recoversPendingWorkflows: false))
+        do {
+            try await client.send(to: "offline-1", topic: "mail", message: "left while you were out")
+        } catch {
+            await client.shutdown(gracePeriod: .zero)
+            throw error
+        }
+        await client.shutdown(gracePeriod: .zero)
+
+        try await withMessagingRuntime(url: url, register: register) { runtime, _ in
+            let received = try await runtime.retrieveWorkflow(id: "offline-1", as: String?.self).result()
+            #expect(received == "left while you were out")
+        }
+    }
+
+    @Test func aRecvTimeoutIsDurableAcrossARestart() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-messaging")
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("db.sqlite"))"
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String?> {
+            try runtime.register("durable-timeout") { (ctx: WorkflowContext, _: String) -> String? in
+                try await ctx.recv(String.self, topic: "never", timeout: .seconds(3))
+            }
+        }
+
+        try await withMessagingRuntime(url: url, register: register) { runtime, workflow in
+            _ = try await runtime.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "durable-timeout-1"))
+            try await waitForSteps(of: "durable-timeout-1", atLeast: 1, in: runtime)
+        }
+        // Down for longer than the whole timeout.
+        try await Task.sleep(for: .seconds(3))
+        try await withMessagingRuntime(url: url, register: register) { runtime, _ in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let received = try await runtime.retrieveWorkflow(id: "durable-timeout-1", as: String?.self).result()
+            #expect(received == nil)
+            #expect(clock.now - start < .seconds(2), "the recorded deadline has passed: recv must not wait a fresh 3 s")
+        }
+    }
+
     @Test func anIdempotencyKeyMakesARepeatedOutsideSendDeliverOnce() async throws {
         try await withMessagingRuntime { runtime in
             try runtime.register("deduplicated") { (ctx: WorkflowContext, _: String) -> [String?] in

@@ -597,9 +597,7 @@ public final class DBOSRuntime: Sendable {
 
     /// Waits until the run reaches a final state and returns its row.
     func awaitOutcome(of id: String) async throws -> WorkflowRecord {
-        if let task = localTask(of: id) {
-            _ = try? await task.value
-        }
+        try await waitForLocalRunToEnd(id)
         while true {
             let ticket = wakeups.ticket(for: WakeupRegistry.completionKey(workflowID: id))
             guard let record = try await database.workflow(id: id) else {
@@ -615,9 +613,26 @@ public final class DBOSRuntime: Sendable {
         }
     }
 
+    /// Waits until this process's task for the run (if any) has ended. The caller's cancellation
+    /// ends the wait with `CancellationError` but not the run: awaiting `task.value` directly
+    /// would ignore it, so a timed-out or cancelled workflow waiting for another run's result, or
+    /// a client giving up on `result()`, would be held until that run finished.
+    private func waitForLocalRunToEnd(_ id: String) async throws {
+        while true {
+            let ticket = wakeups.ticket(for: WakeupRegistry.completionKey(workflowID: id))
+            guard localTask(of: id) != nil else {
+                wakeups.cancel(ticket)
+                return
+            }
+            await wakeups.wait(ticket, timeout: configuration.pollingInterval)
+            try Task.checkCancellation()
+        }
+    }
+
     /// The output of a finished run, or the error that ended it.
     func outcome<Output: Decodable>(of id: String, as type: Output.Type) async throws -> Output {
         if let task = localTask(of: id) {
+            try await waitForLocalRunToEnd(id)
             // A local run hands back its own error values; a cancelled one is reported as stored.
             do {
                 return try PortableJSON.decode(Output.self, from: try await task.value)

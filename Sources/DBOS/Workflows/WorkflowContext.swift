@@ -134,11 +134,23 @@ public final class WorkflowContext: Sendable {
 
     /// Starts a step concurrently with the workflow's other work. Its checkpoint slot is taken
     /// now, in call order, so concurrent steps replay exactly; await the returned task's `value`.
+    ///
+    /// Inside another step's body it runs concurrently but, like a nested `runStep`, takes no slot
+    /// and writes no checkpoint of its own: a replay returns the outer step's recorded output
+    /// without running its body, so a slot taken there would shift every later one.
     public func startStep<T: Codable & Sendable>(
         _ name: String, retry: StepRetryPolicy = .none, _ body: @escaping @Sendable () async throws -> T
     ) -> StepTask<T> {
-        let functionID = reserveFunctionID()
-        let task = Task { try await self.executeStep(functionID: functionID, name: name, retry: retry, body: body) }
+        let functionID: Int
+        let task: Task<T, any Error>
+        if Self.currentStep != nil {
+            functionID = StepTask<T>.noSlot
+            task = Task { try await body() }
+        } else {
+            let reserved = reserveFunctionID()
+            functionID = reserved
+            task = Task { try await self.executeStep(functionID: reserved, name: name, retry: retry, body: body) }
+        }
         let alreadyStopped = state.withLock { state -> Bool in
             state.concurrentStepCancellers.append { task.cancel() }
             return state.concurrentStepsCancelled
@@ -471,8 +483,11 @@ public final class WorkflowContext: Sendable {
 
 /// A step started with `WorkflowContext.startStep`, running concurrently.
 public struct StepTask<T: Codable & Sendable>: Sendable {
-    /// The checkpoint slot the step took when it was started.
+    /// The checkpoint slot the step took when it was started; `noSlot` for a step started inside
+    /// another step's body, which is not checkpointed on its own.
     public let functionID: Int
+    /// The `functionID` of a step that took no checkpoint slot.
+    public static var noSlot: Int { -1 }
     let task: Task<T, any Error>
 
     /// Waits for the step's output.
