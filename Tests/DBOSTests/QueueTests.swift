@@ -43,8 +43,8 @@ final class IntervalLog: Sendable {
 
 @Suite(.timeLimit(.minutes(2)))
 struct QueueTests {
-    @Test func workerConcurrencyIsNeverExceeded() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func workerConcurrencyIsNeverExceeded(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let log = IntervalLog()
@@ -68,8 +68,8 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test func runsStartInFIFOOrderWithinAPriorityAndLowerPrioritiesFirst() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func runsStartInFIFOOrderWithinAPriorityAndLowerPrioritiesFirst(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let log = IntervalLog()
         // Enqueue everything before any worker runs, so the order is decided by the queue alone:
@@ -97,8 +97,8 @@ struct QueueTests {
         await worker.shutdown()
     }
 
-    @Test func aSecondEnqueueWithTheSameDeduplicationIDIsRejectedWhileTheFirstWaits() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func aSecondEnqueueWithTheSameDeduplicationIDIsRejectedWhileTheFirstWaits(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         try runtime.register(queue: WorkflowQueue(name: "dedup"))
@@ -131,8 +131,8 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test func aRateLimitBoundsStartsPerWindow() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func aRateLimitBoundsStartsPerWindow(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let log = IntervalLog()
@@ -160,8 +160,8 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test func aDelayedRunWaitsForItsTime() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func aDelayedRunWaitsForItsTime(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         try runtime.register(queue: WorkflowQueue(name: "later"))
@@ -178,8 +178,8 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test func partitionsHaveTheirOwnLimits() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func partitionsHaveTheirOwnLimits(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let logs = [IntervalLog(), IntervalLog()]
@@ -203,8 +203,8 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test func forkReRunsOnlyTheStepsFromItsStartStep() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func forkReRunsOnlyTheStepsFromItsStartStep(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let runs = Mutex<[String: Int]>([:])
@@ -229,8 +229,8 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test func aCancelledRunResumesFromItsLastCheckpoint() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func aCancelledRunResumesFromItsLastCheckpoint(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let firstRuns = Counter()
@@ -254,8 +254,8 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test func aFailedRunResumesAndRetriesItsFailedStep() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func aFailedRunResumesAndRetriesItsFailedStep(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let attempts = Counter()
@@ -276,8 +276,8 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
-    @Test func streamsAreReadInOrderUntilClosed() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func streamsAreReadInOrderUntilClosed(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let producer = try runtime.register("producer") { (context: WorkflowContext, count: Int) -> Int in

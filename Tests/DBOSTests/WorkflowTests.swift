@@ -11,25 +11,26 @@ final class Counter: Sendable {
     var count: Int { value.withLock { $0 } }
 }
 
-/// A runtime on a fresh SQLite file in a temporary directory.
-struct TestRuntime {
-    let directory: TemporaryDirectory
-    var url: String { "sqlite:\(directory.file("system.sqlite"))" }
-
-    init() throws { directory = try TemporaryDirectory() }
-
-    func make(executorID: String = "local", version: String = "v1", recovers: Bool = true) async throws -> DBOSRuntime {
-        try await DBOSRuntime(configuration: DBOSConfiguration(
-            systemDatabaseURL: url, executorID: executorID, applicationVersion: version,
-            recoversPendingWorkflows: recovers, pollingInterval: .milliseconds(50),
-            cancellationCheckInterval: .milliseconds(100)))
+extension TestRuntime {
+    /// Runs one statement directly on the system database, as a DBOS tool would read it.
+    func rawQuery(_ sql: SQL) async throws -> [SQLRow] {
+        switch backend {
+        case .sqlite:
+            return try SQLiteConnection(path: directory.file("system.sqlite")).query(sql)
+        case .postgres:
+            var target = try PostgresURL(url)
+            target.parameters["options"] = "-c search_path=dbos"
+            let connection = try await PostgresConnection.connect(target)
+            defer { connection.close() }
+            return try await connection.query(sql)
+        }
     }
 }
 
 @Suite(.timeLimit(.minutes(2)))
 struct WorkflowTests {
-    @Test func workflowRunsItsStepsAndReturnsTheOutput() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func workflowRunsItsStepsAndReturnsTheOutput(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let greet = try runtime.register("greet") { (context: WorkflowContext, name: String) -> String in
@@ -51,8 +52,8 @@ struct WorkflowTests {
         await runtime.shutdown()
     }
 
-    @Test func theSameWorkflowIDTwiceRunsOnce() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func theSameWorkflowIDTwiceRunsOnce(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let bodies = Counter()
@@ -71,8 +72,8 @@ struct WorkflowTests {
         await runtime.shutdown()
     }
 
-    @Test func startingARunningWorkflowAgainAttachesToIt() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func startingARunningWorkflowAgainAttachesToIt(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let bodies = Counter()
@@ -90,8 +91,8 @@ struct WorkflowTests {
         await runtime.shutdown()
     }
 
-    @Test func inputsOutputsAndErrorsAreStoredAsPortableJSON() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func inputsOutputsAndErrorsAreStoredAsPortableJSON(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         struct Order: Codable, Sendable { var id: String; var amount: Int }
@@ -107,8 +108,8 @@ struct WorkflowTests {
         }
         await runtime.shutdown()
 
-        let connection = try SQLiteConnection(path: setup.directory.file("system.sqlite"))
-        let rows = try connection.query("SELECT workflow_uuid, inputs, output, error, serialization, status FROM workflow_status ORDER BY workflow_uuid")
+        let rows = try await setup.rawQuery(
+            "SELECT workflow_uuid, inputs, output, error, serialization, status FROM workflow_status ORDER BY workflow_uuid")
         #expect(rows.map { $0.string("status") } == ["ERROR", "SUCCESS"])
         #expect(rows.allSatisfy { $0.string("serialization") == "portable_json" })
         #expect(rows[1].string("inputs") == #"{"namedArgs":{},"positionalArgs":[{"amount":5,"id":"o-1"}]}"#)
@@ -116,13 +117,13 @@ struct WorkflowTests {
         let error = try JSONValue(parsing: try #require(rows[0].string("error")))
         #expect(error["name"] == "Declined")
         #expect(error["message"] == "card declined")
-        let step = try #require(try connection.query("SELECT error, serialization FROM operation_outputs WHERE workflow_uuid = 'bad'").first)
+        let step = try #require(try await setup.rawQuery("SELECT error, serialization FROM operation_outputs WHERE workflow_uuid = 'bad'").first)
         #expect(step.string("serialization") == "portable_json")
         #expect(try JSONValue(parsing: try #require(step.string("error")))["message"] == "card declined")
     }
 
-    @Test func aRecoveredWorkflowSkipsItsCheckpointedSteps() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func aRecoveredWorkflowSkipsItsCheckpointedSteps(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let stepRuns = Counter()
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
@@ -150,8 +151,8 @@ struct WorkflowTests {
         await recovered.shutdown()
     }
 
-    @Test func recoveryOnlyResumesThisExecutorsRunsOfThisVersion() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func recoveryOnlyResumesThisExecutorsRunsOfThisVersion(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
             try runtime.register("waits") { (context: WorkflowContext, _: String) -> String in
@@ -183,8 +184,8 @@ struct WorkflowTests {
         await same.shutdown(gracePeriod: .zero)
     }
 
-    @Test func aWorkflowThatKeepsCrashingIsAbandonedAfterItsMaxRecoveryAttempts() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func aWorkflowThatKeepsCrashingIsAbandonedAfterItsMaxRecoveryAttempts(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
             try runtime.register("fragile", maxRecoveryAttempts: 1) { (context: WorkflowContext, _: String) -> String in
@@ -216,8 +217,8 @@ struct WorkflowTests {
         await last.shutdown()
     }
 
-    @Test func durableSleepRecordsItsWakeUpTime() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func durableSleepRecordsItsWakeUpTime(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let nap = try runtime.register("nap") { (context: WorkflowContext, _: String) -> String in
@@ -237,8 +238,8 @@ struct WorkflowTests {
         await runtime.shutdown()
     }
 
-    @Test func cancelStopsARunningWorkflowAndItsChild() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func cancelStopsARunningWorkflowAndItsChild(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let childSteps = Counter()
@@ -267,8 +268,8 @@ struct WorkflowTests {
         await runtime.shutdown()
     }
 
-    @Test func aCancelFromAnotherProcessStopsTheRunAtItsNextStep() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func aCancelFromAnotherProcessStopsTheRunAtItsNextStep(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let ticks = Counter()
@@ -293,8 +294,8 @@ struct WorkflowTests {
         await runtime.shutdown()
     }
 
-    @Test func operationsAtExplicitSlotsReplayFromThoseSlots() async throws {
-        let setup = try TestRuntime()
+    @Test(arguments: Backend.allCases) func operationsAtExplicitSlotsReplayFromThoseSlots(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let runs = Counter()

@@ -68,8 +68,7 @@ enum SystemDatabaseFactory {
             return SQLSystemDatabase(backend: try SQLiteBackend(path: path))
         }
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
-            throw SystemDatabaseError.invalidURL(
-                redactedURL(url), reason: "the PostgreSQL backend is not available in this build yet")
+            return SQLSystemDatabase(backend: try PostgresBackend(url: url))
         }
         throw SystemDatabaseError.invalidURL(
             redactedURL(url), reason: "expected sqlite:PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB")

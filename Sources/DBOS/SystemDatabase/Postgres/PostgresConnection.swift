@@ -89,6 +89,16 @@ final class PostgresConnection: Sendable {
         }
     }
 
+    /// Runs `body` on the owner thread with no explicit transaction: each statement commits on
+    /// its own. For reads that need no snapshot across statements, it saves BEGIN and COMMIT.
+    func session<T: Sendable>(_ body: @escaping @Sendable (PostgresTransaction) throws -> T) async throws -> T {
+        try await perform { handle in
+            let runner = PostgresTransaction(handle: handle)
+            defer { runner.isFinished = true }
+            return try body(runner)
+        }
+    }
+
     /// Reconnects with the same parameters after the link broke (PQreset on the owner thread).
     func reset() async throws {
         try await perform { try $0.reset() }

@@ -1,0 +1,213 @@
+import Foundation
+import Synchronization
+
+/// The PostgreSQL backend: a pool of libpq connections (each on its own thread), DBOS's schema
+/// in `dbos`, LISTEN/NOTIFY for wake-ups, and `FOR UPDATE SKIP LOCKED` dequeues, so many workers
+/// on many machines can share one system database.
+///
+/// A lost connection (a server restart, a network blip) does not fail the engine: every
+/// operation is retried with backoff until the server is back. Writes are written so that a
+/// retry after a lost acknowledgement finds its own effect (see `SQLSystemDatabase`).
+final class PostgresBackend: SQLBackend {
+    let url: PostgresURL
+    let dialect = SQLDialect.postgres
+    private let pool: PostgresConnectionPool
+    private let listener = ListenerBox()
+    /// How long an operation keeps retrying a lost connection (nil: until the server is back).
+    private let retryPolicy: PostgresRetryPolicy
+
+    /// Channels that wake waiters: DBOS's three, plus ours for completions and enqueues.
+    enum Channel {
+        static let notifications = "dbos_notifications_channel"
+        static let events = "dbos_workflow_events_channel"
+        static let streams = "dbos_streams_channel"
+        static let completions = "dbos_swift_completions_channel"
+        static let queues = "dbos_swift_queues_channel"
+        static let all = [notifications, events, streams, completions, queues]
+    }
+
+    init(url text: String, maximumConnections: Int = 10, retryPolicy: PostgresRetryPolicy = PostgresRetryPolicy()) throws {
+        var url: PostgresURL
+        do {
+            url = try PostgresURL(text)
+        } catch let error as PostgresError {
+            throw SystemDatabaseError.invalidURL(SystemDatabaseFactory.redactedURL(text), reason: error.message)
+        }
+        // Every statement names DBOS's tables without a schema: the session looks in `dbos` first.
+        let searchPath = "-c search_path=dbos,public"
+        url.parameters["options"] = url.parameters["options"].map { "\($0) \(searchPath)" } ?? searchPath
+        self.url = url
+        self.retryPolicy = retryPolicy
+        pool = PostgresConnectionPool(url: url, maximumConnections: maximumConnections)
+    }
+
+    private func translate(_ error: PostgresError, operation: String) -> SystemDatabaseError {
+        switch error.kind {
+        case .invalidURL:
+            .invalidURL(url.redacted, reason: error.message)
+        case .connectionFailed, .connectionRejected:
+            .cannotOpen(location: url.redacted, reason: error.message)
+        case .connectionLost, .server, .closed:
+            .queryFailed(operation: operation, reason: error.description)
+        }
+    }
+
+    /// Runs `work` with a pooled connection, retrying while the connection is lost.
+    private func withRetries<T: Sendable>(
+        _ operation: String, policy: PostgresRetryPolicy? = nil,
+        _ work: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        do {
+            return try await retryingOnConnectionLoss(policy: policy ?? retryPolicy) {
+                try await pool.withConnection { connection in try await work(connection) }
+            }
+        } catch let error as PostgresError {
+            throw translate(error, operation: operation)
+        }
+    }
+
+    func transaction<T: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
+    ) async throws -> T {
+        try await withRetries(operation) { connection in
+            try await connection.transaction { transaction in try body(transaction) }
+        }
+    }
+
+    func read<T: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
+    ) async throws -> T {
+        try await withRetries(operation) { connection in
+            try await connection.session { session in try body(session) }
+        }
+    }
+
+    func migrate() async throws {
+        // Reaching the server at all gets a short budget: a wrong host or a server that is not
+        // running is reported at once instead of retried forever.
+        let startup = PostgresRetryPolicy(maximumTotalDuration: .seconds(3))
+        do {
+            _ = try await retryingOnConnectionLoss(policy: startup) {
+                try await PostgresConnection.createDatabaseIfMissing(url)
+            }
+        } catch let error as PostgresError {
+            throw translate(error, operation: "creating the database")
+        }
+        let level = PostgresSchema.dbosSchemaLevel
+        try await withRetries("migrating the schema", policy: startup) { connection in
+            try await connection.transaction { transaction in
+                try transaction.execute("SELECT pg_advisory_xact_lock(\(PostgresSchema.migrationLockKey))")
+                try transaction.execute("CREATE SCHEMA IF NOT EXISTS dbos")
+                try transaction.execute("CREATE TABLE IF NOT EXISTS dbos.dbos_swift_migrations (version bigint PRIMARY KEY)")
+                try transaction.execute("CREATE TABLE IF NOT EXISTS dbos.dbos_migrations (version bigint PRIMARY KEY)")
+                let current = try transaction.query("SELECT max(version) AS version FROM dbos.dbos_swift_migrations")
+                    .first?.int("version") ?? 0
+                let latest = PostgresSchema.migrations.count
+                if current > latest {
+                    throw SystemDatabaseError.schemaTooNew(found: current, supported: latest)
+                }
+                for migration in PostgresSchema.migrations[current...] {
+                    for statement in migration { try transaction.execute(SQL(stringLiteral: statement)) }
+                }
+                if current < latest {
+                    try transaction.execute("DELETE FROM dbos.dbos_swift_migrations")
+                    try transaction.execute("INSERT INTO dbos.dbos_swift_migrations (version) VALUES (\(latest))")
+                }
+                // DBOS tools read this level; a newer DBOS that raised it keeps its number.
+                let dbosLevel = try transaction.query("SELECT max(version) AS version FROM dbos.dbos_migrations")
+                    .first?.int("version") ?? 0
+                if dbosLevel < level {
+                    try transaction.execute("DELETE FROM dbos.dbos_migrations")
+                    try transaction.execute("INSERT INTO dbos.dbos_migrations (version) VALUES (\(level))")
+                }
+            }
+        }
+    }
+
+    func startNotifications(_ handler: @escaping @Sendable (DatabaseNotification) -> Void) async throws -> Bool {
+        let started: PostgresListener
+        do {
+            started = try await PostgresListener.start(
+                url: url, channels: Channel.all,
+                onNotification: { notification in
+                    for decoded in Self.decode(notification) { handler(decoded) }
+                },
+                onReconnect: { handler(.everything) })
+        } catch let error as PostgresError {
+            throw translate(error, operation: "listening for notifications")
+        }
+        listener.set(started)
+        return true
+    }
+
+    /// DBOS payloads are `<workflow ID>::<topic or key>`; IDs and topics may themselves contain
+    /// `::`, so every split is delivered (a spurious wake-up only costs a re-check).
+    static func decode(_ notification: PostgresNotification) -> [DatabaseNotification] {
+        let payload = notification.payload
+        func splits() -> [(String, String)] {
+            var result: [(String, String)] = []
+            var searchStart = payload.startIndex
+            while let range = payload.range(of: "::", range: searchStart..<payload.endIndex) {
+                result.append((String(payload[..<range.lowerBound]), String(payload[range.upperBound...])))
+                searchStart = payload.index(after: range.lowerBound)
+            }
+            return result
+        }
+        switch notification.channel {
+        case Channel.notifications: return splits().map { .message(workflowID: $0.0, topic: $0.1) }
+        case Channel.events: return splits().map { .event(workflowID: $0.0, key: $0.1) }
+        case Channel.streams: return splits().map { .stream(workflowID: $0.0, key: $0.1) }
+        case Channel.completions: return [.completion(workflowID: payload)]
+        case Channel.queues: return [.queue(name: payload)]
+        default: return []
+        }
+    }
+
+    func publish(_ notifications: [DatabaseNotification]) async {
+        let pairs: [(String, String)] = notifications.compactMap { notification in
+            switch notification {
+            // The insert trigger on `notifications` already announced messages.
+            case .message, .everything: nil
+            case .event(let workflowID, let key): (Channel.events, "\(workflowID)::\(key)")
+            case .stream(let workflowID, let key): (Channel.streams, "\(workflowID)::\(key)")
+            case .completion(let workflowID): (Channel.completions, workflowID)
+            case .queue(let name): (Channel.queues, name)
+            }
+        }
+        guard !pairs.isEmpty else { return }
+        // Best effort: a lost notification only delays a waiter until its fallback poll.
+        _ = try? await pool.withConnection { connection in
+            try await connection.session { session in
+                for (channel, payload) in pairs {
+                    try session.execute("SELECT pg_notify(\(channel), \(payload))")
+                }
+            }
+        }
+    }
+
+    func close() async {
+        listener.stop()
+        pool.close()
+    }
+}
+
+/// Holds the listener once notifications start.
+private final class ListenerBox: Sendable {
+    private let listener = Mutex<PostgresListener?>(nil)
+    func set(_ value: PostgresListener) { listener.withLock { $0 = value } }
+    func stop() { listener.withLock { $0 }?.stop() }
+}
+
+extension PostgresTransaction: SQLStatementRunner {
+    // Statements with a fixed shape are prepared once per session and reused; long `IN (...)`
+    // lists vary in shape, so they are not cached.
+    @discardableResult
+    func query(_ sql: SQL) throws -> [SQLRow] {
+        try query(sql, prepared: sql.bindings.count <= 32)
+    }
+
+    @discardableResult
+    func execute(_ sql: SQL) throws -> Int {
+        try execute(sql, prepared: sql.bindings.count <= 32)
+    }
+}
