@@ -8,6 +8,7 @@ public struct CancelWorkflowCommand: FailureReportingCommand {
         abstract: "Cancel a workflow run and its children.",
         discussion: "A process running it stops at its next step. A finished run is left as it is.")
 
+    /// Which system database to use (`--db`).
     @OptionGroup public var database: DatabaseOptions
 
     /// The run to cancel.

@@ -11,6 +11,8 @@ public protocol FailureReportingCommand: AsyncParsableCommand {
 }
 
 extension FailureReportingCommand {
+    /// Runs `execute()` and turns its errors into the contract's one line and exit code;
+    /// ArgumentParser's own exits (help, `ExitCode`) pass through.
     public mutating func run() async throws {
         do {
             try await execute()

@@ -9,6 +9,7 @@ public struct ForkWorkflowCommand: FailureReportingCommand {
         abstract: "Start a new run that reuses a run's checkpoints before a step and re-executes from it.",
         discussion: "With --detach the new run is left ENQUEUED for a worker and its ID is printed.")
 
+    /// Which system database to use (`--db`).
     @OptionGroup public var database: DatabaseOptions
 
     /// The run to fork.

@@ -8,6 +8,7 @@ public struct GetEventCommand: FailureReportingCommand {
         abstract: "Print the value of a workflow run's event, waiting for it to be set.",
         discussion: "A string value prints as its bare text unless --json is given; other values print as JSON.")
 
+    /// Which system database to use (`--db`).
     @OptionGroup public var database: DatabaseOptions
 
     /// The run that sets the event.

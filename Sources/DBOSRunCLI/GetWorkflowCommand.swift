@@ -7,6 +7,7 @@ public struct GetWorkflowCommand: FailureReportingCommand {
         commandName: "get",
         abstract: "Show one workflow run.")
 
+    /// Which system database to use (`--db`).
     @OptionGroup public var database: DatabaseOptions
 
     /// The run to show.

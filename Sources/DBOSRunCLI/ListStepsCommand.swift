@@ -7,6 +7,7 @@ public struct ListStepsCommand: FailureReportingCommand {
         commandName: "steps",
         abstract: "List a workflow run's checkpointed steps.")
 
+    /// Which system database to use (`--db`).
     @OptionGroup public var database: DatabaseOptions
 
     /// The run whose steps to list.

@@ -12,6 +12,7 @@ public struct ListWorkflowsCommand: FailureReportingCommand {
         .pending, .enqueued, .success, .error, .cancelled, .maxRecoveryAttemptsExceeded,
     ]
 
+    /// Which system database to use (`--db`).
     @OptionGroup public var database: DatabaseOptions
 
     /// Only runs in this status.

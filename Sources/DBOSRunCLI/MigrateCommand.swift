@@ -7,6 +7,7 @@ public struct MigrateCommand: FailureReportingCommand {
         commandName: "migrate",
         abstract: "Create or upgrade the system database schema.")
 
+    /// Which system database to use (`--db`).
     @OptionGroup public var database: DatabaseOptions
 
     public init() {}

@@ -8,6 +8,7 @@ public struct ResumeWorkflowCommand: FailureReportingCommand {
         abstract: "Continue a cancelled or failed workflow run from its last checkpoint.",
         discussion: "With --detach the run is left ENQUEUED for a worker and its ID is printed.")
 
+    /// Which system database to use (`--db`).
     @OptionGroup public var database: DatabaseOptions
 
     /// The run to resume.

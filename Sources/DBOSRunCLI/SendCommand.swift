@@ -8,6 +8,7 @@ public struct SendCommand: FailureReportingCommand {
         commandName: "send",
         abstract: "Send a message to a workflow run.")
 
+    /// Which system database to use (`--db`).
     @OptionGroup public var database: DatabaseOptions
 
     /// The run that receives the message.

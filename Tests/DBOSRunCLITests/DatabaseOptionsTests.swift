@@ -59,6 +59,21 @@ struct DatabaseOptionsTests {
         #expect(result.standardError.filter { $0 == "\n" }.count == 1)
     }
 
+    @Test func aDatabaseThatCannotBeOpenedExitsWith1NamingWhere() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-cli-unopenable")
+        defer { directory.remove() }
+        let notADatabase = directory.file("not-a-database.sqlite")
+        try Data(String(repeating: "not sqlite ", count: 100).utf8).write(to: URL(fileURLWithPath: notADatabase))
+        for url in ["sqlite:/dev/null/inside-a-file/system.sqlite", "sqlite:\(notADatabase)"] {
+            let result = try await runCLI(["workflows", "list", "--db", url], in: directory)
+            #expect(result.exitCode == 1, "\(result)")
+            #expect(result.standardOutput == "")
+            #expect(result.standardError.hasPrefix("dbos-run: error: "))
+            #expect(result.standardError.contains(String(url.dropFirst("sqlite:".count))), "the message names the file")
+            #expect(result.standardError.filter { $0 == "\n" }.count == 1)
+        }
+    }
+
     @Test func aPostgresPasswordIsNeverPrinted() async throws {
         let directory = try TemporaryDirectory(prefix: "dbos-cli-secret")
         defer { directory.remove() }
