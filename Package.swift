@@ -81,5 +81,10 @@ let package = Package(
             name: "DBOSSpecTests",
             dependencies: ["DBOSSpec", "DBOSTestSupport"],
             swiftSettings: swiftSettings),
+        // End-to-end tests of the commands: they run the built `dbos-run` binary, hence the dependency.
+        .testTarget(
+            name: "DBOSRunCLITests",
+            dependencies: ["DBOSRunCLI", "DBOS", "DBOSTestSupport", "dbos-run"],
+            swiftSettings: swiftSettings),
     ]
 )

@@ -1,0 +1,28 @@
+import DBOS
+
+extension DatabaseOptions {
+    /// Opens (creating and migrating if needed) the system database as a client. A URL that is not
+    /// understood fails with exit 2, a database that cannot be opened with exit 1; neither message
+    /// contains the password.
+    public func openClient() async throws(CommandFailure) -> DBOSClient {
+        do {
+            return try await DBOSClient(systemDatabaseURL: resolvedURL)
+        } catch {
+            throw CommandFailure(error).redacting(DatabaseURLRedaction.password(in: resolvedURL))
+        }
+    }
+
+    /// Opens a client, runs `body` with it and closes it, whether `body` succeeds or throws. Every
+    /// error leaves as a `CommandFailure` with its password redacted.
+    public func withClient<Result>(_ body: (DBOSClient) async throws -> Result) async throws(CommandFailure) -> Result {
+        let client = try await openClient()
+        do {
+            let result = try await body(client)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw CommandFailure(error).redacting(DatabaseURLRedaction.password(in: resolvedURL))
+        }
+    }
+}
