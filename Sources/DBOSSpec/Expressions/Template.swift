@@ -40,6 +40,12 @@ public struct Template: Sendable, Hashable {
         }
     }
 
+    /// Creates a template from its parts.
+    public init(parts: [Part], location: SourceLocation) {
+        self.parts = parts
+        self.location = location
+    }
+
     /// Parses `text`, a string value starting at `location`. `contentLocation` maps a character offset in the
     /// text to its place in the file (for a quoted scalar, one column after the quote).
     public init(parsing text: String, location: SourceLocation, contentStart: SourceLocation? = nil)

@@ -215,8 +215,14 @@ private struct TreeBuilder {
             let scalar = event.data.scalar
             let text = Self.string(scalar.value, length: scalar.length) ?? ""
             let tag = Self.string(scalar.tag)
-            let quoted = scalar.style != YAML_PLAIN_SCALAR_STYLE || tag == "tag:yaml.org,2002:str" || tag == "!"
-            let node = YAMLNode(kind: .scalar(text, quoted ? .quoted : .plain), location: start)
+            let style: YAMLNode.ScalarStyle
+            switch scalar.style {
+            case YAML_LITERAL_SCALAR_STYLE, YAML_FOLDED_SCALAR_STYLE: style = .block
+            case YAML_PLAIN_SCALAR_STYLE:
+                style = tag == "tag:yaml.org,2002:str" || tag == "!" ? .quoted : .plain
+            default: style = .quoted
+            }
+            let node = YAMLNode(kind: .scalar(text, style), location: start)
             try attach(node, anchor: Self.string(scalar.anchor))
         case YAML_ALIAS_EVENT:
             let name = Self.string(event.data.alias.anchor) ?? ""

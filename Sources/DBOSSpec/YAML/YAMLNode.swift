@@ -6,8 +6,10 @@ public struct YAMLNode: Sendable {
     public enum ScalarStyle: Sendable, Hashable {
         /// Written without quotes: resolved by the YAML 1.2 core schema.
         case plain
-        /// Single- or double-quoted, a block scalar (`|`, `>`), or tagged `!!str`: always a string.
+        /// Single- or double-quoted, or tagged `!!str`: always a string.
         case quoted
+        /// A literal (`|`) or folded (`>`) block scalar: always a string; its location is the indicator's.
+        case block
     }
 
     /// One key-value pair of a mapping, in document order.
@@ -87,7 +89,7 @@ public struct YAMLNode: Sendable {
     /// The scalar resolved by the YAML 1.2 core schema (`nil` for collections).
     public var scalarValue: JSONValue? {
         guard case .scalar(let text, let style) = kind else { return nil }
-        return style == .quoted ? .string(text) : YAMLNode.resolvePlainScalar(text)
+        return style == .plain ? YAMLNode.resolvePlainScalar(text) : .string(text)
     }
 
     /// The whole subtree as a JSON value (scalars resolved by the core schema).
