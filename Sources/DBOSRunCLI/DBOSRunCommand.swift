@@ -6,7 +6,8 @@ public struct DBOSRunCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "dbos-run",
         abstract: "Run durable workflows written as YAML specs.",
-        version: DBOSVersion.current)
+        version: DBOSVersion.current,
+        subcommands: [ValidateCommand.self, GraphCommand.self])
 
     public init() {}
 
