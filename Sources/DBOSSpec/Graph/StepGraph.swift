@@ -118,16 +118,14 @@ public struct StepGraph: Sendable {
 
         // Topological order: Kahn's algorithm, always taking the ready step listed first.
         var remaining = nodes.map(\.needs.count)
-        var ready = nodes.indices.filter { remaining[$0] == 0 }
+        var ready = MinimumHeap(nodes.indices.filter { remaining[$0] == 0 })
         var order: [String] = []
-        while !ready.isEmpty {
-            ready.sort()
-            let next = ready.removeFirst()
+        while let next = ready.popMinimum() {
             order.append(nodes[next].id)
             for dependent in nodes[next].dependents {
                 guard let position = positions[dependent] else { continue }
                 remaining[position] -= 1
-                if remaining[position] == 0 { ready.append(position) }
+                if remaining[position] == 0 { ready.insert(position) }
             }
         }
         self.topologicalOrder = order
@@ -173,8 +171,64 @@ public struct StepGraph: Sendable {
         return result
     }
 
+    /// Whether `candidate` is among the steps `id` needs directly or transitively (a search that stops as
+    /// soon as it finds it).
+    public func isAncestor(_ candidate: String, of id: String) -> Bool {
+        guard let target = positions[candidate], let start = positions[id] else { return false }
+        var visited: Set<Int> = [start]
+        var pending = [start]
+        while let current = pending.popLast() {
+            for need in nodes[current].needs {
+                guard let position = positions[need] else { continue }
+                if position == target { return true }
+                if visited.insert(position).inserted { pending.append(position) }
+            }
+        }
+        return false
+    }
+
     /// The steps listed last that no other step needs: where the run ends.
     public var sinks: [String] {
         nodes.filter(\.dependents.isEmpty).map(\.id)
+    }
+}
+
+/// A binary min-heap of list positions, so the topological sort always takes the ready step listed first
+/// in O(log n).
+private struct MinimumHeap {
+    private var storage: [Int] = []
+
+    init(_ values: [Int]) {
+        for value in values { insert(value) }
+    }
+
+    mutating func insert(_ value: Int) {
+        storage.append(value)
+        var child = storage.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard storage[child] < storage[parent] else { break }
+            storage.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func popMinimum() -> Int? {
+        guard let first = storage.first else { return nil }
+        let last = storage.removeLast()
+        guard !storage.isEmpty else { return first }
+        storage[0] = last
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < storage.count, storage[left] < storage[smallest] { smallest = left }
+            if right < storage.count, storage[right] < storage[smallest] { smallest = right }
+            if smallest == parent { break }
+            storage.swapAt(parent, smallest)
+            parent = smallest
+        }
+        return first
     }
 }

@@ -21,7 +21,7 @@ public struct SpecValidator: Sendable {
         checker.checkSteps(spec.steps, graph: graph, outer: .topLevel, errors: &errors)
         if let output = spec.output {
             let ids = Set(spec.steps.map(\.id))
-            let scope = NameChecker.Scope(knownSteps: ids, availableSteps: ids, inMap: false, where: "'output'")
+            let scope = NameChecker.Scope(knownSteps: ids, extraSteps: ids, levels: [], inMap: false, where: "'output'")
             checker.checkValue(output, scope: scope, errors: &errors)
         }
         errors.append(contentsOf: queueConflicts(spec))
@@ -53,14 +53,21 @@ struct NameChecker {
     struct Scope {
         /// Step ids that exist in this list and the lists around it.
         var knownSteps: Set<String>
-        /// Step ids whose results surely exist here (transitive needs).
-        var availableSteps: Set<String>
+        /// Step ids whose results surely exist here besides transitive needs (a compensation's own step).
+        var extraSteps: Set<String>
+        /// The graph and step at each nesting level, innermost last: a step's transitive needs exist.
+        var levels: [(graph: StepGraph, step: String)]
         /// Whether `item` and `index` exist (inside a map body).
         var inMap: Bool
         /// Where the expression is, for messages: `step 'x'` or `'output'`.
         var `where`: String
 
-        static let topLevel = Scope(knownSteps: [], availableSteps: [], inMap: false, where: "")
+        static let topLevel = Scope(knownSteps: [], extraSteps: [], levels: [], inMap: false, where: "")
+
+        /// Whether the result of step `id` surely exists here.
+        func isAvailable(_ id: String) -> Bool {
+            extraSteps.contains(id) || levels.contains { $0.graph.isAncestor(id, of: $0.step) }
+        }
     }
 
     static let rootNames = ["input", "steps", "workflow", "item", "index", "secrets"]
@@ -81,12 +88,12 @@ struct NameChecker {
         let known = outer.knownSteps.union(steps.map(\.id))
         for step in steps {
             let label = "step '\(step.id)'"
-            let available = outer.availableSteps.union(graph.ancestors(of: step.id))
-            let scope = Scope(knownSteps: known, availableSteps: available, inMap: outer.inMap, where: label)
+            let scope = Scope(knownSteps: known, extraSteps: outer.extraSteps,
+                levels: outer.levels + [(graph, step.id)], inMap: outer.inMap, where: label)
             for value in step.values { checkValue(value, scope: scope, errors: &errors) }
             if let compensation = step.compensation {
                 var compensationScope = scope
-                compensationScope.availableSteps.insert(step.id)
+                compensationScope.extraSteps.insert(step.id)
                 compensationScope.where = "the compensation of \(label)"
                 for value in compensation.values { checkValue(value, scope: compensationScope, errors: &errors) }
                 if case .handler(let name, _) = compensation.action {
@@ -202,7 +209,7 @@ struct NameChecker {
                 }
                 return message
             }
-            if !scope.availableSteps.contains(id) {
+            if !scope.isAvailable(id) {
                 return "\(scope.where) reads steps.\(id) but does not need '\(id)', so its result may not exist yet;"
                     + " add '\(id)' to 'needs'"
             }

@@ -164,10 +164,21 @@ public struct YAMLDocument: Sendable {
 
 /// Builds the node tree from parser events with an explicit stack, so deep input cannot overflow the call stack.
 private struct TreeBuilder {
-    enum Frame {
-        case sequence([YAMLNode], SourceLocation, anchor: String?)
-        case mapping([YAMLNode.Entry], pendingKey: YAMLNode?, keys: [String: SourceLocation], SourceLocation,
-            anchor: String?)
+    /// An open collection. A class, so appending mutates in place instead of copying the array each time.
+    final class Frame {
+        let isMapping: Bool
+        let location: SourceLocation
+        let anchor: String?
+        var items: [YAMLNode] = []
+        var entries: [YAMLNode.Entry] = []
+        var pendingKey: YAMLNode?
+        var keys: [String: SourceLocation] = [:]
+
+        init(isMapping: Bool, location: SourceLocation, anchor: String?) {
+            self.isMapping = isMapping
+            self.location = location
+            self.anchor = anchor
+        }
     }
 
     let file: String
@@ -237,60 +248,51 @@ private struct TreeBuilder {
             copy.location = start
             try attach(copy, anchor: nil)
         case YAML_SEQUENCE_START_EVENT:
-            try push(.sequence([], start, anchor: Self.string(event.data.sequence_start.anchor)), at: start)
+            try push(Frame(isMapping: false, location: start, anchor: Self.string(event.data.sequence_start.anchor)))
         case YAML_MAPPING_START_EVENT:
-            try push(
-                .mapping([], pendingKey: nil, keys: [:], start, anchor: Self.string(event.data.mapping_start.anchor)),
-                at: start)
+            try push(Frame(isMapping: true, location: start, anchor: Self.string(event.data.mapping_start.anchor)))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             guard let frame = stack.popLast() else { break }
-            switch frame {
-            case .sequence(let items, let location, let anchor):
-                try attach(YAMLNode(kind: .sequence(items), location: location), anchor: anchor)
-            case .mapping(let entries, _, _, let location, let anchor):
-                try attach(YAMLNode(kind: .mapping(entries), location: location), anchor: anchor)
-            }
+            let kind: YAMLNode.Kind = frame.isMapping ? .mapping(frame.entries) : .sequence(frame.items)
+            frame.items = []
+            frame.entries = []
+            try attach(YAMLNode(kind: kind, location: frame.location), anchor: frame.anchor)
         default:
             break
         }
         return nil
     }
 
-    mutating func push(_ frame: Frame, at location: SourceLocation) throws(SpecError) {
+    mutating func push(_ frame: Frame) throws(SpecError) {
         if stack.count >= limits.maximumDepth {
-            throw SpecError("nesting deeper than \(limits.maximumDepth) levels", at: location)
+            throw SpecError("nesting deeper than \(limits.maximumDepth) levels", at: frame.location)
         }
         stack.append(frame)
     }
 
     mutating func attach(_ node: YAMLNode, anchor: String?) throws(SpecError) {
         if let anchor { anchors[anchor] = node }
-        guard let top = stack.popLast() else {
+        guard let top = stack.last else {
             root = node
             return
         }
-        switch top {
-        case .sequence(var items, let location, let anchor):
-            items.append(node)
-            stack.append(.sequence(items, location, anchor: anchor))
-        case .mapping(var entries, let pendingKey, var keys, let location, let anchor):
-            if let key = pendingKey {
-                entries.append(YAMLNode.Entry(key: key, value: node))
-                stack.append(.mapping(entries, pendingKey: nil, keys: keys, location, anchor: anchor))
-            } else {
-                guard let keyText = node.scalarText else {
-                    throw SpecError("a mapping key must be a plain value, not \(node.shapeDescription)",
-                        at: node.location)
-                }
-                if let first = keys[keyText] {
-                    problems.append(SpecError(
-                        "duplicate key '\(keyText)' (first defined at line \(first.line), column \(first.column))",
-                        at: node.location))
-                } else {
-                    keys[keyText] = node.location
-                }
-                stack.append(.mapping(entries, pendingKey: node, keys: keys, location, anchor: anchor))
+        if !top.isMapping {
+            top.items.append(node)
+        } else if let key = top.pendingKey {
+            top.entries.append(YAMLNode.Entry(key: key, value: node))
+            top.pendingKey = nil
+        } else {
+            guard let keyText = node.scalarText else {
+                throw SpecError("a mapping key must be a plain value, not \(node.shapeDescription)", at: node.location)
             }
+            if let first = top.keys[keyText] {
+                problems.append(SpecError(
+                    "duplicate key '\(keyText)' (first defined at line \(first.line), column \(first.column))",
+                    at: node.location))
+            } else {
+                top.keys[keyText] = node.location
+            }
+            top.pendingKey = node
         }
     }
 }
