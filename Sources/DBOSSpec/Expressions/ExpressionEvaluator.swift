@@ -74,10 +74,8 @@ extension Expression {
             return value
         case .member(let base, let field):
             if case .name("secrets") = base.kind {
-                guard let value = scope.secret(field) else {
-                    throw ExpressionError("secret '\(field)' is not set in the environment", offset: offset)
-                }
-                return .string(value)
+                // An unset secret is null, so `default(secrets.X, 'none')` works.
+                return scope.secret(field).map { .string($0) } ?? .null
             }
             return try Self.member(field, of: base.evaluate(in: scope), offset: offset)
         case .index(let base, let subscriptExpression):
