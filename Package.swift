@@ -73,6 +73,7 @@ let package = Package(
         .testTarget(
             name: "DBOSSpecTests",
             dependencies: ["DBOSSpec", "DBOSTestSupport"],
+            exclude: ["Invalid"],
             swiftSettings: swiftSettings),
     ]
 )

@@ -1,4 +1,5 @@
 import DBOS
+import Foundation
 
 /// A string value that may hold `${{ expression }}` templates.
 ///
@@ -78,6 +79,12 @@ public struct Template: Sendable, Hashable {
                         break
                     }
                     end += 1
+                }
+                if !found, let close = text.range(of: "}}", range: text.index(text.startIndex, offsetBy: open)..<text.endIndex) {
+                    // No '}}' outside quotes, but one inside: most likely an unterminated string, which the
+                    // expression parser reports precisely.
+                    end = text.distance(from: text.startIndex, to: close.lowerBound)
+                    found = true
                 }
                 guard found else {
                     throw SpecError("unterminated template: '${{' without a closing '}}'", at: place(open))

@@ -331,9 +331,11 @@ struct SpecDecoder {
         let label = "step '\(id)'"
 
         // Find the action: exactly one, where `workflow` next to `map` is the map's body.
+        var actionKeys: Set<String> = []
         let presentActions = entries.filter {
             guard let key = $0.key.scalarText, Self.actionFields.contains(key) else { return false }
-            return !(key == "workflow" && node["map"] != nil)
+            // A duplicate key is reported by the loader; count the action once.
+            return !(key == "workflow" && node["map"] != nil) && actionKeys.insert(key).inserted
         }
         guard let actionEntry = presentActions.first else {
             error("\(label) has no action; add one of " + Self.actionFields.joined(separator: ", "), node.location)
@@ -464,7 +466,8 @@ struct SpecDecoder {
         var result = CompensationSpec(action: .run(command: "", output: .text), environment: [], retry: nil,
             timeout: nil, location: node.location)
         let actions = entries.filter { ["run", "handler"].contains($0.key.scalarText ?? "") }
-        if actions.isEmpty {
+        let otherAction = entries.contains { Self.actionFields.contains($0.key.scalarText ?? "") }
+        if actions.isEmpty, !otherAction {
             error("'compensate' of \(label) needs a 'run' or 'handler' action", node.location)
         } else if actions.count > 1 {
             error("'compensate' of \(label) has two actions: 'run' and 'handler'", actions[1].key.location)
@@ -632,7 +635,7 @@ struct SpecDecoder {
                         known: ["steps"]), entry.key.location)
                 }
                 guard let stepsNode = branch["steps"] else {
-                    error("a parallel branch needs 'steps:'", branch.location)
+                    if entries.isEmpty { error("a parallel branch needs 'steps:'", branch.location) }
                     continue
                 }
                 result.append(ParallelBranch(steps: steps(stepsNode, context: label), location: branch.location))
