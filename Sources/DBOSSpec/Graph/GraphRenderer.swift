@@ -28,7 +28,7 @@ public enum GraphRenderer {
         switch action {
         case .run: return "run"
         case .handler(let name, _): return "handler \(name)"
-        case .sleep(let duration): return "sleep \(duration)"
+        case .sleep(let duration): return "sleep \(SpecDuration.text(duration))"
         case .workflow(let child): return "workflow \(child.name)"
         case .map(let map):
             if case .workflow(let child) = map.body { return "map → \(child.name)" }

@@ -32,7 +32,7 @@ public struct QueueSpec: Sendable, Hashable {
         var parts: [String] = []
         if let workerConcurrency { parts.append("worker_concurrency \(workerConcurrency)") }
         if let concurrency { parts.append("concurrency \(concurrency)") }
-        if let rateLimit { parts.append("rate_limit \(rateLimit.limit) per \(rateLimit.period)") }
+        if let rateLimit { parts.append("rate_limit \(rateLimit.limit) per \(SpecDuration.text(rateLimit.period))") }
         if priority { parts.append("priority") }
         return parts.isEmpty ? "no limits" : parts.joined(separator: ", ")
     }

@@ -34,4 +34,19 @@ public enum SpecDuration {
         }
         return total > 0 ? .milliseconds(total) : nil
     }
+
+    /// The duration in the spec's own syntax, e.g. `1m30s` or `250ms`.
+    public static func text(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        var milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        guard milliseconds > 0 else { return "0s" }
+        var text = ""
+        for (suffix, size) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+            if milliseconds >= size {
+                text += "\(milliseconds / size)\(suffix)"
+                milliseconds %= size
+            }
+        }
+        return text
+    }
 }
