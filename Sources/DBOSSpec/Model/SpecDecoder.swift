@@ -365,10 +365,13 @@ struct SpecDecoder {
                 error(unknownFieldMessage(key, context: label, known: Self.stepFields), entry.key.location)
                 continue
             }
-            if let owners = Self.optionOwners[key], !owners.contains(actionName),
-                !(key == "with" && actionName == "map" && node["workflow"] == nil)
-            {
+            if let owners = Self.optionOwners[key], !owners.contains(actionName) {
                 error("'\(key)' does not apply to a '\(actionName)' step (only to \(owners.joined(separator: ", ")))",
+                    entry.key.location)
+                continue
+            }
+            if actionName == "map", ["with", "priority"].contains(key), node["workflow"] == nil {
+                error("'\(key)' applies to a map over a child spec ('workflow:'), not to a 'steps:' body",
                     entry.key.location)
                 continue
             }
