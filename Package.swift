@@ -75,5 +75,9 @@ let package = Package(
             dependencies: ["DBOSSpec", "DBOSTestSupport"],
             exclude: ["Invalid"],
             swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DBOSRunCLITests",
+            dependencies: ["DBOSRunCLI", "DBOSTestSupport", "dbos-run"],
+            swiftSettings: swiftSettings),
     ]
 )
