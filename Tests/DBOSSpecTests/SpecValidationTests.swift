@@ -93,6 +93,26 @@ import Testing
         #expect(throws: SpecValidationError.self) { try SpecLoader().load(file: parent) }
     }
 
+    @Test func aWorkerLoadsSeveralFilesCheckedTogether() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let parent = directory.write("parent.yaml", "name: parent\nsteps: [{id: c, workflow: child}]\n")
+        let child = directory.write("child.yaml", "name: child\nsteps: [{id: s, run: echo}]\n")
+        let specs = try SpecLoader().loadFiles([parent, child])
+        #expect(specs.map(\.name) == ["parent", "child"])
+        let broken = directory.write("broken.yaml", "steps: [{id: s, sleep: 0s}]\n")
+        #expect(throws: SpecValidationError.self) { try SpecLoader().loadFiles([parent, broken]) }
+    }
+
+    @Test func secretsAValueReadsAreListedForMasking() {
+        let (spec, _) = SpecLoader().decode(text: """
+            steps:
+              - {id: s, run: echo, env: {A: "${{ secrets.API_TOKEN }}", B: "x ${{ default(secrets.OTHER, '') }}"}}
+            """, file: "s.yaml")
+        let names = spec?.steps[0].environment.map(\.value.referencedSecrets).reduce(Set<String>()) { $0.union($1) }
+        #expect(names == ["API_TOKEN", "OTHER"])
+    }
+
     @Test func workflowNamesMustBeUniqueAmongTheGivenFiles() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

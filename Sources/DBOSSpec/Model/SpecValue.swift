@@ -86,6 +86,19 @@ public struct SpecValue: Sendable, Hashable {
         }
     }
 
+    /// The names of the secrets the value reads (`secrets.NAME`), so their values can be masked as `***`.
+    public var referencedSecrets: Set<String> {
+        var names: Set<String> = []
+        for template in templates {
+            for (expression, _) in template.expressions {
+                for (path, _) in expression.referencedPaths where path.count > 1 && path[0] == "secrets" {
+                    names.insert(path[1])
+                }
+            }
+        }
+        return names
+    }
+
     /// Resolves every template in `scope`, giving plain JSON. Errors carry the template's location.
     public func resolve(in scope: ExpressionScope) throws(SpecError) -> JSONValue {
         switch kind {

@@ -80,16 +80,33 @@ public struct SpecLoader: Sendable {
     /// Validates several files together: each against the specs of its directory and the other files given,
     /// including queue conflicts and workflow names used twice. Returns every problem in file order.
     public func validateFiles(_ paths: [String]) -> [SpecError] {
+        checkFiles(paths).errors
+    }
+
+    /// Loads and validates several files together (what a worker does with its spec files); throws every
+    /// problem of every file when any is invalid.
+    public func loadFiles(_ paths: [String]) throws(SpecValidationError) -> [WorkflowSpec] {
+        let (specs, errors) = checkFiles(paths)
+        guard errors.isEmpty else { throw SpecValidationError(errors) }
+        return specs
+    }
+
+    private func checkFiles(_ paths: [String]) -> (specs: [WorkflowSpec], errors: [SpecError]) {
         var results: [(path: String, spec: WorkflowSpec?, errors: [SpecError])] = []
         for path in paths {
             let (spec, errors) = decode(file: path)
             results.append((path, spec, errors))
         }
+        let givenPaths = Set(paths.map(Self.canonical))
         var directorySpecs: [String: WorkflowSpec] = [:]
+        var listedDirectories: Set<String> = []
         for path in paths {
-            for file in Self.specFiles(inDirectoryOf: path)
-            where directorySpecs[Self.canonical(file)] == nil && !paths.contains(where: { Self.samePath($0, file) }) {
-                if let spec = decode(file: file).spec { directorySpecs[Self.canonical(file)] = spec }
+            let directory = (Self.canonical(path) as NSString).deletingLastPathComponent
+            guard listedDirectories.insert(directory).inserted else { continue }
+            for file in Self.specFiles(inDirectoryOf: path) {
+                let key = Self.canonical(file)
+                guard directorySpecs[key] == nil, !givenPaths.contains(key) else { continue }
+                if let spec = decode(file: file).spec { directorySpecs[key] = spec }
             }
         }
         let given = results.compactMap(\.spec)
@@ -101,7 +118,8 @@ public struct SpecLoader: Sendable {
                 let others = given.filter { !Self.samePath($0.file, spec.file) }
                     + directorySpecs.values.filter { !Self.samePath($0.file, spec.file) }
                 let validator = SpecValidator(
-                    context: ValidationContext(knownHandlers: knownHandlers, otherSpecs: others, checksHandlers: checksHandlers))
+                    context: ValidationContext(
+                        knownHandlers: knownHandlers, otherSpecs: others, checksHandlers: checksHandlers))
                 errors += validator.validate(spec)
                 if let first = namesSeen[spec.name], !Self.samePath(first.file, spec.file) {
                     errors.append(SpecError(
@@ -113,7 +131,7 @@ public struct SpecLoader: Sendable {
             }
             allErrors += errors.sorted { $0.location < $1.location }
         }
-        return allErrors
+        return (given, allErrors)
     }
 
     /// The `.yaml` and `.yml` files next to `path`, sorted.
