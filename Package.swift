@@ -80,6 +80,7 @@ let package = Package(
         .testTarget(
             name: "DBOSSpecTests",
             dependencies: ["DBOSSpec", "DBOSTestSupport"],
+            exclude: ["Invalid"],
             swiftSettings: swiftSettings),
         // End-to-end tests of the commands: they run the built `dbos-run` binary, hence the dependency.
         .testTarget(

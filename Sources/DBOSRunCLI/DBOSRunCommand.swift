@@ -7,7 +7,10 @@ public struct DBOSRunCommand: AsyncParsableCommand {
         commandName: "dbos-run",
         abstract: "Run durable workflows written as YAML specs.",
         version: DBOSVersion.current,
-        subcommands: [WorkflowsCommand.self, SendCommand.self, GetEventCommand.self, MigrateCommand.self])
+        subcommands: [
+            ValidateCommand.self, GraphCommand.self, WorkflowsCommand.self, SendCommand.self, GetEventCommand.self,
+            MigrateCommand.self,
+        ])
 
     public init() {}
 

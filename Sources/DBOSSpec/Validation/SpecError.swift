@@ -1,0 +1,30 @@
+/// One problem found in a spec: where it is and a message a person can act on.
+public struct SpecError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Where the problem is.
+    public var location: SourceLocation
+    /// What is wrong, e.g. `step 'ship' needs unknown step 'pack'`.
+    public var message: String
+
+    /// Creates an error at `location`.
+    public init(_ message: String, at location: SourceLocation) {
+        self.message = message
+        self.location = location
+    }
+
+    /// `FILE:LINE:COLUMN: error: message`, the format every command prints.
+    public var description: String { "\(location): error: \(message)" }
+}
+
+/// All the problems of one or more specs, thrown when a spec cannot be used.
+public struct SpecValidationError: Error, Sendable, CustomStringConvertible {
+    /// The problems, in file and position order.
+    public var errors: [SpecError]
+
+    /// Wraps `errors`, sorting them by position.
+    public init(_ errors: [SpecError]) {
+        self.errors = errors.sorted { $0.location < $1.location }
+    }
+
+    /// One `FILE:LINE:COLUMN: error: message` line per problem.
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}
