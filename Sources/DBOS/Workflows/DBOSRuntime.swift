@@ -341,7 +341,7 @@ public final class DBOSRuntime: Sendable {
                     workflowID: id, state: .pending, name: registered.name, inputs: inputText,
                     executorID: configuration.executorID, applicationVersion: applicationVersion, createdAt: now,
                     updatedAt: now, recoveryAttempts: 1, timeoutMilliseconds: insert.timeoutMilliseconds,
-                    deadline: deadline, parentWorkflowID: parent?.context.workflowID)
+                    deadline: deadline, parentWorkflowID: parent?.context.workflowID, attributes: insert.attributes)
                 execute(record, registered: registered, checkpoints: [:])
             }
         case .existing(let record):
@@ -368,7 +368,7 @@ public final class DBOSRuntime: Sendable {
         let id = record.workflowID
         let context = WorkflowContext(
             workflowID: id, workflowName: registered.name, deadline: record.deadline, runtime: self,
-            checkpoints: checkpoints)
+            checkpoints: checkpoints, attributes: record.attributes.flatMap { try? JSONValue(parsing: $0) })
         state.withLock { state in
             guard state.running[id] == nil else { return }
             let task = Task<String, any Error> {

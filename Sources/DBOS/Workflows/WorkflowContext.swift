@@ -12,6 +12,8 @@ public final class WorkflowContext: Sendable {
     /// The durable deadline of the run, if it has a timeout.
     let deadline: EpochMilliseconds?
     let runtime: DBOSRuntime
+    /// The free-form data stored with the run (`WorkflowOptions.attributes`).
+    public let attributes: JSONValue?
 
     private struct State {
         var nextFunctionID = 0
@@ -29,8 +31,9 @@ public final class WorkflowContext: Sendable {
 
     init(
         workflowID: String, workflowName: String, deadline: EpochMilliseconds?, runtime: DBOSRuntime,
-        checkpoints: [Int: OperationRecord]
+        checkpoints: [Int: OperationRecord], attributes: JSONValue? = nil
     ) {
+        self.attributes = attributes
         self.workflowID = workflowID
         self.workflowName = workflowName
         self.deadline = deadline
