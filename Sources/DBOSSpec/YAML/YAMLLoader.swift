@@ -244,6 +244,10 @@ private struct TreeBuilder {
                     "alias expansion too large: aliases produce more than \(limits.maximumAliasNodes) nodes",
                     at: start)
             }
+            if stack.count + node.height > limits.maximumDepth {
+                throw SpecError("nesting deeper than \(limits.maximumDepth) levels (through the alias '*\(name)')",
+                    at: start)
+            }
             var copy = node
             copy.location = start
             try attach(copy, anchor: nil)
