@@ -22,6 +22,11 @@ public struct YAMLLoader: Sendable {
     /// value wins) are returned with the tree so validation can report everything at once.
     public func load(file path: String) throws(SpecError) -> YAMLDocument {
         let start = SourceLocation(file: path, line: 1, column: 1)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw SpecError("no such file", at: start)
+        }
+        if isDirectory.boolValue { throw SpecError("is a directory, not a spec file", at: start) }
         if let attributes = try? FileManager.default.attributesOfItem(atPath: path),
             let size = attributes[.size] as? Int, size > maximumSize
         {
