@@ -198,6 +198,11 @@ import Testing
         #expect(error?.message.contains("line 1") == true)
     }
 
+    @Test func aTabIndentationGetsAPlainExplanation() {
+        #expect(loadError(Array("name: t\nsteps:\n\t- id: a\n".utf8))?.description
+            == "t.yaml:3:1: error: YAML syntax error: a tab cannot indent YAML; use spaces")
+    }
+
     @Test func aSecondDocumentIsAnError() {
         #expect(loadError(Array("a: 1\n---\nb: 2\n".utf8))?.message == "a spec file holds one YAML document; found a second one")
     }

@@ -151,11 +151,24 @@ public struct YAMLLoader: Sendable {
                 at: location(ofByte: parser.problem_offset, in: bytes, file: file))
         }
         let mark = parser.problem_mark
+        let location = SourceLocation(file: file, line: mark.line + 1, column: mark.column + 1)
+        if character(at: location, in: bytes) == "\t" {
+            return SpecError("YAML syntax error: a tab cannot indent YAML; use spaces", at: location)
+        }
         var message = "YAML syntax error: \(problem)"
         if let context = parser.context {
             message += " (\(String(cString: context)) that starts at line \(parser.context_mark.line + 1))"
         }
-        return SpecError(message, at: SourceLocation(file: file, line: mark.line + 1, column: mark.column + 1))
+        return SpecError(message, at: location)
+    }
+
+    /// The character at a 1-based line and column of the text.
+    private static func character(at location: SourceLocation, in bytes: [UInt8]) -> Character? {
+        let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        guard location.line - 1 < lines.count else { return nil }
+        let line = String(decoding: lines[location.line - 1], as: UTF8.self)
+        guard location.column - 1 < line.count else { return nil }
+        return line[line.index(line.startIndex, offsetBy: location.column - 1)]
     }
 }
 
