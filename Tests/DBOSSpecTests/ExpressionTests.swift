@@ -119,6 +119,18 @@ import Testing
         #expect(evaluationError("len(1)")?.message == "len(): expected a string, list or object, got integer")
     }
 
+    @Test func aStepScopeExposesInputStepsWorkflowAndMapItems() throws {
+        let scope = ExpressionScope(
+            input: ["n": 2],
+            steps: ["a": StepOutcome(output: "out", status: .success), "b": StepOutcome(output: nil, status: .error, errorMessage: "boom")],
+            workflowID: "wf", workflowName: "demo", item: "x", index: 3)
+        func value(_ text: String) throws -> JSONValue { try ExpressionParser.parse(text).evaluate(in: scope) }
+        #expect(try value("steps.a.output + steps.b.status + steps.b.error") == "outerrorboom")
+        #expect(try value("input.n * index") == 6)
+        #expect(try value("item + workflow.id + workflow.name") == "xwfdemo")
+        #expect(try value("steps.a.error") == nil)
+    }
+
     @Test func hyphenatedStepIDsAreOneName() throws {
         let scope = ExpressionScope(variables: ["steps": ["build-image": ["output": 1]], "a": 5, "b": 2])
         #expect(try ExpressionParser.parse("steps.build-image.output").evaluate(in: scope) == 1)
