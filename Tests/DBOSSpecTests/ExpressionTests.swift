@@ -103,7 +103,9 @@ import Testing
         #expect(parseError("1 2") == ExpressionError("unexpected '2' after the expression", offset: 2))
         #expect(parseError("a & b") == ExpressionError("unexpected '&'; use '&&'", offset: 2))
         #expect(parseError("") == ExpressionError("empty expression", offset: 0))
-        #expect(parseError(String(repeating: "(", count: 1000) + "1" + String(repeating: ")", count: 1000))?.message
+        #expect(parseError(Array(repeating: "1", count: 100_000).joined(separator: "+"))?.message
+            == "expression too long: more than 1000 tokens")
+        #expect(parseError(String(repeating: "(", count: 100) + "1" + String(repeating: ")", count: 100))?.message
             == "expression nested deeper than 64 levels")
     }
 
@@ -115,6 +117,18 @@ import Testing
         #expect(evaluationError("nope")?.message == "unknown name 'nope'")
         #expect(evaluationError("fromJSON('{')")?.message == "fromJSON(): not valid JSON: {")
         #expect(evaluationError("len(1)")?.message == "len(): expected a string, list or object, got integer")
+    }
+
+    @Test func aStepScopeExposesInputStepsWorkflowAndMapItems() throws {
+        let scope = ExpressionScope(
+            input: ["n": 2],
+            steps: ["a": StepOutcome(output: "out", status: .success), "b": StepOutcome(output: nil, status: .error, errorMessage: "boom")],
+            workflowID: "wf", workflowName: "demo", item: "x", index: 3)
+        func value(_ text: String) throws -> JSONValue { try ExpressionParser.parse(text).evaluate(in: scope) }
+        #expect(try value("steps.a.output + steps.b.status + steps.b.error") == "outerrorboom")
+        #expect(try value("input.n * index") == 6)
+        #expect(try value("item + workflow.id + workflow.name") == "xwfdemo")
+        #expect(try value("steps.a.error") == nil)
     }
 
     @Test func hyphenatedStepIDsAreOneName() throws {

@@ -19,6 +19,9 @@ import Testing
         for file in TestFiles.yamlFiles(in: TestFiles.specsDirectory) {
             let spec = try SpecLoader(knownHandlers: Self.handlers).load(file: file)
             #expect(!spec.steps.isEmpty)
+            let graph = StepGraph(steps: spec.steps)
+            #expect(graph.topologicalOrder.count == spec.steps.count)
+            #expect(GraphRenderer.render(graph, name: spec.name, format: .mermaid).hasPrefix("---\ntitle: \(spec.name)"))
             #expect(spec.sourceText == String(decoding: FileManager.default.contents(atPath: file) ?? Data(), as: UTF8.self))
         }
     }
@@ -222,6 +225,15 @@ import Testing
             """)
         #expect(input.applyingDefaults(to: nil) == ["amount": 0, "options": ["fast": true]])
         #expect(input.applyingDefaults(to: ["amount": 5]) == ["amount": 5, "options": ["fast": true]])
+    }
+
+    @Test func aRunsInputIsValidatedAndDefaultedThroughTheSpec() throws {
+        let spec = try SpecLoader().load(file: TestFiles.specsDirectory + "/messaging.yaml")
+        #expect(try spec.preparedInput(nil) == [:])
+        let schemaText = "input: {type: object, required: [id], properties: {id: {type: string}, n: {type: integer, default: 1}}}\nsteps: [{id: s, run: echo}]\n"
+        let withSchema = try SpecLoader().load(text: schemaText, file: "p.yaml")
+        #expect(try withSchema.preparedInput(["id": "x"]) == ["id": "x", "n": 1])
+        #expect(throws: SpecValidationError.self) { try withSchema.preparedInput(["n": 2]) }
     }
 
     @Test func inputProblemsNameTheField() throws {

@@ -79,7 +79,7 @@ import Testing
               - {id: c, run: echo}
             """).steps)
         #expect(graph.cycles == [["a", "b", "a"]])
-        #expect(graph.problems.map(\.description) == ["g.yaml:3:32: error: steps form a cycle: a -> b -> a"])
+        #expect(graph.problems.map(\.description) == ["g.yaml:2:32: error: steps form a cycle: a -> b -> a"])
         #expect(graph.topologicalOrder.isEmpty)
     }
 

@@ -176,10 +176,31 @@ import Testing
         #expect(clock.now - start < .seconds(1))
     }
 
+    @Test func aliasesCannotStackNestingPastTheLimit() {
+        var lines = ["a0: &a0 " + String(repeating: "[", count: 200) + String(repeating: "]", count: 200)]
+        for level in 1...5 {
+            lines.append("a\(level): &a\(level) " + String(repeating: "[", count: 100) + "*a\(level - 1)"
+                + String(repeating: "]", count: 100))
+        }
+        let error = loadError(Array(lines.joined(separator: "\n").utf8))
+        #expect(error?.message == "nesting deeper than 256 levels (through the alias '*a0')")
+    }
+
+    @Test func controlCharactersAreOneError() {
+        let error = loadError(Array("a: b\u{01}c\n".utf8))
+        #expect(error?.message.contains("control characters are not allowed") == true)
+        #expect(error?.location.line == 1)
+    }
+
     @Test func syntaxErrorsNameTheProblemAndTheContext() {
         let error = loadError(Array("a: [1, 2\nb: 3\n".utf8))
         #expect(error?.message.hasPrefix("YAML syntax error: did not find expected ',' or ']'") == true)
         #expect(error?.message.contains("line 1") == true)
+    }
+
+    @Test func aTabIndentationGetsAPlainExplanation() {
+        #expect(loadError(Array("name: t\nsteps:\n\t- id: a\n".utf8))?.description
+            == "t.yaml:3:1: error: YAML syntax error: a tab cannot indent YAML; use spaces")
     }
 
     @Test func aSecondDocumentIsAnError() {

@@ -8,6 +8,7 @@ public struct ExpressionParser {
     private var index = 0
     private var depth = 0
     private static let maximumDepth = 64
+    private static let maximumTokens = 1000
 
     /// The functions expressions may call, with how many arguments each takes.
     public static let functions: [String: ClosedRange<Int>] = [
@@ -21,6 +22,11 @@ public struct ExpressionParser {
         var parser = ExpressionParser()
         parser.tokens = try lexer.tokenize()
         if parser.tokens.count == 1 { throw ExpressionError("empty expression", offset: 0) }
+        // Evaluation recurses over the tree, so bound its size (and with it the depth of operator chains).
+        if parser.tokens.count > maximumTokens {
+            throw ExpressionError("expression too long: more than \(maximumTokens) tokens",
+                offset: parser.tokens[maximumTokens].offset)
+        }
         let expression = try parser.parseBinary(level: 0)
         let rest = parser.current
         if rest.kind != .end {

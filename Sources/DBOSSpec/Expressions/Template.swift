@@ -111,11 +111,6 @@ public struct Template: Sendable, Hashable {
         self.parts = parts
     }
 
-    /// The location of a character offset inside one of this template's expressions.
-    public static func location(of offset: Int, in expressionLocation: SourceLocation) -> SourceLocation {
-        expressionLocation.advanced(by: offset)
-    }
-
     /// Evaluates the template: a whole-value template gives the expression's value, anything else a string.
     public func evaluate(in scope: ExpressionScope) throws(SpecError) -> JSONValue {
         if isWholeValue, case .expression(let expression, _, let location) = parts[0] {

@@ -96,8 +96,9 @@ public struct StepGraph: Sendable {
                         let loopStart = path.firstIndex(of: next) ?? 0
                         let names = path[loopStart...].map { nodes[$0].id } + [nodes[next].id]
                         cycles.append(names)
-                        let step = nodes[current].step
-                        let needIndex = step.needs?.firstIndex(of: needs[position]) ?? -1
+                        // Report at the first arrow of the named cycle: where its first step needs the second.
+                        let step = nodes[loopStart < path.count ? path[loopStart] : current].step
+                        let needIndex = step.needs?.firstIndex(of: names[1]) ?? -1
                         let location = needIndex >= 0 && needIndex < step.needsLocations.count
                             ? step.needsLocations[needIndex] : step.location
                         problems.append(SpecError(

@@ -31,3 +31,19 @@ public struct WorkflowSpec: Sendable {
     /// Where `name:` is written (the root location when defaulted).
     public var nameLocation: SourceLocation
 }
+
+extension WorkflowSpec {
+    /// The run's input with the schema's defaults applied, or every way it fails the `input:` schema.
+    /// Without a schema the input is returned unchanged.
+    public func preparedInput(_ input: JSONValue) throws(SpecValidationError) -> JSONValue {
+        guard let inputSchema else { return input }
+        let errors = inputSchema.validateInput(input)
+        guard errors.isEmpty else { throw SpecValidationError(errors) }
+        return inputSchema.applyingDefaults(to: input)
+    }
+
+    /// The queue this spec declares under `name`.
+    public func queue(named name: String) -> QueueSpec? {
+        queues.first { $0.name == name }
+    }
+}

@@ -16,7 +16,10 @@ public struct SpecValidator: Sendable {
         var errors: [SpecError] = []
         let graph = StepGraph(steps: spec.steps)
         errors.append(contentsOf: graph.problems)
-        let declaredQueues = Set(spec.queues.map(\.name) + context.otherSpecs.flatMap { $0.queues.map(\.name) })
+        var declaredQueues: [String: QueueSpec] = [:]
+        for queue in spec.queues + context.otherSpecs.flatMap(\.queues) where declaredQueues[queue.name] == nil {
+            declaredQueues[queue.name] = queue
+        }
         let checker = NameChecker(spec: spec, context: context, declaredQueues: declaredQueues)
         checker.checkSteps(spec.steps, graph: graph, outer: .topLevel, errors: &errors)
         if let output = spec.output {
@@ -76,9 +79,9 @@ struct NameChecker {
 
     let spec: WorkflowSpec
     let context: ValidationContext
-    let declaredQueues: Set<String>
+    let declaredQueues: [String: QueueSpec]
 
-    init(spec: WorkflowSpec, context: ValidationContext, declaredQueues: Set<String>) {
+    init(spec: WorkflowSpec, context: ValidationContext, declaredQueues: [String: QueueSpec]) {
         self.spec = spec
         self.context = context
         self.declaredQueues = declaredQueues
@@ -154,6 +157,30 @@ struct NameChecker {
             errors.append(SpecError(message, at: child.nameLocation))
         }
         if let queue = child.queue { checkQueue(queue, errors: &errors) }
+        if let priority = child.priority {
+            if child.queue == nil {
+                errors.append(SpecError("'priority' needs a 'queue' (priority orders runs waiting on a queue)",
+                    at: priority.location))
+            } else if case .string(let name)? = child.queue?.constantValue, let queue = declaredQueues[name],
+                !queue.priority
+            {
+                errors.append(SpecError("queue '\(name)' does not enable priority; add 'priority: true' to its declaration",
+                    at: priority.location))
+            }
+            if let constant = priority.constantValue {
+                var isValid = false
+                if case .integer(let value) = constant { isValid = (1...2_147_483_647).contains(value) }
+                if !isValid {
+                    errors.append(SpecError(
+                        "'priority' must be a whole number from 1 (highest) to 2147483647, not \(constant.jsonText)",
+                        at: priority.location))
+                }
+            }
+        }
+        if let deduplicationID = child.deduplicationID, child.queue == nil {
+            errors.append(SpecError("'dedup_id' needs a 'queue' (deduplication applies to queued runs)",
+                at: deduplicationID.location))
+        }
     }
 
     func checkQueue(_ value: SpecValue, errors: inout [SpecError]) {
@@ -162,9 +189,9 @@ struct NameChecker {
             errors.append(SpecError("'queue' must be a queue name, not \(constant.typeName)", at: value.location))
             return
         }
-        if !declaredQueues.contains(name) {
+        if declaredQueues[name] == nil {
             var message = "unknown queue '\(name)': declare it under 'queues:' in this spec or one in its directory"
-            if let suggestion = Suggestion.closest(to: name, in: declaredQueues) {
+            if let suggestion = Suggestion.closest(to: name, in: declaredQueues.keys) {
                 message += " (did you mean '\(suggestion)'?)"
             }
             errors.append(SpecError(message, at: value.location))

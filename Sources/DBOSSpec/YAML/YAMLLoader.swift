@@ -22,6 +22,11 @@ public struct YAMLLoader: Sendable {
     /// value wins) are returned with the tree so validation can report everything at once.
     public func load(file path: String) throws(SpecError) -> YAMLDocument {
         let start = SourceLocation(file: path, line: 1, column: 1)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw SpecError("no such file", at: start)
+        }
+        if isDirectory.boolValue { throw SpecError("is a directory, not a spec file", at: start) }
         if let attributes = try? FileManager.default.attributesOfItem(atPath: path),
             let size = attributes[.size] as? Int, size > maximumSize
         {
@@ -146,11 +151,24 @@ public struct YAMLLoader: Sendable {
                 at: location(ofByte: parser.problem_offset, in: bytes, file: file))
         }
         let mark = parser.problem_mark
+        let location = SourceLocation(file: file, line: mark.line + 1, column: mark.column + 1)
+        if character(at: location, in: bytes) == "\t" {
+            return SpecError("YAML syntax error: a tab cannot indent YAML; use spaces", at: location)
+        }
         var message = "YAML syntax error: \(problem)"
         if let context = parser.context {
             message += " (\(String(cString: context)) that starts at line \(parser.context_mark.line + 1))"
         }
-        return SpecError(message, at: SourceLocation(file: file, line: mark.line + 1, column: mark.column + 1))
+        return SpecError(message, at: location)
+    }
+
+    /// The character at a 1-based line and column of the text.
+    private static func character(at location: SourceLocation, in bytes: [UInt8]) -> Character? {
+        let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        guard location.line - 1 < lines.count else { return nil }
+        let line = String(decoding: lines[location.line - 1], as: UTF8.self)
+        guard location.column - 1 < line.count else { return nil }
+        return line[line.index(line.startIndex, offsetBy: location.column - 1)]
     }
 }
 
@@ -242,6 +260,10 @@ private struct TreeBuilder {
             if aliasNodes > limits.maximumAliasNodes {
                 throw SpecError(
                     "alias expansion too large: aliases produce more than \(limits.maximumAliasNodes) nodes",
+                    at: start)
+            }
+            if stack.count + node.height > limits.maximumDepth {
+                throw SpecError("nesting deeper than \(limits.maximumDepth) levels (through the alias '*\(name)')",
                     at: start)
             }
             var copy = node

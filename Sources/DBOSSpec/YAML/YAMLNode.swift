@@ -37,14 +37,24 @@ public struct YAMLNode: Sendable {
     /// How many nodes this subtree holds (itself included); the loader uses it to cap alias expansion.
     public var nodeCount: Int
 
-    /// Creates a node; `nodeCount` is computed from the children.
+    /// How many levels of collections this subtree nests (a scalar is 0); the loader uses it to cap the depth
+    /// reached through aliases.
+    public var height: Int
+
+    /// Creates a node; `nodeCount` and `height` are computed from the children.
     public init(kind: Kind, location: SourceLocation) {
         self.kind = kind
         self.location = location
         switch kind {
-        case .scalar: nodeCount = 1
-        case .sequence(let items): nodeCount = items.reduce(1) { $0 + $1.nodeCount }
-        case .mapping(let entries): nodeCount = entries.reduce(1) { $0 + $1.key.nodeCount + $1.value.nodeCount }
+        case .scalar:
+            nodeCount = 1
+            height = 0
+        case .sequence(let items):
+            nodeCount = items.reduce(1) { $0 + $1.nodeCount }
+            height = 1 + (items.map(\.height).max() ?? 0)
+        case .mapping(let entries):
+            nodeCount = entries.reduce(1) { $0 + $1.key.nodeCount + $1.value.nodeCount }
+            height = 1 + (entries.map { max($0.key.height, $0.value.height) }.max() ?? 0)
         }
     }
 
