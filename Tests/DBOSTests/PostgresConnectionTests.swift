@@ -395,7 +395,7 @@ func firstElement<Element: Sendable>(of stream: AsyncStream<Element>, within tim
 }
 
 @Suite struct PostgresConnectionListenerTests {
-    @Test func notificationFromAnotherConnectionArrivesWithinOneSecond() async throws {
+    @Test func notificationFromAnotherConnectionArrives() async throws {
         let url = try SharedPostgresServer.url()
         let channel = uniqueTableName("Channel")
         let (notifications, continuation) = AsyncStream.makeStream(of: PostgresNotification.self)
@@ -405,11 +405,10 @@ func firstElement<Element: Sendable>(of stream: AsyncStream<Element>, within tim
         defer { listener.stop() }
         let sender = try await PostgresConnection.connect(url)
         defer { sender.close() }
-        let clock = ContinuousClock()
-        let sent = clock.now
         _ = try await sender.query("SELECT pg_notify(\(channel), \("workflow-1::topic"))")
-        let received = await firstElement(of: notifications, within: .seconds(1))
-        #expect(clock.now - sent < .seconds(1))
+        // The listener has no polling: a notification arrives or never does. The bound only keeps
+        // a broken listener from hanging the test (latency is measured by the benchmarks).
+        let received = await firstElement(of: notifications, within: .seconds(10))
         #expect(received?.channel == channel)
         #expect(received?.payload == "workflow-1::topic")
     }
@@ -436,13 +435,13 @@ func firstElement<Element: Sendable>(of stream: AsyncStream<Element>, within tim
         defer { listener.stop() }
 
         try await notify(url, payload: "before")
-        #expect(await firstElement(of: notifications, within: .seconds(1))?.payload == "before")
+        #expect(await firstElement(of: notifications, within: .seconds(10))?.payload == "before")
 
         try server.restart(mode: .immediate)
         #expect(await firstElement(of: reconnects, within: .seconds(30)) != nil)
 
         try await notify(url, payload: "after")
-        #expect(await firstElement(of: notifications, within: .seconds(1))?.payload == "after")
+        #expect(await firstElement(of: notifications, within: .seconds(10))?.payload == "after")
     }
 
     @Test func queryDuringAnOutageFailsAsConnectionLossAndRetrySucceedsOnceTheServerIsBack() async throws {
