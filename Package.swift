@@ -55,6 +55,12 @@ let package = Package(
             dependencies: ["DBOSRunCLI"],
             swiftSettings: swiftSettings),
 
+        // The benchmark scenarios of BENCHMARKS.md (run it in release mode).
+        .executableTarget(
+            name: "dbos-bench",
+            dependencies: ["DBOS"],
+            swiftSettings: swiftSettings),
+
         // Examples: programs that use the engine and register their own code.
         .executableTarget(
             name: "dbos-example-greeting",

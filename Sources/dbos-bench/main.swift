@@ -1,0 +1,160 @@
+// The benchmark scenarios of BENCHMARKS.md, one JSON line each:
+//
+//   swift run -c release dbos-bench seq10|start1|queue1|sleepers [--db URL] [-n N]
+//
+// Without --db each scenario uses a fresh SQLite file in a temporary directory.
+import DBOS
+import Foundation
+import Synchronization
+
+struct Options {
+    var scenario = ""
+    var databaseURL: String?
+    var count: Int?
+}
+
+func parseOptions() -> Options {
+    var options = Options()
+    var arguments = Array(CommandLine.arguments.dropFirst())
+    while !arguments.isEmpty {
+        let argument = arguments.removeFirst()
+        switch argument {
+        case "--db": options.databaseURL = arguments.isEmpty ? nil : arguments.removeFirst()
+        case "-n": options.count = arguments.isEmpty ? nil : Int(arguments.removeFirst())
+        default: options.scenario = argument
+        }
+    }
+    return options
+}
+
+/// Prints one JSON object per line, keys in a stable order.
+func report(_ fields: KeyValuePairs<String, JSONValue>) {
+    let body = fields.map { "\(JSONValue.string($0.key).jsonText):\($0.value.jsonText)" }.joined(separator: ",")
+    print("{\(body)}")
+}
+
+func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
+    guard !sorted.isEmpty else { return 0 }
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
+}
+
+func rounded(_ value: Double, _ digits: Double = 100) -> JSONValue { .double((value * digits).rounded() / digits) }
+
+/// Peak resident set size of this process, from /proc (VmHWM), in MiB.
+func peakResidentMiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
+    else { return 0 }
+    return kilobytes / 1024
+}
+
+let options = parseOptions()
+let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dbos-bench-\(UUID().uuidString.prefix(8))").path
+let url = options.databaseURL ?? "sqlite:\(scratch)/system.sqlite"
+let backend = url.hasPrefix("sqlite") ? "sqlite" : "postgres"
+defer { try? FileManager.default.removeItem(atPath: scratch) }
+
+let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+    appName: "dbos-bench", systemDatabaseURL: url, executorID: "bench-\(UUID().uuidString.prefix(8))",
+    applicationVersion: "bench", recoversPendingWorkflows: false))
+let tenSteps = try runtime.register("ten-steps") { (context: WorkflowContext, value: Int) -> Int in
+    var total = 0
+    for index in 0..<10 { total += try await context.runStep("noop") { index } }
+    return total + value
+}
+/// When each run's code began, by workflow ID: the end of its enqueue-to-start wait.
+let startTimes = Mutex<[String: ContinuousClock.Instant]>([:])
+let oneStep = try runtime.register("one-step") { (context: WorkflowContext, value: Int) -> Int in
+    let now = ContinuousClock.now
+    startTimes.withLock { $0[context.workflowID] = $0[context.workflowID] ?? now }
+    return try await context.runStep("noop") { value }
+}
+let sleeper = try runtime.register("sleeper") { (context: WorkflowContext, seconds: Int) -> Int in
+    try await context.sleep(for: .seconds(seconds))
+    return seconds
+}
+try runtime.register(queue: WorkflowQueue(name: "bench", workerConcurrency: 50))
+try await runtime.launch()
+let clock = ContinuousClock()
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+switch options.scenario {
+case "seq10":
+    let count = options.count ?? 200
+    _ = try await runtime.runWorkflow(tenSteps, input: 0)
+    var latencies: [Double] = []
+    let start = clock.now
+    for index in 0..<count {
+        let began = clock.now
+        _ = try await runtime.runWorkflow(tenSteps, input: index)
+        latencies.append(seconds(clock.now - began) * 1000)
+    }
+    let elapsed = seconds(clock.now - start)
+    latencies.sort()
+    report([
+        "impl": "dbos-swift", "scenario": "seq10", "db": .string(backend), "n": .integer(Int64(count)),
+        "p50_ms": rounded(percentile(latencies, 0.5), 1000), "p99_ms": rounded(percentile(latencies, 0.99), 1000),
+        "steps_per_s": rounded(Double(count * 10) / elapsed, 10),
+    ])
+case "start1":
+    let count = options.count ?? 1000
+    _ = try await runtime.runWorkflow(oneStep, input: 0)
+    let start = clock.now
+    var handles: [WorkflowHandle<Int>] = []
+    for index in 0..<count { handles.append(try await runtime.startWorkflow(oneStep, input: index)) }
+    for handle in handles { _ = try await handle.result() }
+    let elapsed = seconds(clock.now - start)
+    report([
+        "impl": "dbos-swift", "scenario": "start1", "db": .string(backend), "n": .integer(Int64(count)),
+        "wf_per_s": rounded(Double(count) / elapsed, 10),
+    ])
+case "queue1":
+    let count = options.count ?? 1000
+    _ = try await runtime.runWorkflow(oneStep, input: 0)
+    let start = clock.now
+    var handles: [WorkflowHandle<Int>] = []
+    var enqueuedAt: [String: ContinuousClock.Instant] = [:]
+    for index in 0..<count {
+        let id = "queued-\(index)"
+        enqueuedAt[id] = clock.now
+        handles.append(try await runtime.startWorkflow(
+            oneStep, input: index, options: WorkflowOptions(workflowID: id, queueName: "bench")))
+    }
+    for handle in handles { _ = try await handle.result() }
+    let elapsed = seconds(clock.now - start)
+    let started = startTimes.withLock { $0 }
+    var waits = enqueuedAt.compactMap { id, enqueued in started[id].map { seconds($0 - enqueued) * 1000 } }
+    waits.sort()
+    report([
+        "impl": "dbos-swift", "scenario": "queue1", "db": .string(backend), "n": .integer(Int64(count)),
+        "wf_per_s": rounded(Double(count) / elapsed, 10),
+        "enqueue_to_start_p50_ms": rounded(percentile(waits, 0.5), 1000),
+    ])
+case "sleepers":
+    let count = options.count ?? 100_000
+    let start = clock.now
+    for index in 0..<count {
+        _ = try await runtime.startWorkflow(sleeper, input: 3600, options: WorkflowOptions(workflowID: "sleeper-\(index)"))
+    }
+    // Every run is asleep once its sleep checkpoint exists.
+    while try await runtime.listWorkflows(WorkflowFilter(states: [.pending], limit: 1)).isEmpty == false,
+        try await runtime.listSteps(workflowID: "sleeper-\(count - 1)").isEmpty
+    {
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    let elapsed = seconds(clock.now - start)
+    report([
+        "impl": "dbos-swift", "scenario": "sleepers", "db": .string(backend), "n": .integer(Int64(count)),
+        "peak_rss_mib": rounded(peakResidentMiB(), 10), "seconds_to_start_all": rounded(elapsed, 10),
+    ])
+    for index in 0..<count { try await runtime.cancelWorkflow(id: "sleeper-\(index)") }
+default:
+    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|queue1|sleepers [--db URL] [-n N]\n".utf8))
+    await runtime.shutdown(gracePeriod: .zero)
+    exit(2)
+}
+await runtime.shutdown(gracePeriod: .seconds(1))
