@@ -115,14 +115,50 @@ final class SQLiteConnection {
         return Int(sqlite3_changes(handle))
     }
 
+    /// Set while a group-commit batch is open: transactions become savepoints inside it.
+    private var batchOpen = false
+    private var savepointCounter = 0
+
     /// Runs `body` in a write transaction (`BEGIN IMMEDIATE`, so a busy database waits for the
-    /// busy timeout instead of failing at the first write); rolls back if it throws.
+    /// busy timeout instead of failing at the first write); rolls back if it throws. Inside a
+    /// group-commit batch it is a savepoint of the batch's transaction instead.
     func writeTransaction<T>(_ body: () throws -> T) throws -> T {
+        if batchOpen {
+            savepointCounter += 1
+            let name = "job\(savepointCounter)"
+            try execute(script: "SAVEPOINT \(name)")
+            do {
+                let result = try body()
+                try execute(script: "RELEASE \(name)")
+                return result
+            } catch {
+                try? execute(script: "ROLLBACK TO \(name)")
+                try? execute(script: "RELEASE \(name)")
+                throw error
+            }
+        }
         try execute(script: "BEGIN IMMEDIATE")
         do {
             let result = try body()
             try execute(script: "COMMIT")
             return result
+        } catch {
+            try? execute(script: "ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Opens the transaction a batch of jobs shares.
+    func beginBatch() throws {
+        try execute(script: "BEGIN IMMEDIATE")
+        batchOpen = true
+    }
+
+    /// Commits the batch's transaction; on failure nothing of the batch is kept.
+    func commitBatch() throws {
+        batchOpen = false
+        do {
+            try execute(script: "COMMIT")
         } catch {
             try? execute(script: "ROLLBACK")
             throw error

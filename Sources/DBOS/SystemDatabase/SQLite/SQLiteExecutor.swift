@@ -6,9 +6,19 @@ import Synchronization
 ///
 /// Jobs are queued under a lock and run in order by the owner thread; `perform` suspends the
 /// calling task with a continuation until its job is done.
+///
+/// Group commit: when several jobs are waiting, the thread runs them all inside one write
+/// transaction (each job's own transaction becomes a savepoint) and commits once, so concurrent
+/// workflows share one fsync. A job's caller resumes only after that commit.
 final class SQLiteExecutor: Sendable {
+    /// What to do with a job's outcome once the batch it ran in is committed (or failed).
+    private struct Completion {
+        let deliver: @Sendable () -> Void
+        let fail: @Sendable (any Error) -> Void
+    }
+
     /// A queued job. It runs on the owner thread only, so it may touch the connection.
-    private typealias Job = @Sendable (SQLiteConnectionBox) -> Void
+    private typealias Job = @Sendable (SQLiteConnectionBox) -> Completion
 
     private struct State {
         var jobs: [Job] = []
@@ -32,7 +42,10 @@ final class SQLiteExecutor: Sendable {
     func perform<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job: Job = { box in
-                continuation.resume(with: Result { try body(box.connection) })
+                let result = Result { try body(box.connection) }
+                return Completion(
+                    deliver: { continuation.resume(with: result) },
+                    fail: { continuation.resume(throwing: $0) })
             }
             let accepted = state.withLock { state -> Bool in
                 guard !state.isStopping else { return false }
@@ -60,6 +73,29 @@ final class SQLiteExecutor: Sendable {
         finished.unlock()
     }
 
+    private func run(_ batch: [Job]) {
+        guard batch.count > 1 else {
+            for job in batch { job(box).deliver() }
+            return
+        }
+        let connection = box.connection
+        do {
+            try connection.beginBatch()
+        } catch {
+            // No shared transaction: run the jobs one by one, each committing by itself.
+            for job in batch { job(box).deliver() }
+            return
+        }
+        let completions = batch.map { $0(box) }
+        do {
+            try connection.commitBatch()
+            for completion in completions { completion.deliver() }
+        } catch {
+            // Nothing of the batch was committed: every job fails, none half-succeeds.
+            for completion in completions { completion.fail(error) }
+        }
+    }
+
     private func runLoop() {
         while true {
             condition.lock()
@@ -75,7 +111,7 @@ final class SQLiteExecutor: Sendable {
                 condition.wait()
             }
             condition.unlock()
-            for job in batch { job(box) }
+            run(batch)
             if stopping && batch.isEmpty { break }
         }
         box.connection.close()
