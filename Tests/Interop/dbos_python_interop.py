@@ -3,14 +3,16 @@
 
 DBOSPythonInteropTests runs this with a venv that has `dbos` installed. Every command prints JSON:
 
-    list URL                                  one line per run, oldest first: id, name, status, output, error
-    steps URL ID                              the run's steps, as one JSON array
-    enqueue URL QUEUE NAME JSON_INPUT [--id ID]  enqueues NAME with JSON_INPUT as its one portable-JSON argument
-    wait URL ID SECONDS                       the run's result: {"output": ...} or {"error": ...}
-    cli-list URL                              what the `dbos workflow list -s URL` command prints
-    migrate URL                               runs `dbos migrate -s URL`, then prints {"versions": [every dbos_migrations row]}
+    list URL                      one line per run, oldest first: id, name, status, output, error
+    steps URL ID                  the run's steps, as one JSON array
+    enqueue URL QUEUE NAME JSON_INPUT [--id ID]
+                                  enqueues NAME with JSON_INPUT as its one portable-JSON argument; prints the ID
+    wait URL ID SECONDS           the run's result: {"output": ...} or {"error": ...} (exit 3 on timeout)
+    cli-list URL                  what the `dbos workflow list -s URL` command prints
+    migrate URL                   runs `dbos migrate -s URL`, then prints {"versions": [every dbos_migrations row]}
 
-Only DBOS Python's public API is used (DBOSClient, EnqueueOptions, WorkflowSerializationFormat).
+Only DBOS Python's public API and its `dbos` command are used, plus SQLAlchemy (a dependency of
+dbos) to read the migration version.
 URL is what DBOS Python expects: postgresql://... or sqlite:////absolute/path.
 """
 from __future__ import annotations
