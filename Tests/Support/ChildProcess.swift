@@ -9,15 +9,25 @@ public final class ChildProcess: @unchecked Sendable {
     /// Where the process's standard output goes.
     public let outputPath: String
 
-    /// Starts `executable` with `arguments`; stdout and stderr go to `outputPath`.
-    public init(executable: String, arguments: [String], outputPath: String) throws {
+    /// Where the process's standard error goes (the same file as `outputPath` unless given apart).
+    public let errorOutputPath: String
+
+    /// Starts `executable` with `arguments`; stdout goes to `outputPath`, stderr to
+    /// `errorOutputPath` (by default the same file).
+    public init(executable: String, arguments: [String], outputPath: String, errorOutputPath: String? = nil) throws {
         self.outputPath = outputPath
+        self.errorOutputPath = errorOutputPath ?? outputPath
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.standardOutput = output
-        process.standardError = output
+        if let errorOutputPath {
+            _ = FileManager.default.createFile(atPath: errorOutputPath, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorOutputPath))
+        } else {
+            process.standardError = output
+        }
         try process.run()
     }
 
@@ -42,6 +52,12 @@ public final class ChildProcess: @unchecked Sendable {
     /// Everything the process printed so far.
     public var output: String {
         (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+    }
+
+    /// Everything the process printed to standard error so far (all of its output when stderr
+    /// was not given a file of its own).
+    public var errorOutput: String {
+        (try? String(contentsOfFile: errorOutputPath, encoding: .utf8)) ?? ""
     }
 }
 
