@@ -99,4 +99,23 @@ import Testing
         #expect(try connection.query("SELECT v FROM t").first?.string("v") == hostile)
         #expect(try connection.query("SELECT count(*) AS n FROM t").first?.int("n") == 1)
     }
+
+    @Test func dbosStyleSQLiteURLsNameTheSameFileAsOurs() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("shared.sqlite")
+        let ours = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: "sqlite:\(path)"))
+        let workflow = try ours.register("noop") { (_: WorkflowContext, value: Int) -> Int in value }
+        try await ours.launch()
+        _ = try await ours.runWorkflow(workflow, input: 1, options: WorkflowOptions(workflowID: "same-file"))
+        await ours.shutdown()
+        // SQLAlchemy's form, as DBOS Python writes it: four slashes before an absolute path.
+        let theirs = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: "sqlite:///\(path)"))
+        try await theirs.launch()
+        #expect(try await theirs.workflowStatus(id: "same-file")?.state == .success)
+        await theirs.shutdown()
+        await #expect(throws: SystemDatabaseError.self) {
+            _ = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: "sqlite://host/db.sqlite"))
+        }
+    }
 }

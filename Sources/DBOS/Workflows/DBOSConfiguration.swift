@@ -57,8 +57,15 @@ enum SystemDatabaseFactory {
         }
         if url.hasPrefix("sqlite:") {
             var path = String(url.dropFirst("sqlite:".count))
-            // Accept sqlite:///abs/path and sqlite://rel as well as sqlite:path.
-            if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
+            // DBOS's (SQLAlchemy's) form too, so one URL names one file for every DBOS tool:
+            // `sqlite:///relative/path` and `sqlite:////absolute/path`.
+            if path.hasPrefix("//") {
+                guard path.hasPrefix("///") else {
+                    throw SystemDatabaseError.invalidURL(
+                        url, reason: "a SQLite URL has no host: write sqlite:PATH, sqlite:///RELATIVE or sqlite:////ABSOLUTE")
+                }
+                path = String(path.dropFirst(3))
+            }
             guard !path.isEmpty else {
                 throw SystemDatabaseError.invalidURL(url, reason: "no file path after 'sqlite:'")
             }
