@@ -325,4 +325,45 @@ struct WorkflowTests {
         #expect(try await fork.status().attributes == ["spec": "hello.yaml"])
         await runtime.shutdown()
     }
+
+    @Test(arguments: Backend.allCases) func aRunWhoseProcessDiedCanBeTakenOverByAnotherExecutor(backend: Backend) async throws {
+        let setup = try TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let firstRuns = Counter()
+        func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
+            try runtime.register("orphan") { (context: WorkflowContext, _: String) -> String in
+                _ = try await context.runStep("first") { firstRuns.increment() }
+                return try await context.recv(String.self, topic: "go", timeout: .seconds(30)) ?? "none"
+            }
+        }
+        let died = try await setup.make(executorID: "died")
+        let workflow = try register(died)
+        try await died.launch()
+        _ = try await died.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "orphan-1"))
+        #expect(await eventually { firstRuns.count == 1 })
+        await died.shutdown(gracePeriod: .zero)
+
+        let otherVersion = try await setup.make(executorID: "other", version: "v2", recovers: false)
+        _ = try register(otherVersion)
+        try await otherVersion.launch()
+        await #expect {
+            try await otherVersion.recoverWorkflow(id: "orphan-1")
+        } throws: { error in
+            guard case WorkflowError.applicationVersionMismatch = error else { return false }
+            return true
+        }
+        await otherVersion.shutdown()
+
+        let rescuer = try await setup.make(executorID: "rescuer", recovers: false)
+        _ = try register(rescuer)
+        try await rescuer.launch()
+        let handle = try await rescuer.recoverWorkflow(id: "orphan-1")
+        try await rescuer.send(to: "orphan-1", topic: "go", message: "rescued")
+        #expect(try await handle.result() == .string("rescued"))
+        #expect(firstRuns.count == 1)
+        let status = try #require(try await rescuer.workflowStatus(id: "orphan-1"))
+        #expect(status.executorID == "rescuer")
+        #expect(status.recoveryAttempts == 2)
+        await rescuer.shutdown()
+    }
 }

@@ -4,10 +4,13 @@ import Synchronization
 /// Derives the application version: a hash of this process's executable and the registered
 /// workflow names, so the version changes whenever the workflow code changes, and recovery
 /// never replays old checkpoints with new code.
-enum ApplicationVersion {
+public enum ApplicationVersion {
     private static let executableHash = Mutex<String?>(nil)
 
-    static func derive(workflowNames: [String]) -> String {
+    /// A version derived from this executable and the given names of the code it registers (the
+    /// default for a runtime: its workflow names). Programs whose workflows are data (specs)
+    /// pass the names of their code instead, so loading other specs does not change the version.
+    public static func derive(workflowNames: [String]) -> String {
         var hasher = StableHasher()
         hasher.combine(hashOfExecutable())
         for name in workflowNames.sorted() { hasher.combine(name) }

@@ -36,6 +36,8 @@ public enum WorkflowError: Error, CustomStringConvertible, Sendable, Equatable {
     case queueDeduplicated(queue: String, deduplicationID: String, holder: String)
     /// Only cancelled, failed or abandoned runs can be resumed.
     case cannotResume(id: String, state: WorkflowState)
+    /// A run recorded by other code (another application version) cannot be replayed here.
+    case applicationVersionMismatch(id: String, recorded: String, current: String)
     /// A durable operation was called outside a workflow or inside a step, where it is not allowed.
     case invalidContext(String)
 
@@ -71,6 +73,9 @@ public enum WorkflowError: Error, CustomStringConvertible, Sendable, Equatable {
             "timed out \(what)"
         case .invalidContext(let what):
             what
+        case .applicationVersionMismatch(let id, let recorded, let current):
+            "workflow '\(id)' was started by application version \(recorded); this process runs version \(current), "
+                + "whose code may not replay its checkpoints"
         case .invalidQueue(let name, let problems):
             "queue '\(name)': " + problems.joined(separator: "; ")
         case .invalidOptions(let problems):
