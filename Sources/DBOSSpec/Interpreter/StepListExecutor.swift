@@ -252,7 +252,8 @@ struct StepListExecutor: Sendable {
     {
         let input = run.masker.mask(try child.input.map { try resolve($0, scope: scope) } ?? .null)
         var options = WorkflowOptions(
-            timeout: step.timeout, attributes: run.descendantAttributes(specName: child.name, path: nil))
+            timeout: step.timeout ?? run.interpreter.specsByName[child.name]?.timeout,
+            attributes: run.descendantAttributes(specName: child.name, path: nil))
         if let queue = child.queue { options.queueName = try resolveText(queue, scope: scope) }
         if let priority = child.priority { options.priority = try resolveInteger(priority, scope: scope, field: "priority") }
         if let deduplicationID = child.deduplicationID {
