@@ -56,6 +56,7 @@ public enum HandlerError: Error, Sendable, CustomStringConvertible {
     /// The step's `with:` does not decode as the handler's input type.
     case undecodableInput(handler: String, type: String, reason: String)
 
+    /// A message a person can act on.
     public var description: String {
         switch self {
         case .unknownHandler(let name): "no handler named '\(name)' is registered in this process"

@@ -15,6 +15,7 @@ public enum SpecRunError: Error, Sendable, CustomStringConvertible {
     /// A child or fragment run names a steps list its spec does not have.
     case unknownStepsList(workflowID: String, path: String)
 
+    /// A message a person can act on.
     public var description: String {
         switch self {
         case .invalidInput(let spec, let errors):
