@@ -108,6 +108,9 @@ public final class SpecInterpreter: Sendable {
         }
     }
 
+    /// The spec registered under `name` (from `specs`, then `directorySpecs`).
+    public func spec(named name: String) -> WorkflowSpec? { specsByName[name] }
+
     // MARK: Starting runs
 
     /// Validates `input` against the spec's `input:` schema and fills in its defaults.
