@@ -106,4 +106,79 @@ import Testing
         // The failed gate ran twice (first run, resume); the fork copied its checkpoint and re-ran only `after`.
         #expect(lines == ["gate", "gate", "after", "after"])
     }
+
+    @Test func crashedChildRunRecoversWithTheChildTextStoredWithItsRoot() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-interp")
+        let log = SideEffectLog(path: directory.file("log"))
+        let input: JSONValue = ["log": .string(log.path), "mark": .string(directory.file("mark"))]
+        let parentText = """
+            name: parent
+            steps:
+              - id: call
+                workflow: worker
+                with: {log: "${{ input.log }}", mark: "${{ input.mark }}"}
+            output: parent got ${{ steps.call.output }}
+            """
+        _ = try SpecFiles.write("""
+            name: worker
+            steps:
+              - id: work
+                env: {LOG: "${{ input.log }}", MARK: "${{ input.mark }}"}
+                run: |
+                  echo work >> "$LOG"
+                  if [ ! -f "$MARK" ]; then touch "$MARK"; sleep 30; fi
+                  echo v1 work
+            """, as: "worker.yaml", in: directory)
+        let parent = try SpecFiles.write(parentText, as: "parent.yaml", in: directory)
+        let worker = try SpecLoader().load(file: directory.file("worker.yaml"))
+        let first = try await SpecTestRuntime.make(specs: [parent], directorySpecs: [worker], directory: directory)
+        _ = try await first.interpreter.start(spec: parent, input: input, workflowID: "family-1")
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !log.lines.contains("work"), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        await first.runtime.shutdown(gracePeriod: .zero)
+
+        _ = try SpecFiles.write("""
+            name: worker
+            steps:
+              - id: work
+                run: echo v2 work
+            """, as: "worker.yaml", in: directory)
+        let newWorker = try SpecLoader().load(file: directory.file("worker.yaml"))
+        let newParent = try SpecLoader().load(file: directory.file("parent.yaml"))
+        let second = try await SpecTestRuntime.make(specs: [newParent], directorySpecs: [newWorker], directory: directory)
+        let output = try await second.runtime.retrieveWorkflow(id: "family-1").result()
+        let childAttributes = try await second.runtime.workflowStatus(id: "family-1-0")?.attributes
+        let lines = log.lines
+        await second.close()
+        #expect(output == "parent got v1 work")
+        #expect(lines == ["work", "work"])
+        let child = try #require(RunAttributes(childAttributes))
+        #expect(child.rootWorkflowID == "family-1")
+        #expect(child.specName == "worker")
+    }
+
+    @Test func specTimeoutCancelsTheRunAndKillsItsShell() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-interp")
+        let spec = try SpecFiles.write("""
+            name: bounded
+            timeout: 500ms
+            steps:
+              - id: long
+                run: sleep 20
+            """, as: "bounded.yaml", in: directory)
+        let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory)
+        let start = ContinuousClock.now
+        var caught: (any Error)?
+        do {
+            _ = try await environment.run(spec, id: "bounded-1")
+        } catch {
+            caught = error
+        }
+        let elapsed = ContinuousClock.now - start
+        let status = try await environment.runtime.workflowStatus(id: "bounded-1")
+        await environment.close()
+        #expect((caught as? WorkflowError)?.isCancellation == true)
+        #expect(status?.state == .cancelled)
+        #expect(elapsed < .seconds(15))
+    }
 }
