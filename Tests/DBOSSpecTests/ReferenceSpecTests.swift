@@ -131,6 +131,26 @@ import Testing
         #expect(order == ["charge", "reserve"])
     }
 
+    @Test func sleepCheckpointsItsWakeUpTimeAnHourAndAHalfAhead() async throws {
+        let specs = try SpecFiles.referenceSpecs()
+        let spec = try #require(specs["sleep"])
+        let environment = try await SpecTestRuntime.make(specs: [spec])
+        let before = Date().timeIntervalSince1970 * 1000
+        _ = try await environment.interpreter.start(spec: spec, workflowID: "sleep-1")
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !environment.events.kinds(of: "sleep-1").contains(.stepWaiting(stepID: "nap", what: "sleep 1h30m")),
+            ContinuousClock.now < deadline
+        {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let steps = try await environment.runtime.listSteps(workflowID: "sleep-1")
+        try await environment.runtime.cancelWorkflow(id: "sleep-1")
+        await environment.close()
+        #expect(steps.map(\.name) == ["before", "DBOS.sleep"])
+        let wakeUp = try #require(steps.last?.output?.doubleValue)
+        #expect(abs(wakeUp - before - 5_400_000) < 60_000)
+    }
+
     @Test func messagingReceivesAMessageAndRepliesToAnotherRun() async throws {
         let specs = try SpecFiles.referenceSpecs()
         let spec = try #require(specs["messaging"])
