@@ -261,6 +261,67 @@ final class OverlapRecorder: Sendable {
         #expect(message.contains("exit code 4: bad item"))
     }
 
+    @Test func parallelFailsWhenAnyBranchFails() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-interp")
+        let spec = try SpecFiles.write("""
+            name: split
+            steps:
+              - id: both
+                parallel:
+                  - steps:
+                      - id: good
+                        run: echo fine
+                  - steps:
+                      - id: bad
+                        run: echo "broken branch" >&2; exit 6
+            """, as: "split.yaml", in: directory)
+        let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory)
+        var message = ""
+        do {
+            _ = try await environment.run(spec)
+        } catch {
+            message = String(describing: error)
+        }
+        await environment.close()
+        #expect(message.contains("step 'both'"))
+        #expect(message.contains("1 of 2 branches failed"))
+        #expect(message.contains("exit code 6: broken branch"))
+    }
+
+    @Test func compensationsAreCheckpointedAndNotRepeatedOnResume() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-interp")
+        let log = SideEffectLog(path: directory.file("log"))
+        let spec = try SpecFiles.write("""
+            name: undo
+            input:
+              type: object
+              properties:
+                log: {type: string}
+            steps:
+              - id: reserve
+                env: {LOG: "${{ input.log }}"}
+                run: echo reserve >> "$LOG"; echo reserved
+                compensate:
+                  env: {LOG: "${{ input.log }}", WHAT: "${{ steps.reserve.output }}"}
+                  run: echo "undo $WHAT" >> "$LOG"; echo released
+              - id: ship
+                run: exit 1
+            """, as: "undo.yaml", in: directory)
+        let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory)
+        await #expect(throws: (any Error).self) {
+            try await environment.run(spec, input: ["log": .string(log.path)], id: "undo-1")
+        }
+        await #expect(throws: (any Error).self) {
+            try await environment.interpreter.resume(workflowID: "undo-1").result()
+        }
+        let steps = try await environment.runtime.listSteps(workflowID: "undo-1")
+        let lines = log.lines
+        await environment.close()
+        #expect(lines == ["reserve", "undo reserved"])
+        #expect(steps.map(\.functionID) == [0, 1, 2])
+        #expect(steps.last?.name == "reserve.compensate")
+    }
+
     @Test func invalidInputIsRejectedBeforeAnythingRuns() async throws {
         let specs = try SpecFiles.referenceSpecs()
         let spec = try #require(specs["handler"])

@@ -35,7 +35,7 @@ struct ShellCommand: Sendable {
         for (name, value) in environment { updates[Environment.Key(stringLiteral: name)] = value }
         let environment = Environment.inherit.updating(updates)
         let script = script
-        let options2 = options
+        let platformOptions = options
 
         enum Outcome: Sendable {
             case finished(Swift.Result<ExecutionRecord, any Error>)
@@ -46,7 +46,7 @@ struct ShellCommand: Sendable {
                 do {
                     let result = try await Subprocess.run(
                         .path("/bin/sh"), arguments: ["-c", script], environment: environment,
-                        platformOptions: options2,
+                        platformOptions: platformOptions,
                         output: .string(limit: Self.outputLimit), error: .string(limit: Self.outputLimit))
                     return .finished(.success(ExecutionRecord(
                         status: result.terminationStatus, standardOutput: result.standardOutput,

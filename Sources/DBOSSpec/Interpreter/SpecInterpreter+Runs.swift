@@ -73,7 +73,8 @@ extension SpecInterpreter {
             }
         }
         guard failures.isEmpty else {
-            throw StepFailure(message: "\(failures.count) of \(handles.count) \(label)s failed: " + failures.joined(separator: "; "))
+            let plural = label == "branch" ? "branches" : "\(label)s"
+            throw StepFailure(message: "\(failures.count) of \(handles.count) \(plural) failed: " + failures.joined(separator: "; "))
         }
         return .array(outputs)
     }
