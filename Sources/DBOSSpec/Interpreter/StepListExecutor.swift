@@ -13,43 +13,6 @@ struct StepResult: Sendable {
     }
 }
 
-/// What one run's execution shares between its steps.
-struct RunExecution: Sendable {
-    let interpreter: SpecInterpreter
-    let context: WorkflowContext
-    let spec: WorkflowSpec
-    let rootWorkflowID: String
-    /// Where the executed steps list is inside the spec: `[]` for the top level, else `[step id, branch, ...]`.
-    let path: [JSONValue]
-    let masker: SecretMasker
-    /// Slots an earlier execution completed: their steps are replayed, not run.
-    let completedSlots: Set<Int>
-
-    func emit(_ kind: SpecRunEvent.Kind) {
-        interpreter.emit(SpecRunEvent(workflowID: context.workflowID, rootWorkflowID: rootWorkflowID, kind: kind))
-    }
-
-    func scope(_ variables: [String: JSONValue]) -> ExpressionScope {
-        ExpressionScope(variables: variables, secret: interpreter.secretLookup)
-    }
-
-    /// Whether `error` means the run itself was stopped (cancelled, timed out, shut down): then nothing is
-    /// compensated and the error passes through unchanged, so the engine records the right outcome.
-    func isStop(_ error: any Error) -> Bool {
-        if Task.isCancelled || error is CancellationError { return true }
-        switch error as? WorkflowError {
-        case .notLaunched?: return true
-        case .cancelled(let id, _)?: return id == context.workflowID
-        default: return false
-        }
-    }
-
-    /// The attributes of a run started by this one: a reference to the top-level run, never a copy of texts.
-    func descendantAttributes(specName: String, path: [JSONValue]?) -> JSONValue {
-        RunAttributes(rootWorkflowID: rootWorkflowID, specName: specName, path: path).jsonValue
-    }
-}
-
 /// Executes one steps list as its `StepGraph` says: every step whose `needs` are met runs concurrently, each at
 /// its fixed slot; when a step fails (without `continue_on_error`) no further step starts, the running ones
 /// finish, and the completed steps' compensations run in reverse order of completion.
