@@ -179,6 +179,27 @@ struct Receipt: Codable, Sendable {
         #expect(output.stringValue?.hasPrefix("tick at 2026-01-05T07:15:00") == true)
     }
 
+    @Test func runStoresItsSpecTextWithItsSHA256() async throws {
+        let specs = try SpecFiles.referenceSpecs()
+        let spec = try #require(specs["hello"])
+        let environment = try await SpecTestRuntime.make(specs: [spec])
+        _ = try await environment.run(spec, id: "hash-1")
+        let attributes = try await environment.runtime.workflowStatus(id: "hash-1")?.attributes
+        await environment.close()
+        let stored = try #require(RunAttributes(attributes)?.spec)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["sha256sum", spec.file]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let printed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(stored.text == spec.sourceText)
+        #expect(stored.file == spec.file)
+        #expect(printed.hasPrefix(stored.hash + " "))
+    }
+
     @Test func nestedListsInsideMapItemsRunWithTheirOwnGraphs() async throws {
         let directory = try TemporaryDirectory(prefix: "dbos-interp")
         _ = try SpecFiles.write("""
