@@ -362,6 +362,8 @@ final class OverlapRecorder: Sendable {
                 with: {value: "${{ secrets.TEST_TOKEN }}"}
               - id: publish
                 set_event: {key: leaked, value: "${{ secrets.TEST_TOKEN }}"}
+              - id: listen
+                recv: {topic: "inbox-${{ secrets.TEST_TOKEN }}", timeout: 100ms, default: nothing}
               - id: broken
                 env: {TOKEN: "${{ secrets.TEST_TOKEN }}"}
                 run: echo "fatal $TOKEN" >&2; exit 5

@@ -13,7 +13,8 @@ struct RunExecution: Sendable {
     let completedSlots: Set<Int>
 
     func emit(_ kind: SpecRunEvent.Kind) {
-        interpreter.emit(SpecRunEvent(workflowID: context.workflowID, rootWorkflowID: rootWorkflowID, kind: kind))
+        interpreter.emit(SpecRunEvent(
+            workflowID: context.workflowID, rootWorkflowID: rootWorkflowID, kind: kind.masked(by: masker)))
     }
 
     func scope(_ variables: [String: JSONValue]) -> ExpressionScope {
@@ -34,5 +35,22 @@ struct RunExecution: Sendable {
     /// The attributes of a run started by this one: a reference to the top-level run, never a copy of texts.
     func descendantAttributes(specName: String, path: [JSONValue]?) -> JSONValue {
         RunAttributes(rootWorkflowID: rootWorkflowID, specName: specName, path: path).jsonValue
+    }
+}
+
+extension SpecRunEvent.Kind {
+    /// The event with every secret value in its texts replaced, so progress output never shows one.
+    func masked(by masker: SecretMasker) -> Self {
+        switch self {
+        case .stepRetrying(let id, let attempt, let error):
+            .stepRetrying(stepID: id, attempt: attempt, error: masker.mask(error))
+        case .stepWaiting(let id, let what): .stepWaiting(stepID: id, what: masker.mask(what))
+        case .stepFinished(let id, let status, let duration, let error):
+            .stepFinished(stepID: id, status: status, duration: duration, error: error.map(masker.mask))
+        case .compensationFinished(let id, let status, let error):
+            .compensationFinished(stepID: id, status: status, error: error.map(masker.mask))
+        case .runFinished(let status, let error): .runFinished(status: status, error: error.map(masker.mask))
+        default: self
+        }
     }
 }
