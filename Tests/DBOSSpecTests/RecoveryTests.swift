@@ -99,7 +99,10 @@ import Testing
         let forked = try await second.interpreter.fork(workflowID: "resume-1", fromSlot: 1, newWorkflowID: "fork-1").result()
         let stored = try await second.interpreter.storedSpec(ofWorkflow: "fork-1")
         let lines = log.lines
+        let attributes = try await second.runtime.workflowStatus(id: "fork-1")?.attributes
         await second.close()
+        #expect(try SpecInterpreter.storedSpecs(in: attributes).map(\.name) == ["resumable"])
+        #expect(try SpecInterpreter.storedSpecs(in: attributes).first?.steps.map(\.id) == ["gate", "after"])
         #expect(resumed == "v1 open")
         #expect(forked == "v1 open")
         #expect(stored.steps.map(\.id) == ["gate", "after"])

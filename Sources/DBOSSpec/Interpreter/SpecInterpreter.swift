@@ -194,6 +194,24 @@ public final class SpecInterpreter: Sendable {
         return try await resolveSpec(workflowID: workflowID, attributes: status.attributes, registeredName: status.name).spec
     }
 
+    /// The specs stored with a top-level run (its own first, then the child specs it names), parsed from the
+    /// stored texts: what a command that resumes or forks a run registers before `launch()`, so this process
+    /// can execute it even when the files changed or are gone. Empty for a run without stored texts or a
+    /// child run (whose texts are stored with its top-level run).
+    public static func storedSpecs(in attributes: JSONValue?, handlers: HandlerRegistry = HandlerRegistry()) throws
+        -> [WorkflowSpec]
+    {
+        guard let stored = RunAttributes(attributes), let own = stored.spec else { return [] }
+        let loader = loader(handlers: handlers)
+        let children = stored.childSpecs.values.sorted { $0.file < $1.file }.compactMap {
+            loader.decode(text: $0.text, file: $0.file).spec
+        }
+        let spec = try loader.load(text: own.text, file: own.file, otherSpecs: children)
+        return [spec] + children.map { child in
+            (try? loader.load(text: child.sourceText, file: child.file, otherSpecs: children + [spec])) ?? child
+        }
+    }
+
     // MARK: Progress
 
     /// Calls `observer` with every event of the runs this process executes, until the interpreter is gone.
