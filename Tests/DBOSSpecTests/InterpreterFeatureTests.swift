@@ -179,6 +179,28 @@ struct Receipt: Codable, Sendable {
         #expect(output.stringValue?.hasPrefix("tick at 2026-01-05T07:15:00") == true)
     }
 
+    @Test func runEnqueuedOnADeclaredQueueIsExecutedByItsWorker() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-interp")
+        let spec = try SpecFiles.write("""
+            name: queued
+            queues:
+              - name: work
+                worker_concurrency: 1
+                priority: true
+            steps:
+              - id: only
+                run: echo queued run
+            """, as: "queued.yaml", in: directory)
+        let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory)
+        let handle = try await environment.interpreter.start(
+            spec: spec, workflowID: "queued-1", queue: "work", priority: 3, deduplicationID: "only-one")
+        let output = try await handle.result()
+        let status = try await environment.runtime.workflowStatus(id: "queued-1")
+        await environment.close()
+        #expect(output == "queued run")
+        #expect(status?.queueName == "work")
+    }
+
     @Test func runStoresItsSpecTextWithItsSHA256() async throws {
         let specs = try SpecFiles.referenceSpecs()
         let spec = try #require(specs["hello"])
