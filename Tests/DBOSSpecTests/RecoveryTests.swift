@@ -68,6 +68,52 @@ import Testing
         #expect(steps.map(\.name) == ["first", "second", "third"])
     }
 
+    @Test func concurrentStepsRecoverByTheirFixedSlots() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-interp")
+        let log = SideEffectLog(path: directory.file("log"))
+        let input: JSONValue = ["log": .string(log.path), "mark": .string(directory.file("mark"))]
+        let spec = try SpecFiles.write("""
+            name: branches
+            steps:
+              - id: slow
+                env: {LOG: "${{ input.log }}", MARK: "${{ input.mark }}"}
+                run: |
+                  echo slow >> "$LOG"
+                  if [ ! -f "$MARK" ]; then touch "$MARK"; sleep 30; fi
+                  echo S
+              - id: fast
+                needs: []
+                env: {LOG: "${{ input.log }}"}
+                run: echo fast >> "$LOG"; echo F
+              - id: join
+                needs: [slow, fast]
+                env: {A: "${{ steps.slow.output }}", B: "${{ steps.fast.output }}"}
+                run: echo "$A$B"
+            """, as: "branches.yaml", in: directory)
+        let first = try await SpecTestRuntime.make(specs: [spec], directory: directory)
+        _ = try await first.interpreter.start(spec: spec, input: input, workflowID: "branches-1")
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            let steps = try await first.runtime.listSteps(workflowID: "branches-1")
+            if log.lines.contains("slow"), steps.contains(where: { $0.name == "fast" }) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await first.runtime.shutdown(gracePeriod: .zero)
+
+        let second = try await SpecTestRuntime.make(specs: [spec], directory: directory)
+        let output = try await second.runtime.retrieveWorkflow(id: "branches-1").result()
+        let steps = try await second.runtime.listSteps(workflowID: "branches-1")
+        let kinds = second.events.kinds(of: "branches-1")
+        let lines = log.lines
+        await second.close()
+        #expect(output == "SF")
+        #expect(lines.filter { $0 == "fast" }.count == 1)
+        #expect(lines.filter { $0 == "slow" }.count == 2)
+        #expect(steps.map(\.name) == ["slow", "fast", "join"])
+        #expect(steps.map(\.functionID) == [0, 1, 2])
+        #expect(kinds.contains(.stepReplayed(stepID: "fast", slot: 1)))
+    }
+
     @Test func resumeAndForkUseTheStoredSpecText() async throws {
         let directory = try TemporaryDirectory(prefix: "dbos-interp")
         let log = SideEffectLog(path: directory.file("log"))
