@@ -26,7 +26,7 @@ import Testing
 
     @Test func helloPrintsItsGreetingInCapitals() async throws {
         let (output, environment, _) = try await runReference("hello")
-        defer { Task { await environment.close() } }
+        await environment.close()
         #expect(output == "HELLO WORLD")
     }
 
@@ -154,7 +154,7 @@ import Testing
     @Test func messagingReceivesAMessageAndRepliesToAnotherRun() async throws {
         let specs = try SpecFiles.referenceSpecs()
         let spec = try #require(specs["messaging"])
-        let directory = try TemporaryDirectoryForSpecs.make()
+        let directory = try TemporaryDirectory(prefix: "dbos-interp")
         let listener = try SpecFiles.write("""
             name: listener
             steps:
@@ -187,12 +187,5 @@ import Testing
         // The peer's event was read either before or after it changed; both are its values.
         #expect(peer.output == ["percent": 50] || peer.output == 100)
         #expect(final == 100)
-    }
-}
-
-/// A temporary directory for specs written by a test.
-enum TemporaryDirectoryForSpecs {
-    static func make() throws -> DBOSTestSupport.TemporaryDirectory {
-        try DBOSTestSupport.TemporaryDirectory(prefix: "dbos-interp")
     }
 }
