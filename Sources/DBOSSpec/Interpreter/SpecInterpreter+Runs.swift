@@ -107,7 +107,13 @@ extension SpecInterpreter {
         async throws -> RunExecution
     {
         let steps = try await runtime.listSteps(workflowID: context.workflowID)
-        let completed = steps.filter { $0.childWorkflowID == nil && ($0.output != nil || $0.error != nil) }.map(\.functionID)
+        // A sleep's checkpoint is written when it starts and "completes" at its wake-up time: one still ahead
+        // is resumed, not replayed. Child records are re-attached to, not replayed.
+        let now = Date()
+        let completed = steps.filter { step in
+            step.childWorkflowID == nil && (step.output != nil || step.error != nil)
+                && (step.completedAt.map { $0 <= now } ?? true)
+        }.map(\.functionID)
         return RunExecution(
             interpreter: self, context: context, spec: spec, rootWorkflowID: rootWorkflowID, path: path,
             masker: SecretMasker(names: Self.secretNames(in: spec), lookup: secretLookup), completedSlots: Set(completed))
