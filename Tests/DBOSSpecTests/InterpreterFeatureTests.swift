@@ -174,8 +174,11 @@ struct Receipt: Codable, Sendable {
             through: try #require(formatter.date(from: "2026-01-05T07:16:00Z")))
         let id = try #require(ids.first)
         let output = try await environment.runtime.retrieveWorkflow(id: id).result()
+        let status = try await environment.runtime.workflowStatus(id: id)
         await environment.close()
         #expect(ids.count == 1)
+        #expect(RunAttributes(status?.attributes)?.spec?.text == spec.sourceText)
+        #expect(status?.timeout == .seconds(3600))
         #expect(output.stringValue?.hasPrefix("tick at 2026-01-05T07:15:00") == true)
     }
 

@@ -103,7 +103,9 @@ public final class SpecInterpreter: Sendable {
             for spec in specs {
                 guard let schedule = spec.schedule else { continue }
                 let expression = try ScheduleExpression(parsing: schedule, timeZoneIdentifier: spec.timezone ?? "UTC")
-                try runtime.register(schedule: WorkflowSchedule(expression: expression, workflowName: spec.name))
+                try runtime.register(schedule: WorkflowSchedule(
+                    expression: expression, workflowName: spec.name, timeout: spec.timeout,
+                    attributes: rootAttributes(for: spec).jsonValue))
             }
         }
     }
