@@ -119,10 +119,11 @@ public final class SpecInterpreter: Sendable {
     ///
     /// - Throws: `SpecRunError.invalidInput` naming each field that is wrong.
     public func preparedInput(for spec: WorkflowSpec, input: JSONValue) throws(SpecRunError) -> JSONValue {
-        guard let schema = spec.inputSchema else { return input }
-        let errors = schema.validateInput(input)
-        guard errors.isEmpty else { throw SpecRunError.invalidInput(spec: spec.name, errors: errors) }
-        return schema.applyingDefaults(to: input)
+        do {
+            return try spec.preparedInput(input)
+        } catch {
+            throw SpecRunError.invalidInput(spec: spec.name, errors: error.errors)
+        }
     }
 
     /// Starts a run of `spec` (validating its input first) and returns at once with a handle to it.

@@ -17,7 +17,7 @@ public struct SpecRunEvent: Sendable {
         /// A step waits for something outside the process: a sleep, a message, an event or child runs.
         case stepWaiting(stepID: String, what: String)
         /// A step ended (`success` or `error`) after `duration` in this process.
-        case stepFinished(stepID: String, status: StepStatus, duration: Duration, error: String?)
+        case stepFinished(stepID: String, status: StepOutcome.Status, duration: Duration, error: String?)
         /// A step's `if:` was false.
         case stepSkipped(stepID: String)
         /// A step's result was found checkpointed by an earlier execution: it did not run again.
@@ -25,9 +25,9 @@ public struct SpecRunEvent: Sendable {
         /// A completed step's compensation began, the run having failed.
         case compensationStarted(stepID: String, slot: Int)
         /// A compensation ended.
-        case compensationFinished(stepID: String, status: StepStatus, error: String?)
+        case compensationFinished(stepID: String, status: StepOutcome.Status, error: String?)
         /// The run's steps ended in this process: `success` or `error`.
-        case runFinished(status: StepStatus, error: String?)
+        case runFinished(status: StepOutcome.Status, error: String?)
     }
 
     /// The run (or child run) the event belongs to.
@@ -46,16 +46,6 @@ public struct SpecRunEvent: Sendable {
         self.time = time
         self.kind = kind
     }
-}
-
-/// A step's status, as `steps.<id>.status` shows it.
-public enum StepStatus: String, Sendable, Hashable, Codable {
-    /// It completed.
-    case success
-    /// It failed (its error is in `steps.<id>.error`).
-    case error
-    /// Its `if:` was false.
-    case skipped
 }
 
 /// Receives the events of spec runs executed by this process; called synchronously, so keep it quick.

@@ -2,17 +2,6 @@ import DBOS
 import Foundation
 import Synchronization
 
-/// One step's result as expressions see it (`steps.<id>.output`, `.status`, `.error`).
-struct StepResult: Sendable {
-    var status: StepStatus
-    var output: JSONValue
-    var error: String?
-
-    var jsonValue: JSONValue {
-        .object(["output": output, "status": .string(status.rawValue), "error": error.map { .string($0) } ?? .null])
-    }
-}
-
 /// Executes one steps list as its `StepGraph` says: every step whose `needs` are met runs concurrently, each at
 /// its fixed slot; when a step fails (without `continue_on_error`) no further step starts, the running ones
 /// finish, and the completed steps' compensations run in reverse order of completion.
@@ -28,12 +17,12 @@ struct StepListExecutor: Sendable {
     static let forever = Duration.seconds(100 * 365 * 24 * 3600)
 
     /// Runs the list; returns each step's result, or throws the first failure after compensating.
-    func execute() async throws -> [String: StepResult] {
-        var results: [String: StepResult] = [:]
+    func execute() async throws -> [String: StepOutcome] {
+        var results: [String: StepOutcome] = [:]
         var completionOrder: [String] = []
         var started: Set<String> = []
         var failure: (any Error)?
-        await withTaskGroup(of: (String, Result<StepResult, any Error>).self) { group in
+        await withTaskGroup(of: (String, Result<StepOutcome, any Error>).self) { group in
             while true {
                 if failure == nil {
                     for node in graph.nodes where !started.contains(node.id) && node.needs.allSatisfy({ results[$0] != nil }) {
@@ -69,7 +58,7 @@ struct StepListExecutor: Sendable {
     }
 
     /// The variables with `steps` holding the enclosing lists' steps and this list's results so far.
-    func variables(with results: [String: StepResult]) -> [String: JSONValue] {
+    func variables(with results: [String: StepOutcome]) -> [String: JSONValue] {
         var steps: [String: JSONValue] = [:]
         if case .object(let outer)? = variables["steps"] { steps = outer }
         for (id, result) in results { steps[id] = result.jsonValue }
@@ -80,7 +69,7 @@ struct StepListExecutor: Sendable {
 
     // MARK: One step
 
-    private func execute(_ node: StepGraph.Node, scope: ExpressionScope) async throws -> StepResult {
+    private func execute(_ node: StepGraph.Node, scope: ExpressionScope) async throws -> StepOutcome {
         let step = node.step
         let slot = node.slot
         if let condition = step.condition {
@@ -97,7 +86,7 @@ struct StepListExecutor: Sendable {
                 }
                 if recorded == Self.skippedMarker {
                     run.emit(.stepSkipped(stepID: step.id))
-                    return StepResult(status: .skipped, output: .null, error: nil)
+                    return StepOutcome(output: .null, status: .skipped)
                 }
             }
         }
@@ -111,15 +100,15 @@ struct StepListExecutor: Sendable {
             let output = try await perform(node, scope: scope)
             if output == Self.skippedMarker {
                 run.emit(.stepSkipped(stepID: step.id))
-                return StepResult(status: .skipped, output: .null, error: nil)
+                return StepOutcome(output: .null, status: .skipped)
             }
             run.emit(.stepFinished(stepID: step.id, status: .success, duration: ContinuousClock.now - start, error: nil))
-            return StepResult(status: .success, output: output, error: nil)
+            return StepOutcome(output: output, status: .success)
         } catch {
             if run.isStop(error) { throw error }
             let message = run.masker.mask(Self.message(of: error))
             run.emit(.stepFinished(stepID: step.id, status: .error, duration: ContinuousClock.now - start, error: message))
-            if step.continueOnError { return StepResult(status: .error, output: .null, error: message) }
+            if step.continueOnError { return StepOutcome(output: .null, status: .error, errorMessage: message) }
             throw failed(step, message: message)
         }
     }
@@ -346,7 +335,7 @@ struct StepListExecutor: Sendable {
 
     /// Runs the compensations of `completed` (newest first), each checkpointed at its compensation slot. A failed
     /// compensation is reported and the others still run; the run keeps its original error.
-    private func compensate(_ completed: some Sequence<String>, results: [String: StepResult]) async throws {
+    private func compensate(_ completed: some Sequence<String>, results: [String: StepOutcome]) async throws {
         let scope = run.scope(variables(with: results))
         for id in completed {
             guard let node = graph.node(id), let compensation = node.step.compensation, let slot = node.compensationSlot
