@@ -19,6 +19,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
     targets: [
         // System-library shims: a module map and a header, nothing else.
@@ -40,7 +41,7 @@ let package = Package(
         // The spec language: YAML loading, validation, expressions, the step graph, the interpreter.
         .target(
             name: "DBOSSpec",
-            dependencies: ["DBOS", "CYAML"],
+            dependencies: ["DBOS", "CYAML", .product(name: "Subprocess", package: "swift-subprocess")],
             swiftSettings: swiftSettings),
         // The `dbos-run` commands, reusable by programs that register their own handlers.
         .target(

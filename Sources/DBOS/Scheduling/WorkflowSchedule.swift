@@ -13,9 +13,18 @@ public struct WorkflowSchedule: Sendable {
     public let workflowName: String
     /// The queue its runs go on (default: the engine's internal queue).
     public let queueName: String?
+    /// The durable start-to-completion limit of each tick's run (its clock starts when it is dequeued).
+    public let timeout: Duration?
+    /// The data stored with each tick's run (`WorkflowOptions.attributes`).
+    public let attributes: JSONValue?
 
     /// A schedule for the workflow registered as `workflowName`.
-    public init(name: String? = nil, expression: ScheduleExpression, workflowName: String, queueName: String? = nil) {
+    public init(
+        name: String? = nil, expression: ScheduleExpression, workflowName: String, queueName: String? = nil,
+        timeout: Duration? = nil, attributes: JSONValue? = nil
+    ) {
+        self.timeout = timeout
+        self.attributes = attributes
         self.name = name ?? workflowName
         self.expression = expression
         self.workflowName = workflowName
@@ -127,7 +136,8 @@ extension DBOSRuntime {
             registered, inputText: input,
             options: WorkflowOptions(
                 workflowID: schedule.workflowID(forTick: tick),
-                queueName: schedule.queueName ?? WorkflowQueue.internalQueueName),
+                timeout: schedule.timeout, queueName: schedule.queueName ?? WorkflowQueue.internalQueueName,
+                attributes: schedule.attributes),
             parent: nil)
     }
 }
