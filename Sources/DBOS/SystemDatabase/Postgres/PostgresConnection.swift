@@ -167,7 +167,8 @@ extension PostgresConnection {
     /// maintenance database (falling back to `template1`). Returns true if this call created it.
     ///
     /// Two processes starting at once may both see the database missing; the loser's
-    /// `duplicate_database` (42P04) error is treated as success.
+    /// `duplicate_database` (42P04) error, or the `unique_violation` (23505) on `pg_database` it
+    /// gets when both inserts meet, is treated as success.
     @discardableResult
     static func createDatabaseIfMissing(_ url: PostgresURL) async throws -> Bool {
         guard let name = url.database else { return false }
@@ -184,7 +185,7 @@ extension PostgresConnection {
             let quoted = PostgresConnectionHandle.quotedIdentifier(name)
             try await maintenance.execute("CREATE DATABASE \(unescaped: quoted)")
             return true
-        } catch let error as PostgresError where error.sqlState == "42P04" {
+        } catch let error as PostgresError where error.sqlState == "42P04" || error.sqlState == "23505" {
             return false
         }
     }
