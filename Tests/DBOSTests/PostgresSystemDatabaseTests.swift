@@ -1,11 +1,124 @@
 @testable import DBOS
 import DBOSTestSupport
 import Foundation
+import Synchronization
 import Testing
 
-/// The PostgreSQL system database under conditions SQLite never meets.
+/// The PostgreSQL system database under conditions SQLite never meets: server restarts and outages
+/// in the middle of a workflow, a database that does not exist yet, migrations racing from several
+/// processes, an unreachable server, and wake-ups carried by LISTEN/NOTIFY from another process.
+///
+/// Tests that restart or stop the server start one of their own, so the tests sharing
+/// `SharedPostgresServer` are not disturbed.
 @Suite(.timeLimit(.minutes(3)))
 struct PostgresSystemDatabaseTests {
+    /// How the server goes away in the middle of a workflow.
+    enum Disruption: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        /// `pg_ctl stop -m fast` then start: clients are told to disconnect (57P01).
+        case fastRestart
+        /// `pg_ctl stop -m immediate` then start: backends die without a word, recovery runs.
+        case immediateRestart
+        /// The server is down for three seconds before it comes back.
+        case outage
+
+        var testDescription: String { rawValue }
+
+        func apply(to server: PostgresServer) throws {
+            switch self {
+            case .fastRestart: try server.restart(mode: .fast)
+            case .immediateRestart: try server.restart(mode: .immediate)
+            case .outage:
+                try server.stopServer(mode: .fast)
+                Thread.sleep(forTimeInterval: 3)
+                try server.startServer()
+            }
+        }
+    }
+
+    @Test(arguments: Disruption.allCases)
+    func aWorkflowKeepsRunningAcrossAServerRestartAndRunsEveryStepOnce(disruption: Disruption) async throws {
+        let server = try await startDurableServer()
+        defer { server.stop() }
+        let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+            systemDatabaseURL: server.url(database: "restarted"), applicationVersion: "test",
+            pollingInterval: .milliseconds(50), cancellationCheckInterval: .milliseconds(100)))
+        let stepCount = 40
+        let executions = StepExecutions()
+        let longRunning = try runtime.register("long-running") { (context: WorkflowContext, steps: Int) -> Int in
+            var total = 0
+            for index in 0..<steps {
+                total += try await context.runStep("step-\(index)") {
+                    executions.record(index)
+                    try await Task.sleep(for: .milliseconds(50))
+                    return index
+                }
+            }
+            return total
+        }
+        try await runtime.launch()
+        let handle = try await runtime.startWorkflow(
+            longRunning, input: stepCount, options: WorkflowOptions(workflowID: "across-\(disruption.rawValue)"))
+        #expect(await eventually { executions.distinctSteps >= 5 }, "the workflow never got going")
+
+        try await onOwnThread { try disruption.apply(to: server) }
+        #expect(executions.distinctSteps < stepCount, "the workflow finished before the server went away")
+
+        let output = try await handle.result()
+        #expect(output == (0..<stepCount).reduce(0, +))
+        #expect(try await handle.status().state == .success)
+        #expect(executions.counts == Array(repeating: 1, count: stepCount), "every step body ran exactly once")
+        let steps = try await runtime.listSteps(workflowID: "across-\(disruption.rawValue)")
+        #expect(steps.map(\.name) == (0..<stepCount).map { "step-\($0)" })
+        #expect(steps.map(\.functionID) == Array(0..<stepCount))
+        #expect(steps.map(\.output) == (0..<stepCount).map { JSONValue.integer(Int64($0)) })
+        await runtime.shutdown(gracePeriod: .zero)
+    }
+
+    @Test func aRecvWaitingAcrossAServerRestartGetsAMessageSentAfterIt() async throws {
+        let server = try await startDurableServer()
+        defer { server.stop() }
+        let url = server.url(database: "recv_across_restart")
+        // Long fallbacks: only the reconnected listener (or its catch-up re-check) can wake the recv in time.
+        let receiving = try await DBOSRuntime(configuration: DBOSConfiguration(
+            systemDatabaseURL: url, executorID: "receiver", applicationVersion: "test",
+            pollingInterval: .seconds(60), notificationFallbackInterval: .seconds(60)))
+        let listener = try receiving.register("patient-listener") { (context: WorkflowContext, _: String) -> String? in
+            try await context.recv(String.self, topic: "after-restart", timeout: .seconds(120))
+        }
+        try await receiving.launch()
+        let handle = try await receiving.startWorkflow(listener, input: "", options: WorkflowOptions(workflowID: "patient-1"))
+        // recv's DBOS.sleep slot (its deadline) is written before it waits.
+        #expect(await eventually { (try? await receiving.listSteps(workflowID: "patient-1").count) ?? 0 >= 1 })
+
+        try await onOwnThread { try server.restart(mode: .fast) }
+
+        // Another process sends once the server is back.
+        let sending = try await DBOSRuntime(configuration: DBOSConfiguration(
+            systemDatabaseURL: url, executorID: "sender", applicationVersion: "test", recoversPendingWorkflows: false))
+        let clock = ContinuousClock()
+        let sentAt = clock.now
+        try await sending.send(to: "patient-1", topic: "after-restart", message: "still here")
+        await sending.shutdown(gracePeriod: .zero)
+        #expect(try await handle.result() == "still here")
+        #expect(clock.now - sentAt < .seconds(20), "the recv should wake on the notification, not at a 60 s poll")
+        await receiving.shutdown(gracePeriod: .zero)
+    }
+
+    @Test func aDatabaseThatDoesNotExistIsCreated() async throws {
+        let server = try SharedPostgresServer.server.get()
+        // Upper case and a dash: the name must be quoted, not folded to lower case.
+        let name = "Created-By-DBOS-\(UUID().uuidString.prefix(8))"
+        #expect(try await databaseExists(name, on: server) == false)
+
+        let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+            systemDatabaseURL: server.url(database: name), applicationVersion: "test"))
+        let greet = try runtime.register("greet") { (_: WorkflowContext, name: String) -> String in "hello \(name)" }
+        try await runtime.launch()
+        #expect(try await runtime.runWorkflow(greet, input: "new database") == "hello new database")
+        await runtime.shutdown(gracePeriod: .zero)
+        #expect(try await databaseExists(name, on: server))
+    }
+
     @Test func manyConnectionsCreatingTheSameMissingDatabaseAtOnceAllSucceed() async throws {
         let server = try SharedPostgresServer.server.get()
         let name = "raced_\(UUID().uuidString.prefix(8).lowercased())"
@@ -21,6 +134,139 @@ struct PostgresSystemDatabaseTests {
         #expect(created.filter { $0 }.count == 1, "exactly one call created it: \(created)")
         #expect(try await databaseExists(name, on: server))
     }
+
+    @Test func migrationsFromFourProcessesAtOnceApplyTheSchemaOnce() async throws {
+        let server = try SharedPostgresServer.server.get()
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // A database that does not exist yet: the processes race to create it too.
+        let name = "migrated_\(UUID().uuidString.prefix(8).lowercased())"
+        let url = server.url(database: name)
+        let processes = try (0..<4).map { index in
+            try ChildProcess(
+                executable: builtExecutable(named: "dbos-run"), arguments: ["migrate", "--db", url],
+                outputPath: directory.file("migrate-\(index).out"))
+        }
+        for process in processes {
+            #expect(await process.waitForExit() == 0, "\(process.output)")
+        }
+
+        var target = try PostgresURL(url)
+        target.parameters["options"] = "-c search_path=dbos"
+        let connection = try await PostgresConnection.connect(target)
+        defer { connection.close() }
+        let dbosLevels = try await connection.query("SELECT version FROM dbos.dbos_migrations").compactMap { $0.int("version") }
+        #expect(dbosLevels == [PostgresSchema.dbosSchemaLevel])
+        #expect(dbosLevels == [125])
+        let swiftLevels = try await connection.query("SELECT version FROM dbos.dbos_swift_migrations").compactMap { $0.int("version") }
+        #expect(swiftLevels == [PostgresSchema.migrations.count])
+        let tables = try await connection.query("""
+            SELECT count(*) AS tables FROM information_schema.tables
+            WHERE table_schema = 'dbos' AND table_name = 'workflow_status'
+            """)
+        #expect(tables.first?.int("tables") == 1)
+    }
+
+    @Test func anUnreachableServerIsReportedQuicklyInOneLineWithoutThePassword() async throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let error = await #expect(throws: (any Error).self) {
+            _ = try await DBOSRuntime(configuration: DBOSConfiguration(
+                systemDatabaseURL: "postgres://user:secret@127.0.0.1:1/db", applicationVersion: "test"))
+        }
+        #expect(clock.now - start < .seconds(10), "an unreachable server must not be retried forever at startup")
+        let description = error.map { "\($0)" } ?? ""
+        #expect(!description.contains("\n"), "one line: \(description)")
+        #expect(description.contains("127.0.0.1:1"), "names the server: \(description)")
+        #expect(!description.contains("secret"))
+        #expect(!(error.map { String(reflecting: $0) } ?? "").contains("secret"))
+        #expect(!(error?.localizedDescription.contains("secret") ?? false))
+    }
+
+    @Test func notificationsFromAnotherProcessWakeWaitersWithoutPolling() async throws {
+        let setup = try TestRuntime(.postgres)
+        defer { setup.directory.remove() }
+        // Polls once a minute at most: everything below must be woken by a notification.
+        func configuration(executorID: String) -> DBOSConfiguration {
+            DBOSConfiguration(
+                systemDatabaseURL: setup.url, executorID: executorID, applicationVersion: "test",
+                recoversPendingWorkflows: false, pollingInterval: .seconds(60), notificationFallbackInterval: .seconds(60))
+        }
+        let first = try await DBOSRuntime(configuration: configuration(executorID: "process-a"))
+        try first.register(queue: WorkflowQueue(name: "notified", pollingInterval: .seconds(60)))
+        let listener = try first.register("inbox") { (context: WorkflowContext, _: String) -> String? in
+            try await context.recv(String.self, topic: "mail", timeout: .seconds(120))
+        }
+        let publisher = try first.register("publisher") { (context: WorkflowContext, _: String) -> String in
+            _ = try await context.recv(String.self, topic: "go", timeout: .seconds(120))
+            try await context.setEvent(key: "status", value: "published")
+            _ = try await context.recv(String.self, topic: "finish", timeout: .seconds(120))
+            return "finished"
+        }
+        _ = try first.register("queued") { (_: WorkflowContext, input: Int) -> Int in input * 2 }
+        try await first.launch()
+        let second = try await DBOSRuntime(configuration: configuration(executorID: "process-b"))
+        try await second.launch()
+        let client = try await DBOSClient(systemDatabaseURL: setup.url, pollingInterval: .seconds(60))
+        let clock = ContinuousClock()
+
+        // (a) A recv in the first process receives a message the second sends.
+        let inbox = try await first.startWorkflow(listener, input: "", options: WorkflowOptions(workflowID: "inbox-1"))
+        #expect(await eventually { (try? await first.listSteps(workflowID: "inbox-1").count) ?? 0 >= 1 })
+        var start = clock.now
+        try await second.send(to: "inbox-1", topic: "mail", message: "from process b")
+        #expect(try await inbox.result() == "from process b")
+        #expect(clock.now - start < .seconds(10), "recv was not woken by the notification")
+
+        // (b) getEvent in the second process sees an event a workflow of the first sets.
+        let publishing = try await first.startWorkflow(
+            publisher, input: "", options: WorkflowOptions(workflowID: "publisher-1"))
+        start = clock.now
+        async let event = second.getEvent(workflowID: "publisher-1", key: "status", as: String.self, timeout: .seconds(120))
+        try await Task.sleep(for: .milliseconds(300))
+        try await first.send(to: "publisher-1", topic: "go", message: "go")
+        #expect(try await event == "published")
+        #expect(clock.now - start < .seconds(10), "getEvent was not woken by the notification")
+
+        // (c) result() in the second process returns when the first's workflow completes.
+        start = clock.now
+        async let completed = second.retrieveWorkflow(id: "publisher-1", as: String.self).result()
+        try await Task.sleep(for: .milliseconds(300))
+        try await first.send(to: "publisher-1", topic: "finish", message: "finish")
+        #expect(try await completed == "finished")
+        #expect(try await publishing.result() == "finished")
+        #expect(clock.now - start < .seconds(10), "the wait for the result was not woken by the notification")
+
+        // (d) A run a client enqueues is started by the first process's queue runner at once.
+        start = clock.now
+        let queued = try await client.enqueue(
+            workflowName: "queued", queueName: "notified", input: 21, options: WorkflowOptions(workflowID: "queued-1"))
+        #expect(try await queued.result() == .integer(42))
+        #expect(clock.now - start < .seconds(10), "the queue runner was not woken by the notification")
+        #expect(try await first.workflowStatus(id: "queued-1")?.executorID == "process-a")
+
+        await client.close()
+        await second.shutdown(gracePeriod: .zero)
+        await first.shutdown(gracePeriod: .zero)
+    }
+}
+
+/// How many times each step body of a workflow ran, from whatever task runs it.
+private final class StepExecutions: Sendable {
+    private let runs = Mutex<[Int: Int]>([:])
+
+    func record(_ index: Int) { runs.withLock { $0[index, default: 0] += 1 } }
+
+    /// How many different steps have started.
+    var distinctSteps: Int { runs.withLock { $0.count } }
+
+    /// The execution count of steps 0, 1, 2, ... up to the highest one that ran.
+    var counts: [Int] {
+        runs.withLock { runs in
+            guard let last = runs.keys.max() else { return [] }
+            return (0...last).map { runs[$0] ?? 0 }
+        }
+    }
 }
 
 /// Whether a database of this name exists on `server`.
@@ -28,4 +274,28 @@ private func databaseExists(_ name: String, on server: PostgresServer) async thr
     let connection = try await PostgresConnection.connect(PostgresURL(server.url(database: "postgres")))
     defer { connection.close() }
     return try await !connection.query("SELECT 1 AS found FROM pg_database WHERE datname = \(name)").isEmpty
+}
+
+/// Starts a server of the test's own whose commits survive a crash. Test servers run with
+/// `synchronous_commit = off` for speed; an immediate stop then loses the last ~200 ms of commits,
+/// as it would on any server configured so, and the engine can only keep what the server keeps.
+private func startDurableServer() async throws -> PostgresServer {
+    let server = try await onOwnThread { try PostgresServer.start() }
+    do {
+        let connection = try await PostgresConnection.connect(PostgresURL(server.url(database: "postgres")))
+        defer { connection.close() }
+        try await connection.execute("ALTER SYSTEM SET synchronous_commit = on")
+        _ = try await connection.query("SELECT pg_reload_conf()")
+    } catch {
+        server.stop()
+        throw error
+    }
+    return server
+}
+
+/// Runs blocking work (pg_ctl, initdb, waitpid) on a thread of its own, off the cooperative pool.
+private func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
 }
