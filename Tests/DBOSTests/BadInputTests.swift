@@ -60,7 +60,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aRecordedStepOutputThatNoLongerDecodesFailsReplayWithADeserializationError(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
 
@@ -143,7 +143,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aStepRenamedBetweenRunsFailsReplayAsNondeterministic(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
 
@@ -374,7 +374,7 @@ private func withBadInputRuntime<Workflows: Sendable>(
     register: (DBOSRuntime) throws -> Workflows,
     test: (DBOSRuntime, Workflows) async throws -> Void
 ) async throws {
-    let setup = try TestRuntime(backend)
+    let setup = try await TestRuntime(backend)
     defer { setup.directory.remove() }
     let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
         systemDatabaseURL: url ?? setup.url, applicationVersion: "test",

@@ -374,7 +374,7 @@ import Testing
     // MARK: Across restarts
 
     @Test(arguments: Backend.allCases) func concurrentStepsReplayTheirRecordedOutputsAfterARestart(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
         let executions = AttemptCounter()
@@ -411,7 +411,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aStepStartedInsideAnotherStepTakesNoSlotSoTheWorkflowReplaysAfterARestart(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
         let outerRuns = AttemptCounter()
@@ -448,7 +448,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aRecoveredParentReattachesToItsChildInsteadOfStartingAnother(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
 
@@ -481,7 +481,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aTimeoutThatExpiredWhileTheProcessWasDownCancelsTheRecoveredRun(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
 
@@ -612,7 +612,7 @@ private func withStepRuntime<Workflows: Sendable>(
     register: (DBOSRuntime) throws -> Workflows,
     test: (DBOSRuntime, Workflows) async throws -> Void
 ) async throws {
-    let setup = try TestRuntime(backend)
+    let setup = try await TestRuntime(backend)
     defer { setup.directory.remove() }
     let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
         systemDatabaseURL: url ?? setup.url, applicationVersion: "test",

@@ -22,7 +22,7 @@ struct CrashRecoveryTests {
     }
 
     @Test(arguments: Backend.allCases) func killedWorkflowResumesAtFirstUncheckpointedStep(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         let directory = setup.directory
         defer { directory.remove() }
         let databaseURL = setup.url
@@ -60,7 +60,7 @@ struct CrashRecoveryTests {
     }
 
     @Test(arguments: Backend.allCases) func killedSleepResumesWithTheRemainingTimeOnly(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         let directory = setup.directory
         defer { directory.remove() }
         let databaseURL = setup.url

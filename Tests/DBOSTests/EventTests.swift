@@ -68,7 +68,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func anEventSetInAnotherRuntimeOnTheSameDatabaseIsSeenByAWaitingGetEvent(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
         try await withEventRuntime(url: url) { runtime in
@@ -180,7 +180,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func getEventInsideAWorkflowIsCheckpointedAndReplaysTheValueFirstRead(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
 
@@ -240,7 +240,7 @@ private func withEventRuntime<Workflows: Sendable>(
     register: (DBOSRuntime) throws -> Workflows,
     test: (DBOSRuntime, Workflows) async throws -> Void
 ) async throws {
-    let setup = try TestRuntime(backend)
+    let setup = try await TestRuntime(backend)
     defer { setup.directory.remove() }
     let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
         systemDatabaseURL: url ?? setup.url, applicationVersion: "test",

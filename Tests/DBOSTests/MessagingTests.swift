@@ -97,7 +97,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aWorkflowsSendIsNotRepeatedWhenTheWorkflowIsRecovered(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
 
@@ -136,7 +136,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aMessageSentWhileTheReceiversProcessIsDownIsReceivedAfterRecovery(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String?> {
@@ -167,7 +167,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aRecvTimeoutIsDurableAcrossARestart(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String?> {
@@ -268,7 +268,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aMessageSentByASecondRuntimeOnTheSameDatabaseIsReceived(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
         try await withMessagingRuntime(url: url, pollingInterval: .milliseconds(100)) { runtime in
@@ -314,7 +314,7 @@ private func withMessagingRuntime<Workflows: Sendable>(
     register: (DBOSRuntime) throws -> Workflows,
     test: (DBOSRuntime, Workflows) async throws -> Void
 ) async throws {
-    let setup = try TestRuntime(backend)
+    let setup = try await TestRuntime(backend)
     defer { setup.directory.remove() }
     let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
         systemDatabaseURL: url ?? setup.url, applicationVersion: "test",

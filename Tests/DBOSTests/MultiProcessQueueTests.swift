@@ -14,7 +14,7 @@ struct MultiProcessQueueTests {
     }
 
     @Test(arguments: Backend.allCases) func twoWorkersShareAQueueWithinItsGlobalLimitAndRunEachRunOnce(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         let directory = setup.directory
         defer { directory.remove() }
         let databaseURL = setup.url
@@ -53,7 +53,7 @@ struct MultiProcessQueueTests {
     }
 
     @Test(arguments: Backend.allCases) func cronTicksRunOnceAcrossTwoWorkers(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         let directory = setup.directory
         defer { directory.remove() }
         let databaseURL = setup.url

@@ -37,8 +37,10 @@ struct PostgresSystemDatabaseTests {
 
     @Test(arguments: Disruption.allCases)
     func aWorkflowKeepsRunningAcrossAServerRestartAndRunsEveryStepOnce(disruption: Disruption) async throws {
-        let server = try await startDurableServer()
-        defer { server.stop() }
+        try await withDurableServer { server in try await runAcrossDisruption(disruption, of: server) }
+    }
+
+    private func runAcrossDisruption(_ disruption: Disruption, of server: PostgresServer) async throws {
         let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
             systemDatabaseURL: server.url(database: "restarted"), applicationVersion: "test",
             pollingInterval: .milliseconds(50), cancellationCheckInterval: .milliseconds(100)))
@@ -60,7 +62,7 @@ struct PostgresSystemDatabaseTests {
             longRunning, input: stepCount, options: WorkflowOptions(workflowID: "across-\(disruption.rawValue)"))
         #expect(await eventually { executions.distinctSteps >= 5 }, "the workflow never got going")
 
-        try await onOwnThread { try disruption.apply(to: server) }
+        try await runOnOwnThread { try disruption.apply(to: server) }
         #expect(executions.distinctSteps < stepCount, "the workflow finished before the server went away")
 
         let output = try await handle.result()
@@ -75,8 +77,10 @@ struct PostgresSystemDatabaseTests {
     }
 
     @Test func aRecvWaitingAcrossAServerRestartGetsAMessageSentAfterIt() async throws {
-        let server = try await startDurableServer()
-        defer { server.stop() }
+        try await withDurableServer { server in try await receiveAcrossARestart(of: server) }
+    }
+
+    private func receiveAcrossARestart(of server: PostgresServer) async throws {
         let url = server.url(database: "recv_across_restart")
         // Long fallbacks: only the reconnected listener (or its catch-up re-check) can wake the recv in time.
         let receiving = try await DBOSRuntime(configuration: DBOSConfiguration(
@@ -90,7 +94,7 @@ struct PostgresSystemDatabaseTests {
         // recv's DBOS.sleep slot (its deadline) is written before it waits.
         #expect(await eventually { (try? await receiving.listSteps(workflowID: "patient-1").count) ?? 0 >= 1 })
 
-        try await onOwnThread { try server.restart(mode: .fast) }
+        try await runOnOwnThread { try server.restart(mode: .fast) }
 
         // Another process sends once the server is back.
         let sending = try await DBOSRuntime(configuration: DBOSConfiguration(
@@ -105,7 +109,7 @@ struct PostgresSystemDatabaseTests {
     }
 
     @Test func aDatabaseThatDoesNotExistIsCreated() async throws {
-        let server = try SharedPostgresServer.server.get()
+        let server = try await SharedPostgresServer.get()
         // Upper case and a dash: the name must be quoted, not folded to lower case.
         let name = "Created-By-DBOS-\(UUID().uuidString.prefix(8))"
         #expect(try await databaseExists(name, on: server) == false)
@@ -120,7 +124,7 @@ struct PostgresSystemDatabaseTests {
     }
 
     @Test func manyConnectionsCreatingTheSameMissingDatabaseAtOnceAllSucceed() async throws {
-        let server = try SharedPostgresServer.server.get()
+        let server = try await SharedPostgresServer.get()
         let name = "raced_\(UUID().uuidString.prefix(8).lowercased())"
         let url = try PostgresURL(server.url(database: name))
         // The losers of the race see either duplicate_database (42P04) or, when both inserts reach
@@ -136,7 +140,7 @@ struct PostgresSystemDatabaseTests {
     }
 
     @Test func migrationsFromFourProcessesAtOnceApplyTheSchemaOnce() async throws {
-        let server = try SharedPostgresServer.server.get()
+        let server = try await SharedPostgresServer.get()
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         // A database that does not exist yet: the processes race to create it too.
@@ -184,7 +188,7 @@ struct PostgresSystemDatabaseTests {
     }
 
     @Test func notificationsFromAnotherProcessWakeWaitersWithoutPolling() async throws {
-        let setup = try TestRuntime(.postgres)
+        let setup = try await TestRuntime(.postgres)
         defer { setup.directory.remove() }
         // Polls once a minute at most: everything below must be woken by a notification.
         func configuration(executorID: String) -> DBOSConfiguration {
@@ -276,26 +280,31 @@ private func databaseExists(_ name: String, on server: PostgresServer) async thr
     return try await !connection.query("SELECT 1 AS found FROM pg_database WHERE datname = \(name)").isEmpty
 }
 
+/// Runs `body` with a server of its own (see `startDurableServer`), stopped however `body` ends.
+private func withDurableServer(_ body: (PostgresServer) async throws -> Void) async throws {
+    let server = try await startDurableServer()
+    do {
+        try await body(server)
+    } catch {
+        _ = try? await runOnOwnThread { server.stop() }
+        throw error
+    }
+    _ = try? await runOnOwnThread { server.stop() }
+}
+
 /// Starts a server of the test's own whose commits survive a crash. Test servers run with
 /// `synchronous_commit = off` for speed; an immediate stop then loses the last ~200 ms of commits,
 /// as it would on any server configured so, and the engine can only keep what the server keeps.
 private func startDurableServer() async throws -> PostgresServer {
-    let server = try await onOwnThread { try PostgresServer.start() }
+    let server = try await runOnOwnThread { try PostgresServer.start() }
     do {
         let connection = try await PostgresConnection.connect(PostgresURL(server.url(database: "postgres")))
         defer { connection.close() }
         try await connection.execute("ALTER SYSTEM SET synchronous_commit = on")
         _ = try await connection.query("SELECT pg_reload_conf()")
     } catch {
-        server.stop()
+        _ = try? await runOnOwnThread { server.stop() }
         throw error
     }
     return server
-}
-
-/// Runs blocking work (pg_ctl, initdb, waitpid) on a thread of its own, off the cooperative pool.
-private func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try work() }) }.start()
-    }
 }
