@@ -76,11 +76,12 @@ struct PostgresSystemDatabaseTests {
         await runtime.shutdown(gracePeriod: .zero)
     }
 
-    @Test func aRecvWaitingAcrossAServerRestartGetsAMessageSentAfterIt() async throws {
-        try await withDurableServer { server in try await receiveAcrossARestart(of: server) }
+    @Test(arguments: Disruption.allCases)
+    func aRecvWaitingAcrossAServerRestartGetsAMessageSentAfterIt(disruption: Disruption) async throws {
+        try await withDurableServer { server in try await receiveAcross(disruption, of: server) }
     }
 
-    private func receiveAcrossARestart(of server: PostgresServer) async throws {
+    private func receiveAcross(_ disruption: Disruption, of server: PostgresServer) async throws {
         let url = server.url(database: "recv_across_restart")
         // Long fallbacks: only the reconnected listener (or its catch-up re-check) can wake the recv in time.
         let receiving = try await DBOSRuntime(configuration: DBOSConfiguration(
@@ -94,7 +95,7 @@ struct PostgresSystemDatabaseTests {
         // recv's DBOS.sleep slot (its deadline) is written before it waits.
         #expect(await eventually { (try? await receiving.listSteps(workflowID: "patient-1").count) ?? 0 >= 1 })
 
-        try await runOnOwnThread { try server.restart(mode: .fast) }
+        try await runOnOwnThread { try disruption.apply(to: server) }
 
         // Another process sends once the server is back.
         let sending = try await DBOSRuntime(configuration: DBOSConfiguration(
@@ -121,6 +122,106 @@ struct PostgresSystemDatabaseTests {
         #expect(try await runtime.runWorkflow(greet, input: "new database") == "hello new database")
         await runtime.shutdown(gracePeriod: .zero)
         #expect(try await databaseExists(name, on: server))
+    }
+
+    @Test(arguments: [Disruption.fastRestart, .immediateRestart])
+    func queuedRunsAllFinishOnceAcrossAServerRestart(disruption: Disruption) async throws {
+        try await withDurableServer { server in
+            let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+                systemDatabaseURL: server.url(database: "queued_across"), applicationVersion: "test",
+                pollingInterval: .milliseconds(50)))
+            let log = IntervalLog()
+            try runtime.register(queue: WorkflowQueue(name: "limited", workerConcurrency: 2, pollingInterval: .milliseconds(50)))
+            let work = try runtime.register("queued-work") { (context: WorkflowContext, index: Int) -> Int in
+                try await context.runStep("work") { try await log.run(context.workflowID, for: .milliseconds(100)) }
+                return index
+            }
+            try await runtime.launch()
+            var handles: [WorkflowHandle<Int>] = []
+            for index in 0..<20 {
+                handles.append(try await runtime.startWorkflow(
+                    work, input: index, options: WorkflowOptions(workflowID: "queued-\(index)", queueName: "limited")))
+            }
+            #expect(await eventually { log.all.count >= 3 }, "the queue never got going")
+            try await runOnOwnThread { try disruption.apply(to: server) }
+            #expect(log.all.count < 20, "the queue drained before the server went away")
+
+            for (index, handle) in handles.enumerated() { #expect(try await handle.result() == index) }
+            let ran = log.all.map(\.id)
+            #expect(ran.count == 20 && Set(ran).count == 20, "every run's step ran exactly once: \(ran.sorted())")
+            #expect(log.maximumOverlap <= 2, "worker concurrency exceeded")
+            await runtime.shutdown(gracePeriod: .zero)
+        }
+    }
+
+    @Test func workflowsFinishOnceWhileTheirConnectionsAreKilledOverAndOver() async throws {
+        // pg_terminate_backend on every connection of the database, every 150 ms: network blips that
+        // hit queries, commits and the listener at random points. Nothing may fail, run twice or be lost.
+        let setup = try await TestRuntime(.postgres)
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let executions = StepExecutions()
+        try runtime.register(queue: WorkflowQueue(name: "blipped", workerConcurrency: 3, pollingInterval: .milliseconds(50)))
+        let stepper = try runtime.register("stepper") { (context: WorkflowContext, offset: Int) -> Int in
+            var total = 0
+            for index in 0..<10 {
+                total += try await context.runStep("step-\(index)") {
+                    executions.record(offset + index)
+                    try await Task.sleep(for: .milliseconds(20))
+                    return index
+                }
+                try await context.setEvent(key: "progress", value: index)
+            }
+            let message = try await context.recv(String.self, topic: "finish", timeout: .seconds(60))
+            return message == "finish" ? total : -1
+        }
+        try await runtime.launch()
+
+        let target = try PostgresURL(setup.url)
+        let database = try #require(target.database)
+        let killer = Task {
+            let admin = try await PostgresConnection.connect(target.withDatabase("postgres"))
+            defer { admin.close() }
+            var killed = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(100))
+                let rows = try await admin.query("""
+                    SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity
+                    WHERE datname = \(database) AND pid <> pg_backend_pid()
+                    """)
+                killed += rows.count
+            }
+            return killed
+        }
+        var handles: [WorkflowHandle<Int>] = []
+        for run in 0..<6 {
+            handles.append(try await runtime.startWorkflow(
+                stepper, input: run * 100,
+                options: WorkflowOptions(workflowID: "blipped-\(run)", queueName: run.isMultiple(of: 2) ? "blipped" : nil)))
+        }
+        for run in 0..<6 {
+            let progress = try await runtime.getEvent(workflowID: "blipped-\(run)", key: "progress", as: Int.self, timeout: .seconds(60))
+            #expect(progress != nil)
+            while try await runtime.getEvent(workflowID: "blipped-\(run)", key: "progress", as: Int.self, timeout: .seconds(60)) != 9 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try await runtime.send(to: "blipped-\(run)", topic: "finish", message: "finish")
+        }
+        for handle in handles { #expect(try await handle.result() == 45) }
+        killer.cancel()
+        let killed = try await killer.value
+        #expect(killed > 0, "no connection was killed: the test tested nothing")
+
+        let expected = (0..<6).flatMap { run in (0..<10).map { run * 100 + $0 } }
+        #expect(executions.counts.enumerated().filter { expected.contains($0.offset) }.allSatisfy { $0.element == 1 },
+                "every step body ran exactly once")
+        #expect(executions.distinctSteps == expected.count)
+        for run in 0..<6 {
+            let names = try await runtime.listSteps(workflowID: "blipped-\(run)").map(\.name)
+            #expect(names.filter { $0.hasPrefix("step-") } == (0..<10).map { "step-\($0)" })
+            #expect(names.filter { $0 == "DBOS.setEvent" }.count == 10)
+        }
+        await runtime.shutdown(gracePeriod: .zero)
     }
 
     @Test func manyConnectionsCreatingTheSameMissingDatabaseAtOnceAllSucceed() async throws {
@@ -171,17 +272,35 @@ struct PostgresSystemDatabaseTests {
         #expect(tables.first?.int("tables") == 1)
     }
 
-    @Test func anUnreachableServerIsReportedQuicklyInOneLineWithoutThePassword() async throws {
+    @Test(arguments: [
+        ("postgres://user:secret@127.0.0.1:1/db", "127.0.0.1:1"),
+        // localhost resolves to two addresses, so libpq reports two failures over several lines.
+        ("postgresql://user:secret@localhost:1/db?sslmode=disable", "localhost:1"),
+    ])
+    func anUnreachableServerIsReportedQuicklyInOneLineWithoutThePassword(url: String, server: String) async throws {
         let clock = ContinuousClock()
         let start = clock.now
         let error = await #expect(throws: (any Error).self) {
-            _ = try await DBOSRuntime(configuration: DBOSConfiguration(
-                systemDatabaseURL: "postgres://user:secret@127.0.0.1:1/db", applicationVersion: "test"))
+            _ = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: url, applicationVersion: "test"))
         }
         #expect(clock.now - start < .seconds(10), "an unreachable server must not be retried forever at startup")
+        expectOneLineWithoutPassword(error, naming: server)
+    }
+
+    @Test func aRejectedLoginIsReportedInOneLineWithoutThePassword() async throws {
+        let server = try await SharedPostgresServer.get()
+        let url = "postgresql://no_such_role:secret@127.0.0.1:\(server.port)/db"
+        let error = await #expect(throws: (any Error).self) {
+            _ = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: url, applicationVersion: "test"))
+        }
+        expectOneLineWithoutPassword(error, naming: "127.0.0.1:\(server.port)")
+        #expect(error.map { "\($0)" }?.contains("no_such_role") == true, "says why: \(String(describing: error))")
+    }
+
+    private func expectOneLineWithoutPassword(_ error: (any Error)?, naming server: String) {
         let description = error.map { "\($0)" } ?? ""
         #expect(!description.contains("\n"), "one line: \(description)")
-        #expect(description.contains("127.0.0.1:1"), "names the server: \(description)")
+        #expect(description.contains(server), "names the server: \(description)")
         #expect(!description.contains("secret"))
         #expect(!(error.map { String(reflecting: $0) } ?? "").contains("secret"))
         #expect(!(error?.localizedDescription.contains("secret") ?? false))
