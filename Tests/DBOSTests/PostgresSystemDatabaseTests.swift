@@ -272,6 +272,28 @@ struct PostgresSystemDatabaseTests {
         #expect(tables.first?.int("tables") == 1)
     }
 
+    @Test func aSchemaWrittenByANewerVersionIsRefusedAndANewerDBOSLevelIsKept() async throws {
+        let setup = try await TestRuntime(.postgres)
+        defer { setup.directory.remove() }
+        try await setup.make().shutdown(gracePeriod: .zero)
+        let latest = PostgresSchema.migrations.count
+
+        // A newer DBOS (another language's library) raised its level: we keep its number and run.
+        _ = try await setup.rawQuery("UPDATE dbos.dbos_migrations SET version = 200 RETURNING version")
+        try await setup.make().shutdown(gracePeriod: .zero)
+        #expect(try await setup.rawQuery("SELECT version FROM dbos.dbos_migrations").map { $0.int("version") } == [200])
+
+        // A newer dbos-swift migrated it further: refused, and left as it is.
+        _ = try await setup.rawQuery("UPDATE dbos.dbos_swift_migrations SET version = \(latest + 1) RETURNING version")
+        let error = await #expect(throws: SystemDatabaseError.self) { _ = try await setup.make() }
+        if case .schemaTooNew(let found, let supported)? = error {
+            #expect(found == latest + 1 && supported == latest)
+        } else {
+            Issue.record("expected schemaTooNew, got \(String(describing: error))")
+        }
+        #expect(try await setup.rawQuery("SELECT version FROM dbos.dbos_swift_migrations").map { $0.int("version") } == [latest + 1])
+    }
+
     @Test(arguments: [
         ("postgres://user:secret@127.0.0.1:1/db", "127.0.0.1:1"),
         // localhost resolves to two addresses, so libpq reports two failures over several lines.
