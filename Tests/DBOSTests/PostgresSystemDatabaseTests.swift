@@ -76,6 +76,48 @@ struct PostgresSystemDatabaseTests {
         await runtime.shutdown(gracePeriod: .zero)
     }
 
+    @Test func shutdownWhileTheServerIsDownReturnsAndTheNextProcessResumesTheRun() async throws {
+        try await withDurableServer { server in
+            let url = server.url(database: "shut_down_in_outage")
+            let executions = StepExecutions()
+            func open() async throws -> (DBOSRuntime, Workflow<Int, Int>) {
+                let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+                    systemDatabaseURL: url, applicationVersion: "test", pollingInterval: .milliseconds(50)))
+                let workflow = try runtime.register("outlasting") { (context: WorkflowContext, steps: Int) -> Int in
+                    for index in 0..<steps {
+                        try await context.runStep("step-\(index)") {
+                            executions.record(index)
+                            try await Task.sleep(for: .milliseconds(50))
+                        }
+                    }
+                    return steps
+                }
+                try await runtime.launch()
+                return (runtime, workflow)
+            }
+            let (first, workflow) = try await open()
+            _ = try await first.startWorkflow(workflow, input: 20, options: WorkflowOptions(workflowID: "outlasting-1"))
+            #expect(await eventually { executions.distinctSteps >= 3 })
+            try await runOnOwnThread { try server.stopServer(mode: .fast) }
+
+            // The engine retries while the server is down, but a shutdown must not wait for it.
+            let clock = ContinuousClock()
+            let start = clock.now
+            await first.shutdown(gracePeriod: .seconds(1))
+            #expect(clock.now - start < .seconds(10), "shutdown hung on the unreachable server")
+
+            try await runOnOwnThread { try server.startServer() }
+            let (second, _) = try await open()
+            #expect(try await second.retrieveWorkflow(id: "outlasting-1", as: Int.self).result() == 20)
+            let counts = executions.counts
+            #expect(counts.count == 20 && counts.allSatisfy { $0 >= 1 })
+            #expect(counts.filter { $0 > 1 }.count <= 1, "only the step in flight at the shutdown may run again: \(counts)")
+            let names = try await second.listSteps(workflowID: "outlasting-1").map(\.name)
+            #expect(names == (0..<20).map { "step-\($0)" })
+            await second.shutdown(gracePeriod: .zero)
+        }
+    }
+
     @Test(arguments: Disruption.allCases)
     func aRecvWaitingAcrossAServerRestartGetsAMessageSentAfterIt(disruption: Disruption) async throws {
         try await withDurableServer { server in try await receiveAcross(disruption, of: server) }
