@@ -151,6 +151,52 @@ struct PostgresSystemDatabaseTests {
         await receiving.shutdown(gracePeriod: .zero)
     }
 
+    @Test func waitersInAnotherProcessAreWokenByNotificationsAfterARestart() async throws {
+        try await withDurableServer { server in
+            let url = server.url(database: "woken_after_restart")
+            func configuration(executorID: String) -> DBOSConfiguration {
+                DBOSConfiguration(
+                    systemDatabaseURL: url, executorID: executorID, applicationVersion: "test",
+                    recoversPendingWorkflows: false, pollingInterval: .seconds(60), notificationFallbackInterval: .seconds(60))
+            }
+            let first = try await DBOSRuntime(configuration: configuration(executorID: "process-a"))
+            try first.register(queue: WorkflowQueue(name: "after-restart", pollingInterval: .seconds(60)))
+            let publisher = try first.register("gated") { (context: WorkflowContext, _: String) -> String in
+                _ = try await context.recv(String.self, topic: "go", timeout: .seconds(120))
+                try await context.setEvent(key: "status", value: "published")
+                return "finished"
+            }
+            _ = try first.register("doubled") { (_: WorkflowContext, input: Int) -> Int in input * 2 }
+            try await first.launch()
+            let second = try await DBOSRuntime(configuration: configuration(executorID: "process-b"))
+            try await second.launch()
+
+            _ = try await first.startWorkflow(publisher, input: "", options: WorkflowOptions(workflowID: "gated-1"))
+            #expect(await eventually { (try? await first.listSteps(workflowID: "gated-1").count) ?? 0 >= 1 })
+            async let event = second.getEvent(workflowID: "gated-1", key: "status", as: String.self, timeout: .seconds(120))
+            async let completed = second.retrieveWorkflow(id: "gated-1", as: String.self).result()
+            try await Task.sleep(for: .milliseconds(300))
+
+            try await runOnOwnThread { try server.restart(mode: .fast) }
+
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await first.send(to: "gated-1", topic: "go", message: "go")
+            #expect(try await event == "published")
+            #expect(try await completed == "finished")
+            #expect(clock.now - start < .seconds(20), "the second process's waits were not woken after the restart")
+
+            let client = try await DBOSClient(systemDatabaseURL: url, pollingInterval: .seconds(60))
+            let enqueuedAt = clock.now
+            let queued = try await client.enqueue(workflowName: "doubled", queueName: "after-restart", input: 21)
+            #expect(try await queued.result() == .integer(42))
+            #expect(clock.now - enqueuedAt < .seconds(20), "the queue runner was not woken after the restart")
+            await client.close()
+            await second.shutdown(gracePeriod: .zero)
+            await first.shutdown(gracePeriod: .zero)
+        }
+    }
+
     @Test func aDatabaseThatDoesNotExistIsCreated() async throws {
         let server = try await SharedPostgresServer.get()
         // Upper case and a dash: the name must be quoted, not folded to lower case.
