@@ -242,6 +242,51 @@ struct PostgresSystemDatabaseTests {
         }
     }
 
+    @Test func workersInFourProcessesNeverExceedAQueuesGlobalLimits() async throws {
+        // Four runtimes stand in for four processes; a notification wakes all their queue runners
+        // at once, so their dequeues race. Each must count what the others claimed.
+        let setup = try await TestRuntime(.postgres)
+        defer { setup.directory.remove() }
+        let log = IntervalLog()
+        var runtimes: [DBOSRuntime] = []
+        for worker in 0..<4 {
+            let runtime = try await setup.make(executorID: "worker-\(worker)")
+            try runtime.register(queue: WorkflowQueue(
+                name: "shared", workerConcurrency: 3, globalConcurrency: 3, pollingInterval: .milliseconds(50)))
+            try runtime.register(queue: WorkflowQueue(
+                name: "rated", rateLimit: WorkflowQueue.RateLimit(limit: 4, period: .seconds(2)), pollingInterval: .milliseconds(50)))
+            _ = try runtime.register("held") { (context: WorkflowContext, _: Int) -> Int in
+                try await context.runStep("hold") { try await log.run(context.workflowID, for: .milliseconds(100)) }
+                return 1
+            }
+            try await runtime.launch()
+            runtimes.append(runtime)
+        }
+        let client = try await DBOSClient(systemDatabaseURL: setup.url, pollingInterval: .milliseconds(50))
+        var handles: [WorkflowHandle<JSONValue>] = []
+        for index in 0..<24 {
+            handles.append(try await client.enqueue(
+                workflowName: "held", queueName: "shared", input: index, options: WorkflowOptions(workflowID: "shared-\(index)")))
+        }
+        for handle in handles { #expect(try await handle.result() == .integer(1)) }
+        #expect(log.maximumOverlap <= 3, "global concurrency exceeded")
+
+        // A rate limit is global too: 4 starts per 2 s, whichever process starts them.
+        var rated: [WorkflowHandle<JSONValue>] = []
+        for index in 0..<8 {
+            rated.append(try await client.enqueue(
+                workflowName: "held", queueName: "rated", input: index, options: WorkflowOptions(workflowID: "rated-\(index)")))
+        }
+        // Every start within one second of the first enqueue lies within one 2 s window.
+        try await Task.sleep(for: .seconds(1))
+        let startedEarly = log.startOrder.filter { $0.hasPrefix("rated-") }.count
+        #expect(startedEarly <= 4, "the rate limit was exceeded: \(startedEarly) started within one period")
+        for handle in rated { #expect(try await handle.result() == .integer(1)) }
+
+        await client.close()
+        for runtime in runtimes { await runtime.shutdown(gracePeriod: .zero) }
+    }
+
     @Test func workflowsFinishOnceWhileTheirConnectionsAreKilledOverAndOver() async throws {
         // pg_terminate_backend on every connection of the database, every 150 ms: network blips that
         // hit queries, commits and the listener at random points. Nothing may fail, run twice or be lost.
