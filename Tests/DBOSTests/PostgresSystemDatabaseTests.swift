@@ -482,6 +482,14 @@ struct PostgresSystemDatabaseTests {
             return "finished"
         }
         _ = try first.register("queued") { (_: WorkflowContext, input: Int) -> Int in input * 2 }
+        let streamer = try first.register("streamer") { (context: WorkflowContext, _: String) -> Int in
+            for index in 0..<3 {
+                _ = try await context.recv(String.self, topic: "next", timeout: .seconds(120))
+                try await context.writeStream(key: "values", value: index)
+            }
+            try await context.closeStream(key: "values")
+            return 3
+        }
         try await first.launch()
         let second = try await DBOSRuntime(configuration: configuration(executorID: "process-b"))
         try await second.launch()
@@ -522,6 +530,24 @@ struct PostgresSystemDatabaseTests {
         #expect(try await queued.result() == .integer(42))
         #expect(clock.now - start < .seconds(10), "the queue runner was not woken by the notification")
         #expect(try await first.workflowStatus(id: "queued-1")?.executorID == "process-a")
+
+        // (e) A stream read in the second process sees each value the first's workflow writes.
+        let streaming = try await first.startWorkflow(streamer, input: "", options: WorkflowOptions(workflowID: "streamer-1"))
+        start = clock.now
+        async let streamed: [Int] = {
+            var values: [Int] = []
+            for try await value in second.readStream(workflowID: "streamer-1", key: "values", as: Int.self) {
+                values.append(value)
+            }
+            return values
+        }()
+        for _ in 0..<3 {
+            try await Task.sleep(for: .milliseconds(200))
+            try await first.send(to: "streamer-1", topic: "next", message: "next")
+        }
+        #expect(try await streamed == [0, 1, 2])
+        #expect(try await streaming.result() == 3)
+        #expect(clock.now - start < .seconds(10), "the stream reader was not woken by the notifications")
 
         await client.close()
         await second.shutdown(gracePeriod: .zero)
