@@ -459,6 +459,7 @@ struct PostgresSystemDatabaseTests {
         #expect(!description.contains("secret"))
         #expect(!(error.map { String(reflecting: $0) } ?? "").contains("secret"))
         #expect(!(error?.localizedDescription.contains("secret") ?? false))
+        #expect(!description.contains("search_path"), "shows the URL as given, not the engine's session options: \(description)")
     }
 
     @Test func notificationsFromAnotherProcessWakeWaitersWithoutPolling() async throws {
