@@ -357,6 +357,29 @@ struct PostgresSystemDatabaseTests {
         await runtime.shutdown(gracePeriod: .zero)
     }
 
+    @Test func aRoleThatMayConnectOnlyToItsOwnExistingDatabaseCanUseIt() async throws {
+        // Managed PostgreSQL services often let an application's role reach its own database only:
+        // an existing database must not need the `postgres` or `template1` maintenance databases.
+        try await withDurableServer { server in
+            let admin = try await PostgresConnection.connect(PostgresURL(server.url(database: "postgres")))
+            do {
+                try await admin.execute("CREATE ROLE confined LOGIN")
+                try await admin.execute("CREATE DATABASE confined_app OWNER confined")
+                try await admin.execute("REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC")
+            } catch {
+                admin.close()
+                throw error
+            }
+            admin.close()
+            let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+                systemDatabaseURL: "postgresql://confined@127.0.0.1:\(server.port)/confined_app", applicationVersion: "test"))
+            let greet = try runtime.register("greet") { (_: WorkflowContext, name: String) -> String in "hello \(name)" }
+            try await runtime.launch()
+            #expect(try await runtime.runWorkflow(greet, input: "confined") == "hello confined")
+            await runtime.shutdown(gracePeriod: .zero)
+        }
+    }
+
     @Test func manyConnectionsCreatingTheSameMissingDatabaseAtOnceAllSucceed() async throws {
         let server = try await SharedPostgresServer.get()
         let name = "raced_\(UUID().uuidString.prefix(8).lowercased())"

@@ -163,7 +163,7 @@ final class PostgresTransaction {
 }
 
 extension PostgresConnection {
-    /// Creates the database `url` names when it does not exist yet, through the `postgres`
+    /// Creates the database `url` names when it cannot be connected to, through the `postgres`
     /// maintenance database (falling back to `template1`). Returns true if this call created it.
     ///
     /// Two processes starting at once may both see the database missing; the loser's
@@ -172,6 +172,13 @@ extension PostgresConnection {
     @discardableResult
     static func createDatabaseIfMissing(_ url: PostgresURL) async throws -> Bool {
         guard let name = url.database else { return false }
+        // A database that can be reached needs nothing more, and a role may be allowed to reach
+        // only its own database (common on managed services). Any failure here is reported, if
+        // it matters, by the maintenance connection below.
+        if let existing = try? await connect(url) {
+            existing.close()
+            return false
+        }
         let maintenance: PostgresConnection
         do {
             maintenance = try await connect(url.withDatabase("postgres"))
