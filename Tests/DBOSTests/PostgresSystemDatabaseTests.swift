@@ -4,13 +4,16 @@ import Foundation
 import Synchronization
 import Testing
 
-/// The PostgreSQL system database under conditions SQLite never meets: server restarts and outages
-/// in the middle of a workflow, a database that does not exist yet, migrations racing from several
-/// processes, an unreachable server, and wake-ups carried by LISTEN/NOTIFY from another process.
+/// The PostgreSQL system database under conditions SQLite never meets: server restarts, outages and
+/// killed connections in the middle of workflows and queues, queue limits shared by several
+/// processes, a database that does not exist yet (or that its role alone may reach), migrations
+/// racing from several processes, unreachable servers and rejected logins, and wake-ups carried by
+/// LISTEN/NOTIFY from another process.
 ///
 /// Tests that restart or stop the server start one of their own, so the tests sharing
-/// `SharedPostgresServer` are not disturbed.
-@Suite(.timeLimit(.minutes(3)))
+/// `SharedPostgresServer` are not disturbed. They run one at a time: a dozen servers starting at
+/// once on a small machine would starve the timing-sensitive tests of every other suite.
+@Suite(.serialized, .timeLimit(.minutes(3)))
 struct PostgresSystemDatabaseTests {
     /// How the server goes away in the middle of a workflow.
     enum Disruption: String, CaseIterable, Sendable, CustomTestStringConvertible {
