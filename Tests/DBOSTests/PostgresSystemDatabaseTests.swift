@@ -129,9 +129,7 @@ struct PostgresSystemDatabaseTests {
     private func receiveAcross(_ disruption: Disruption, of server: PostgresServer) async throws {
         let url = server.url(database: "recv_across_restart")
         // Long fallbacks: only the reconnected listener (or its catch-up re-check) can wake the recv in time.
-        let receiving = try await DBOSRuntime(configuration: DBOSConfiguration(
-            systemDatabaseURL: url, executorID: "receiver", applicationVersion: "test",
-            pollingInterval: .seconds(60), notificationFallbackInterval: .seconds(60)))
+        let receiving = try await DBOSRuntime(configuration: notifiedOnly(url: url, executorID: "receiver"))
         let listener = try receiving.register("patient-listener") { (context: WorkflowContext, _: String) -> String? in
             try await context.recv(String.self, topic: "after-restart", timeout: .seconds(120))
         }
@@ -157,12 +155,7 @@ struct PostgresSystemDatabaseTests {
     @Test func waitersInAnotherProcessAreWokenByNotificationsAfterARestart() async throws {
         try await withDurableServer { server in
             let url = server.url(database: "woken_after_restart")
-            func configuration(executorID: String) -> DBOSConfiguration {
-                DBOSConfiguration(
-                    systemDatabaseURL: url, executorID: executorID, applicationVersion: "test",
-                    recoversPendingWorkflows: false, pollingInterval: .seconds(60), notificationFallbackInterval: .seconds(60))
-            }
-            let first = try await DBOSRuntime(configuration: configuration(executorID: "process-a"))
+            let first = try await DBOSRuntime(configuration: notifiedOnly(url: url, executorID: "process-a"))
             try first.register(queue: WorkflowQueue(name: "after-restart", pollingInterval: .seconds(60)))
             let publisher = try first.register("gated") { (context: WorkflowContext, _: String) -> String in
                 _ = try await context.recv(String.self, topic: "go", timeout: .seconds(120))
@@ -171,7 +164,7 @@ struct PostgresSystemDatabaseTests {
             }
             _ = try first.register("doubled") { (_: WorkflowContext, input: Int) -> Int in input * 2 }
             try await first.launch()
-            let second = try await DBOSRuntime(configuration: configuration(executorID: "process-b"))
+            let second = try await DBOSRuntime(configuration: notifiedOnly(url: url, executorID: "process-b"))
             try await second.launch()
 
             _ = try await first.startWorkflow(publisher, input: "", options: WorkflowOptions(workflowID: "gated-1"))
@@ -400,31 +393,24 @@ struct PostgresSystemDatabaseTests {
     }
 
     @Test func migrationsFromFourProcessesAtOnceApplyTheSchemaOnce() async throws {
-        let server = try await SharedPostgresServer.get()
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        // A database that does not exist yet: the processes race to create it too.
-        let name = "migrated_\(UUID().uuidString.prefix(8).lowercased())"
-        let url = server.url(database: name)
+        // A fresh URL names a database that does not exist yet: the processes race to create it too.
+        let setup = try await TestRuntime(.postgres)
+        defer { setup.directory.remove() }
         let processes = try (0..<4).map { index in
             try ChildProcess(
-                executable: builtExecutable(named: "dbos-run"), arguments: ["migrate", "--db", url],
-                outputPath: directory.file("migrate-\(index).out"))
+                executable: builtExecutable(named: "dbos-run"), arguments: ["migrate", "--db", setup.url],
+                outputPath: setup.directory.file("migrate-\(index).out"))
         }
         for process in processes {
             #expect(await process.waitForExit() == 0, "\(process.output)")
         }
 
-        var target = try PostgresURL(url)
-        target.parameters["options"] = "-c search_path=dbos"
-        let connection = try await PostgresConnection.connect(target)
-        defer { connection.close() }
-        let dbosLevels = try await connection.query("SELECT version FROM dbos.dbos_migrations").compactMap { $0.int("version") }
+        let dbosLevels = try await setup.rawQuery("SELECT version FROM dbos.dbos_migrations").map { $0.int("version") }
         #expect(dbosLevels == [PostgresSchema.dbosSchemaLevel])
         #expect(dbosLevels == [125])
-        let swiftLevels = try await connection.query("SELECT version FROM dbos.dbos_swift_migrations").compactMap { $0.int("version") }
+        let swiftLevels = try await setup.rawQuery("SELECT version FROM dbos.dbos_swift_migrations").map { $0.int("version") }
         #expect(swiftLevels == [PostgresSchema.migrations.count])
-        let tables = try await connection.query("""
+        let tables = try await setup.rawQuery("""
             SELECT count(*) AS tables FROM information_schema.tables
             WHERE table_schema = 'dbos' AND table_name = 'workflow_status'
             """)
@@ -492,12 +478,7 @@ struct PostgresSystemDatabaseTests {
         let setup = try await TestRuntime(.postgres)
         defer { setup.directory.remove() }
         // Polls once a minute at most: everything below must be woken by a notification.
-        func configuration(executorID: String) -> DBOSConfiguration {
-            DBOSConfiguration(
-                systemDatabaseURL: setup.url, executorID: executorID, applicationVersion: "test",
-                recoversPendingWorkflows: false, pollingInterval: .seconds(60), notificationFallbackInterval: .seconds(60))
-        }
-        let first = try await DBOSRuntime(configuration: configuration(executorID: "process-a"))
+        let first = try await DBOSRuntime(configuration: notifiedOnly(url: setup.url, executorID: "process-a"))
         try first.register(queue: WorkflowQueue(name: "notified", pollingInterval: .seconds(60)))
         let listener = try first.register("inbox") { (context: WorkflowContext, _: String) -> String? in
             try await context.recv(String.self, topic: "mail", timeout: .seconds(120))
@@ -518,7 +499,7 @@ struct PostgresSystemDatabaseTests {
             return 3
         }
         try await first.launch()
-        let second = try await DBOSRuntime(configuration: configuration(executorID: "process-b"))
+        let second = try await DBOSRuntime(configuration: notifiedOnly(url: setup.url, executorID: "process-b"))
         try await second.launch()
         let client = try await DBOSClient(systemDatabaseURL: setup.url, pollingInterval: .seconds(60))
         let clock = ContinuousClock()
@@ -598,6 +579,14 @@ private final class StepExecutions: Sendable {
             return (0...last).map { runs[$0] ?? 0 }
         }
     }
+}
+
+/// A runtime configuration that polls once a minute at most, so only notifications can wake its
+/// waits within a test; it recovers nothing, as another process's runs are not its own.
+private func notifiedOnly(url: String, executorID: String) -> DBOSConfiguration {
+    DBOSConfiguration(
+        systemDatabaseURL: url, executorID: executorID, applicationVersion: "test",
+        recoversPendingWorkflows: false, pollingInterval: .seconds(60), notificationFallbackInterval: .seconds(60))
 }
 
 /// Whether a database of this name exists on `server`.
