@@ -80,9 +80,10 @@ let package = Package(
             dependencies: ["DBOS"],
             path: "Tests/DBOSTestWorker",
             swiftSettings: swiftSettings),
+        // The multi-process tests run the built `dbos-test-worker` and `dbos-run` binaries, hence the dependencies.
         .testTarget(
             name: "DBOSTests",
-            dependencies: ["DBOS", "DBOSTestSupport", "dbos-test-worker"],
+            dependencies: ["DBOS", "DBOSTestSupport", "dbos-test-worker", "dbos-run"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "DBOSSpecTests",

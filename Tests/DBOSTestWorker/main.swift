@@ -1,10 +1,12 @@
 // A worker process the crash tests start and SIGKILL. It runs workflows that log each step
 // body's execution to a file, so the tests can count what ran again after recovery.
 //
-//   dbos-test-worker start DB_PATH WORK_DIR WORKFLOW WORKFLOW_ID   start one run and wait for it
-//   dbos-test-worker recover DB_PATH WORK_DIR                      recover this executor's runs and wait for them
-//   dbos-test-worker serve DB_PATH WORK_DIR EXECUTOR_ID            serve queue `shared` and the `every-second`
-//                                                                  schedule until WORK_DIR/stop exists
+//   dbos-test-worker start DB_URL WORK_DIR WORKFLOW WORKFLOW_ID   start one run and wait for it
+//   dbos-test-worker recover DB_URL WORK_DIR                      recover this executor's runs and wait for them
+//   dbos-test-worker serve DB_URL WORK_DIR EXECUTOR_ID            serve queue `shared` and the `every-second`
+//                                                                 schedule until WORK_DIR/stop exists
+//
+// DB_URL is a system database URL of either backend (`sqlite:PATH` or `postgresql://...`).
 import DBOS
 import Foundation
 
@@ -28,16 +30,16 @@ func waitWhileBlocked(in directory: String) async throws {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 4 else {
-    FileHandle.standardError.write(Data("usage: dbos-test-worker start|recover DB_PATH WORK_DIR [WORKFLOW ID]\n".utf8))
+    FileHandle.standardError.write(Data("usage: dbos-test-worker start|recover|serve DB_URL WORK_DIR [WORKFLOW ID | EXECUTOR_ID]\n".utf8))
     exit(2)
 }
 let mode = arguments[1]
-let databasePath = arguments[2]
+let databaseURL = arguments[2]
 let workDirectory = arguments[3]
 
 let executorID = mode == "serve" && arguments.count >= 5 ? arguments[4] : "crash-worker"
 let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-    appName: "crash-test", systemDatabaseURL: "sqlite:\(databasePath)", executorID: executorID,
+    appName: "crash-test", systemDatabaseURL: databaseURL, executorID: executorID,
     applicationVersion: "crash-test-v1", pollingInterval: .milliseconds(50)))
 
 let fourSteps = try runtime.register("four-steps") { (context: WorkflowContext, directory: String) -> Int in

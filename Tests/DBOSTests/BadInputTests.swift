@@ -9,8 +9,8 @@ import Testing
 @Suite struct BadInputTests {
     // MARK: Registration and starting
 
-    @Test func startingAnUnregisteredWorkflowThrows() async throws {
-        try await withBadInputRuntime { _ in } test: { runtime, _ in
+    @Test(arguments: Backend.allCases) func startingAnUnregisteredWorkflowThrows(backend: Backend) async throws {
+        try await withBadInputRuntime(backend) { _ in } test: { runtime, _ in
             await #expect(throws: WorkflowError.unregisteredWorkflow("nope")) {
                 _ = try await runtime.startWorkflow(Workflow<String, String>(name: "nope"), input: "x")
             }
@@ -20,6 +20,7 @@ import Testing
     }
 
     @Test func registeringTheSameNameTwiceThrows() async throws {
+        // Registration never reaches the system database: one backend is enough.
         try await withBadInputRuntime { runtime in
             try runtime.register("twice") { (_: WorkflowContext, input: String) -> String in input }
             #expect(throws: WorkflowError.duplicateRegistration("twice")) {
@@ -31,6 +32,7 @@ import Testing
     }
 
     @Test func registeringAfterLaunchThrows() async throws {
+        // Registration never reaches the system database: one backend is enough.
         try await withBadInputRuntime { _ in } test: { runtime, _ in
             #expect(throws: WorkflowError.registrationAfterLaunch("late")) {
                 try runtime.register("late") { (_: WorkflowContext, input: String) -> String in input }
@@ -39,8 +41,8 @@ import Testing
         }
     }
 
-    @Test func reusingAWorkflowIDWithAnotherWorkflowNameThrows() async throws {
-        try await withBadInputRuntime { runtime in
+    @Test(arguments: Backend.allCases) func reusingAWorkflowIDWithAnotherWorkflowNameThrows(backend: Backend) async throws {
+        try await withBadInputRuntime(backend) { runtime in
             let first = try runtime.register("first") { (_: WorkflowContext, input: String) -> String in "first:\(input)" }
             let second = try runtime.register("second") { (_: WorkflowContext, input: String) -> String in "second:\(input)" }
             return (first, second)
@@ -59,10 +61,10 @@ import Testing
         }
     }
 
-    @Test func aRecordedStepOutputThatNoLongerDecodesFailsReplayWithADeserializationError() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-bad-input")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func aRecordedStepOutputThatNoLongerDecodesFailsReplayWithADeserializationError(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
 
         // Version 1 of the code: the step returns a String, then the workflow waits.
         try await withBadInputRuntime(url: url) { runtime in
@@ -109,8 +111,8 @@ import Testing
         }
     }
 
-    @Test func anInputOfTheWrongShapeFailsTheRunWithADeserializationError() async throws {
-        try await withBadInputRuntime { runtime in
+    @Test(arguments: Backend.allCases) func anInputOfTheWrongShapeFailsTheRunWithADeserializationError(backend: Backend) async throws {
+        try await withBadInputRuntime(backend) { runtime in
             try runtime.register("wants-a-number") { (_: WorkflowContext, input: Int) -> Int in input * 2 }
         } test: { runtime, _ in
             let handle = try await runtime.startWorkflow(
@@ -123,8 +125,8 @@ import Testing
         }
     }
 
-    @Test func aMessageThatCannotBeEncodedIsRejectedBeforeAnythingIsSent() async throws {
-        try await withBadInputRuntime { runtime in
+    @Test(arguments: Backend.allCases) func aMessageThatCannotBeEncodedIsRejectedBeforeAnythingIsSent(backend: Backend) async throws {
+        try await withBadInputRuntime(backend) { runtime in
             try runtime.register("inbox") { (ctx: WorkflowContext, _: String) -> Double? in
                 try await ctx.recv(Double.self, topic: "numbers", timeout: .milliseconds(500))
             }
@@ -142,10 +144,10 @@ import Testing
         }
     }
 
-    @Test func aStepRenamedBetweenRunsFailsReplayAsNondeterministic() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-bad-input")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func aStepRenamedBetweenRunsFailsReplayAsNondeterministic(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
 
         try await withBadInputRuntime(url: url) { runtime in
             try runtime.register("evolving") { (ctx: WorkflowContext, _: String) -> String in
@@ -189,8 +191,8 @@ import Testing
         }
     }
 
-    @Test func durableOperationsInsideAStepAreRejected() async throws {
-        try await withBadInputRuntime { runtime in
+    @Test(arguments: Backend.allCases) func durableOperationsInsideAStepAreRejected(backend: Backend) async throws {
+        try await withBadInputRuntime(backend) { runtime in
             try runtime.register("misuse") { (ctx: WorkflowContext, operation: String) -> String in
                 try await ctx.runStep("outer") { () async throws -> String in
                     switch operation {
@@ -366,17 +368,18 @@ private final class RanFlag: Sendable {
     var isSet: Bool { value.withLock { $0 } }
 }
 
-/// Builds a launched runtime on a fresh SQLite file (or on `url`), runs `test` and shuts the runtime
-/// down however `test` ends; runs still going at the end stay PENDING.
+/// Builds a launched runtime on a fresh system database of `backend` (or on `url`), runs `test` and
+/// shuts the runtime down however `test` ends; runs still going at the end stay PENDING.
 private func withBadInputRuntime<Workflows: Sendable>(
+    _ backend: Backend = .sqlite,
     url: String? = nil,
     register: (DBOSRuntime) throws -> Workflows,
     test: (DBOSRuntime, Workflows) async throws -> Void
 ) async throws {
-    let directory = try TemporaryDirectory(prefix: "dbos-bad-input")
-    defer { directory.remove() }
+    let setup = try await TestRuntime(backend)
+    defer { setup.directory.remove() }
     let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-        systemDatabaseURL: url ?? "sqlite:\(directory.file("db.sqlite"))", applicationVersion: "test",
+        systemDatabaseURL: url ?? setup.url, applicationVersion: "test",
         pollingInterval: .milliseconds(100)))
     do {
         let workflows = try register(runtime)

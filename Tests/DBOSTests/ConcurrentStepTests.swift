@@ -8,9 +8,9 @@ import Testing
 @Suite struct ConcurrentStepTests {
     // MARK: Concurrent steps
 
-    @Test func concurrentStepsTakeSlotsInCallOrderWhateverOrderTheyFinishIn() async throws {
+    @Test(arguments: Backend.allCases) func concurrentStepsTakeSlotsInCallOrderWhateverOrderTheyFinishIn(backend: Backend) async throws {
         let log = CompletionLog()
-        try await withStepRuntime { runtime in
+        try await withStepRuntime(backend) { runtime in
             try runtime.register("fan-out") { (ctx: WorkflowContext, _: String) -> FanOutResult in
                 // Each step waits for the one started after it, so they finish in reverse call order.
                 let first = ctx.startStep("first") { () async throws -> String in
@@ -43,9 +43,9 @@ import Testing
         }
     }
 
-    @Test func aTimeoutInterruptsAConcurrentStepTheWorkflowIsAwaiting() async throws {
+    @Test(arguments: Backend.allCases) func aTimeoutInterruptsAConcurrentStepTheWorkflowIsAwaiting(backend: Backend) async throws {
         let finished = AttemptCounter()
-        try await withStepRuntime { runtime in
+        try await withStepRuntime(backend) { runtime in
             try runtime.register("slow-fan-out") { (ctx: WorkflowContext, _: String) -> String in
                 let slow = ctx.startStep("slow") { () async throws -> String in
                     try await Task.sleep(for: .seconds(10))
@@ -68,9 +68,9 @@ import Testing
         }
     }
 
-    @Test func aCancelledWorkflowStopsTheConcurrentStepsItWasNotAwaiting() async throws {
+    @Test(arguments: Backend.allCases) func aCancelledWorkflowStopsTheConcurrentStepsItWasNotAwaiting(backend: Backend) async throws {
         let attempts = AttemptCounter()
-        try await withStepRuntime { runtime in
+        try await withStepRuntime(backend) { runtime in
             try runtime.register("busy-fan-out") { (ctx: WorkflowContext, _: String) -> String in
                 let retrying = ctx.startStep(
                     "keeps-retrying", retry: StepRetryPolicy(maxAttempts: 1_000, baseInterval: .milliseconds(20), backoffFactor: 1)
@@ -99,9 +99,9 @@ import Testing
 
     // MARK: Retries
 
-    @Test func aStepThatKeepsFailingRecordsMaxStepRetriesExceededAfterItsLastAttempt() async throws {
+    @Test(arguments: Backend.allCases) func aStepThatKeepsFailingRecordsMaxStepRetriesExceededAfterItsLastAttempt(backend: Backend) async throws {
         let attempts = AttemptCounter()
-        try await withStepRuntime { runtime in
+        try await withStepRuntime(backend) { runtime in
             try runtime.register("doomed") { (ctx: WorkflowContext, _: String) -> String in
                 try await ctx.runStep("flaky", retry: StepRetryPolicy(maxAttempts: 4, baseInterval: .milliseconds(10))) {
                     () async throws -> String in
@@ -132,9 +132,9 @@ import Testing
         }
     }
 
-    @Test func aStepThatSucceedsOnItsThirdAttemptRecordsItsOutputOnce() async throws {
+    @Test(arguments: Backend.allCases) func aStepThatSucceedsOnItsThirdAttemptRecordsItsOutputOnce(backend: Backend) async throws {
         let attempts = AttemptCounter()
-        try await withStepRuntime { runtime in
+        try await withStepRuntime(backend) { runtime in
             try runtime.register("persistent") { (ctx: WorkflowContext, _: String) -> String in
                 let value = try await ctx.runStep("flaky", retry: StepRetryPolicy(maxAttempts: 5, baseInterval: .milliseconds(10))) {
                     () async throws -> String in
@@ -159,8 +159,8 @@ import Testing
 
     // MARK: Child workflows
 
-    @Test func aChildWorkflowIsIdentifiedByItsParentAndSlot() async throws {
-        try await withStepRuntime { runtime in
+    @Test(arguments: Backend.allCases) func aChildWorkflowIsIdentifiedByItsParentAndSlot(backend: Backend) async throws {
+        try await withStepRuntime(backend) { runtime in
             let child = try runtime.register("child") { (ctx: WorkflowContext, input: String) -> String in
                 try await ctx.runStep("shout") { input.uppercased() }
             }
@@ -194,8 +194,8 @@ import Testing
 
     // MARK: Timeouts
 
-    @Test func aWorkflowPastItsTimeoutIsCancelledWithItsChild() async throws {
-        try await withStepRuntime { runtime in
+    @Test(arguments: Backend.allCases) func aWorkflowPastItsTimeoutIsCancelledWithItsChild(backend: Backend) async throws {
+        try await withStepRuntime(backend) { runtime in
             let child = try runtime.register("sleepy-child") { (ctx: WorkflowContext, _: String) -> String in
                 try await ctx.sleep(for: .seconds(10))
                 return "child woke"
@@ -233,8 +233,8 @@ import Testing
         }
     }
 
-    @Test func aTimeoutInterruptsRecvAndGetEventWaits() async throws {
-        try await withStepRuntime { runtime in
+    @Test(arguments: Backend.allCases) func aTimeoutInterruptsRecvAndGetEventWaits(backend: Backend) async throws {
+        try await withStepRuntime(backend) { runtime in
             let receiver = try runtime.register("timed-receiver") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.recv(String.self, topic: "never", timeout: .seconds(30))
             }
@@ -262,8 +262,8 @@ import Testing
         }
     }
 
-    @Test func aWorkflowThatFinishesWithinItsTimeoutSucceedsAndItsChildInheritsTheDeadline() async throws {
-        try await withStepRuntime { runtime in
+    @Test(arguments: Backend.allCases) func aWorkflowThatFinishesWithinItsTimeoutSucceedsAndItsChildInheritsTheDeadline(backend: Backend) async throws {
+        try await withStepRuntime(backend) { runtime in
             let child = try runtime.register("quick-child") { (ctx: WorkflowContext, input: String) -> String in
                 try await ctx.runStep("echo") { input }
             }
@@ -286,8 +286,8 @@ import Testing
         }
     }
 
-    @Test func aParentAwaitingAChildThatTimesOutFailsInsteadOfHanging() async throws {
-        try await withStepRuntime { runtime in
+    @Test(arguments: Backend.allCases) func aParentAwaitingAChildThatTimesOutFailsInsteadOfHanging(backend: Backend) async throws {
+        try await withStepRuntime(backend) { runtime in
             let child = try runtime.register("short-lived-child") { (ctx: WorkflowContext, _: String) -> String in
                 try await ctx.sleep(for: .seconds(10))
                 return "child woke"
@@ -314,8 +314,8 @@ import Testing
         }
     }
 
-    @Test func aTimeoutInterruptsAWaitForAnotherWorkflowsResult() async throws {
-        try await withStepRuntime { runtime in
+    @Test(arguments: Backend.allCases) func aTimeoutInterruptsAWaitForAnotherWorkflowsResult(backend: Backend) async throws {
+        try await withStepRuntime(backend) { runtime in
             let peer = try runtime.register("slow-peer") { (ctx: WorkflowContext, _: String) -> String in
                 _ = try await ctx.recv(String.self, topic: "finish", timeout: .seconds(30))
                 return "peer finished"
@@ -345,8 +345,8 @@ import Testing
         }
     }
 
-    @Test func cancellingACallerEndsItsWaitForAResultButNotTheRun() async throws {
-        try await withStepRuntime { runtime in
+    @Test(arguments: Backend.allCases) func cancellingACallerEndsItsWaitForAResultButNotTheRun(backend: Backend) async throws {
+        try await withStepRuntime(backend) { runtime in
             try runtime.register("long-runner") { (ctx: WorkflowContext, _: String) -> String in
                 _ = try await ctx.recv(String.self, topic: "finish", timeout: .seconds(30))
                 return "finished"
@@ -373,10 +373,10 @@ import Testing
 
     // MARK: Across restarts
 
-    @Test func concurrentStepsReplayTheirRecordedOutputsAfterARestart() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-steps")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func concurrentStepsReplayTheirRecordedOutputsAfterARestart(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
         let executions = AttemptCounter()
 
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, [String]> {
@@ -410,10 +410,10 @@ import Testing
         }
     }
 
-    @Test func aStepStartedInsideAnotherStepTakesNoSlotSoTheWorkflowReplaysAfterARestart() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-steps")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func aStepStartedInsideAnotherStepTakesNoSlotSoTheWorkflowReplaysAfterARestart(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
         let outerRuns = AttemptCounter()
 
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
@@ -447,10 +447,10 @@ import Testing
         }
     }
 
-    @Test func aRecoveredParentReattachesToItsChildInsteadOfStartingAnother() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-steps")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func aRecoveredParentReattachesToItsChildInsteadOfStartingAnother(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
 
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
             let child = try runtime.register("waiting-child") { (ctx: WorkflowContext, _: String) -> String in
@@ -480,10 +480,10 @@ import Testing
         }
     }
 
-    @Test func aTimeoutThatExpiredWhileTheProcessWasDownCancelsTheRecoveredRun() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-steps")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func aTimeoutThatExpiredWhileTheProcessWasDownCancelsTheRecoveredRun(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
 
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
             try runtime.register("deadline-bound") { (ctx: WorkflowContext, _: String) -> String in
@@ -604,17 +604,18 @@ private func waitForStepCount(of workflowID: String, atLeast count: Int, in runt
     }
 }
 
-/// Builds a launched runtime on a fresh SQLite file (or on `url`), runs `test` and shuts the runtime down
-/// however `test` ends.
+/// Builds a launched runtime on a fresh system database of `backend` (or on `url`), runs `test` and
+/// shuts the runtime down however `test` ends.
 private func withStepRuntime<Workflows: Sendable>(
+    _ backend: Backend = .sqlite,
     url: String? = nil,
     register: (DBOSRuntime) throws -> Workflows,
     test: (DBOSRuntime, Workflows) async throws -> Void
 ) async throws {
-    let directory = try TemporaryDirectory(prefix: "dbos-steps")
-    defer { directory.remove() }
+    let setup = try await TestRuntime(backend)
+    defer { setup.directory.remove() }
     let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-        systemDatabaseURL: url ?? "sqlite:\(directory.file("db.sqlite"))", applicationVersion: "test",
+        systemDatabaseURL: url ?? setup.url, applicationVersion: "test",
         pollingInterval: .milliseconds(100)))
     do {
         let workflows = try register(runtime)

@@ -3,7 +3,7 @@ import DBOSTestSupport
 import Foundation
 import Testing
 
-/// Crash tests: a real worker process is SIGKILLed mid-workflow and a new one recovers the run.
+/// Crash tests: a real worker process is SIGKILLed mid-workflow and a new one recovers the run, on both backends.
 @Suite(.timeLimit(.minutes(3)))
 struct CrashRecoveryTests {
     let worker = builtExecutable(named: "dbos-test-worker")
@@ -13,36 +13,37 @@ struct CrashRecoveryTests {
         return text.split(separator: "\n").map(String.init)
     }
 
-    private func openRuntime(_ directory: TemporaryDirectory) async throws -> DBOSRuntime {
+    private func openRuntime(_ url: String) async throws -> DBOSRuntime {
         let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-            systemDatabaseURL: "sqlite:\(directory.file("system.sqlite"))", executorID: "observer",
+            systemDatabaseURL: url, executorID: "observer",
             applicationVersion: "observer", recoversPendingWorkflows: false))
         try await runtime.launch()
         return runtime
     }
 
-    @Test func killedWorkflowResumesAtFirstUncheckpointedStep() async throws {
-        let directory = try TemporaryDirectory()
+    @Test(arguments: Backend.allCases) func killedWorkflowResumesAtFirstUncheckpointedStep(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        let directory = setup.directory
         defer { directory.remove() }
-        let database = directory.file("system.sqlite")
+        let databaseURL = setup.url
         _ = FileManager.default.createFile(atPath: directory.file("block"), contents: nil)
 
         let first = try ChildProcess(
-            executable: worker, arguments: ["start", database, directory.path, "four-steps", "crash-1"],
+            executable: worker, arguments: ["start", databaseURL, directory.path, "four-steps", "crash-1"],
             outputPath: directory.file("first.out"))
         let reachedStep2 = await eventually { executions(in: directory).contains("step-2") }
         #expect(reachedStep2, "worker never reached step 2: \(first.output)")
         first.kill()
         #expect(await first.waitForExit() != nil)
 
-        let observer = try await openRuntime(directory)
+        let observer = try await openRuntime(databaseURL)
         let killed = try #require(try await observer.workflowStatus(id: "crash-1"))
         #expect(killed.state == .pending)
         #expect(try await observer.listSteps(workflowID: "crash-1").map(\.name) == ["step-0", "step-1"])
 
         try FileManager.default.removeItem(atPath: directory.file("block"))
         let second = try ChildProcess(
-            executable: worker, arguments: ["recover", database, directory.path],
+            executable: worker, arguments: ["recover", databaseURL, directory.path],
             outputPath: directory.file("second.out"))
         let status = await second.waitForExit()
         #expect(status == 0, "recovering worker failed: \(second.output)")
@@ -58,15 +59,16 @@ struct CrashRecoveryTests {
         await observer.shutdown()
     }
 
-    @Test func killedSleepResumesWithTheRemainingTimeOnly() async throws {
-        let directory = try TemporaryDirectory()
+    @Test(arguments: Backend.allCases) func killedSleepResumesWithTheRemainingTimeOnly(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        let directory = setup.directory
         defer { directory.remove() }
-        let database = directory.file("system.sqlite")
+        let databaseURL = setup.url
 
         let first = try ChildProcess(
-            executable: worker, arguments: ["start", database, directory.path, "sleeper", "sleep-1"],
+            executable: worker, arguments: ["start", databaseURL, directory.path, "sleeper", "sleep-1"],
             outputPath: directory.file("first.out"))
-        let observer = try await openRuntime(directory)
+        let observer = try await openRuntime(databaseURL)
         let sleeping = await eventually {
             (try? await observer.listSteps(workflowID: "sleep-1").contains { $0.name == "DBOS.sleep" }) ?? false
         }
@@ -81,7 +83,7 @@ struct CrashRecoveryTests {
         while Date() < wakeUp { try await Task.sleep(for: .milliseconds(100)) }
         let relaunchedAt = Date()
         let second = try ChildProcess(
-            executable: worker, arguments: ["recover", database, directory.path],
+            executable: worker, arguments: ["recover", databaseURL, directory.path],
             outputPath: directory.file("second.out"))
         #expect(await second.waitForExit() == 0, "recovering worker failed: \(second.output)")
 

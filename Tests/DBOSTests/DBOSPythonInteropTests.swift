@@ -14,7 +14,7 @@ struct DBOSPythonInteropTests {
 
     @Test(arguments: Backend.allCases) func dbosPythonListsOurRunsWithDecodedOutputsAndErrors(backend: Backend) async throws {
         let python = try await DBOSPython.shared()
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let greet = try runtime.register("greet") { (_: WorkflowContext, name: String) -> String in "Hello, \(name)" }
@@ -59,7 +59,7 @@ struct DBOSPythonInteropTests {
 
     @Test(arguments: Backend.allCases) func dbosPythonListsTheStepsOfOurRun(backend: Backend) async throws {
         let python = try await DBOSPython.shared()
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let child = try runtime.register("child") { (_: WorkflowContext, name: String) -> String in "Hello, \(name)" }
@@ -94,7 +94,7 @@ struct DBOSPythonInteropTests {
 
     @Test(arguments: Backend.allCases) func dbosPythonEnqueuesIntoOurQueueAndGetsTheResult(backend: Backend) async throws {
         let python = try await DBOSPython.shared()
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         try runtime.register(queue: WorkflowQueue(name: "interop", pollingInterval: .milliseconds(50)))
@@ -127,7 +127,7 @@ struct DBOSPythonInteropTests {
 
     @Test(arguments: Backend.allCases) func dbosPythonMigrationsFindOurSchemaCurrent(backend: Backend) async throws {
         let python = try await DBOSPython.shared()
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let first = try await setup.make()
         try first.register("greet") { (_: WorkflowContext, name: String) -> String in "Hello, \(name)" }

@@ -6,8 +6,8 @@ import Testing
 /// `setEvent` and `getEvent`: reading from outside, waiting for a later value, overwrites, timeouts,
 /// and the checkpoint that makes a workflow's `getEvent` replay the value it first read.
 @Suite struct EventTests {
-    @Test func anEventSetByAWorkflowIsReadFromOutside() async throws {
-        try await withEventRuntime { runtime in
+    @Test(arguments: Backend.allCases) func anEventSetByAWorkflowIsReadFromOutside(backend: Backend) async throws {
+        try await withEventRuntime(backend) { runtime in
             try runtime.register("publisher") { (ctx: WorkflowContext, value: String) -> String in
                 try await ctx.setEvent(key: "status", value: value)
                 return "done"
@@ -21,8 +21,8 @@ import Testing
         }
     }
 
-    @Test func getEventWaitsForAnEventSetLater() async throws {
-        try await withEventRuntime { runtime in
+    @Test(arguments: Backend.allCases) func getEventWaitsForAnEventSetLater(backend: Backend) async throws {
+        try await withEventRuntime(backend) { runtime in
             try runtime.register("late-publisher") { (ctx: WorkflowContext, _: String) -> String in
                 _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
                 try await ctx.setEvent(key: "status", value: "late")
@@ -41,9 +41,9 @@ import Testing
         }
     }
 
-    @Test func getEventInsideAWorkflowWakesPromptlyWhenTheEventIsSet() async throws {
+    @Test(arguments: Backend.allCases) func getEventInsideAWorkflowWakesPromptlyWhenTheEventIsSet(backend: Backend) async throws {
         // A polling interval longer than the test: only the local wake-up can end the wait in time.
-        try await withEventRuntime(pollingInterval: .seconds(60)) { runtime in
+        try await withEventRuntime(backend, pollingInterval: .seconds(60)) { runtime in
             let publisher = try runtime.register("gated-publisher") { (ctx: WorkflowContext, _: String) -> String in
                 _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
                 try await ctx.setEvent(key: "answer", value: 42)
@@ -67,10 +67,10 @@ import Testing
         }
     }
 
-    @Test func anEventSetInAnotherRuntimeOnTheSameFileIsSeenByAWaitingGetEvent() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-events")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func anEventSetInAnotherRuntimeOnTheSameDatabaseIsSeenByAWaitingGetEvent(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
         try await withEventRuntime(url: url) { runtime in
             try runtime.register("remote-publisher") { (ctx: WorkflowContext, _: String) -> String in
                 _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
@@ -79,7 +79,8 @@ import Testing
             }
         } test: { runtime, publisher in
             let handle = try await runtime.startWorkflow(publisher, input: "", options: WorkflowOptions(workflowID: "remote-publisher-1"))
-            // Another process reading the same file: only polling can tell it the event was set.
+            // Another process reading the same database: only polling (or, on PostgreSQL, a notification) can
+            // tell it the event was set.
             let other = try await DBOSRuntime(configuration: DBOSConfiguration(
                 systemDatabaseURL: url, executorID: "other-process", applicationVersion: "test",
                 recoversPendingWorkflows: false, pollingInterval: .milliseconds(100)))
@@ -103,24 +104,36 @@ import Testing
         }
     }
 
-    @Test func eventKeysAndValuesWithQuotesUnicodeAndNULCharactersRoundTrip() async throws {
-        let key = "key 'with' \"quotes\"; DROP TABLE workflow_events; --\u{0}é🎉"
+    @Test(arguments: Backend.allCases) func eventKeysAndValuesWithQuotesUnicodeAndNULCharactersRoundTrip(backend: Backend) async throws {
+        let awkwardKey = "key 'with' \"quotes\"; DROP TABLE workflow_events; --\u{0}é🎉"
+        // PostgreSQL text cannot hold a NUL character, so there the key goes without one (values are
+        // JSON, where a NUL is escaped, so they keep theirs).
+        let key = backend == .sqlite ? awkwardKey : awkwardKey.replacingOccurrences(of: "\u{0}", with: "")
         let value = ["O'Reilly \\ \"x\"", "\u{0}", "中文 👩‍👩‍👧‍👦", ""]
-        try await withEventRuntime { runtime in
+        try await withEventRuntime(backend) { runtime in
             try runtime.register("awkward-publisher") { (ctx: WorkflowContext, key: String) -> String in
                 try await ctx.setEvent(key: key, value: value)
-                try await ctx.setEvent(key: key.replacingOccurrences(of: "\u{0}", with: ""), value: ["decoy"])
+                let withoutNUL = key.replacingOccurrences(of: "\u{0}", with: "")
+                if withoutNUL != key {
+                    try await ctx.setEvent(key: withoutNUL, value: ["decoy"])
+                }
                 return "done"
             }
         } test: { runtime, publisher in
+            if backend == .postgres {
+                // A key with a NUL is refused with a clear error that fails the run.
+                await #expect {
+                    try await runtime.runWorkflow(publisher, input: awkwardKey, options: WorkflowOptions(workflowID: "awkward-nul"))
+                } throws: { error in "\(error)".contains("NUL character") }
+            }
             _ = try await runtime.runWorkflow(publisher, input: key, options: WorkflowOptions(workflowID: "awkward-'1'"))
             let read = try await runtime.getEvent(workflowID: "awkward-'1'", key: key, as: [String].self, timeout: .seconds(1))
             #expect(read == value)
         }
     }
 
-    @Test func overwritingAnEventKeepsTheLatestValue() async throws {
-        try await withEventRuntime { runtime in
+    @Test(arguments: Backend.allCases) func overwritingAnEventKeepsTheLatestValue(backend: Backend) async throws {
+        try await withEventRuntime(backend) { runtime in
             try runtime.register("counter") { (ctx: WorkflowContext, _: String) -> String in
                 for value in 1...3 {
                     try await ctx.setEvent(key: "count", value: value)
@@ -137,8 +150,8 @@ import Testing
         }
     }
 
-    @Test func getEventTimesOutReturningNil() async throws {
-        try await withEventRuntime { runtime in
+    @Test(arguments: Backend.allCases) func getEventTimesOutReturningNil(backend: Backend) async throws {
+        try await withEventRuntime(backend) { runtime in
             try runtime.register("silent") { (_: WorkflowContext, _: String) -> String in "done" }
         } test: { runtime, silent in
             _ = try await runtime.runWorkflow(silent, input: "", options: WorkflowOptions(workflowID: "silent-1"))
@@ -148,12 +161,12 @@ import Testing
             let elapsed = clock.now - start
             #expect(value == nil)
             #expect(elapsed >= .milliseconds(900), "getEvent returned before its timeout")
-            #expect(elapsed < .seconds(3), "getEvent overshot its 1 s timeout by more than 2 s")
+            #expect(elapsed < .seconds(10), "getEvent kept waiting long past its 1 s timeout")
         }
     }
 
-    @Test func getEventInsideAWorkflowTimesOutReturningNil() async throws {
-        try await withEventRuntime { runtime in
+    @Test(arguments: Backend.allCases) func getEventInsideAWorkflowTimesOutReturningNil(backend: Backend) async throws {
+        try await withEventRuntime(backend) { runtime in
             try runtime.register("impatient") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.getEvent(workflowID: ctx.workflowID, key: "never", as: String.self, timeout: .milliseconds(500))
             }
@@ -166,10 +179,10 @@ import Testing
         }
     }
 
-    @Test func getEventInsideAWorkflowIsCheckpointedAndReplaysTheValueFirstRead() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-events")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func getEventInsideAWorkflowIsCheckpointedAndReplaysTheValueFirstRead(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
 
         /// The producer publishes "first", waits, then overwrites with "second". The consumer reads the
         /// event, then waits; after a restart its replayed getEvent must still see "first".
@@ -218,18 +231,19 @@ import Testing
     }
 }
 
-/// Builds a launched runtime on a fresh SQLite file (or on `url`), runs `test` and shuts the runtime
-/// down however `test` ends; runs still going at the end stay PENDING.
+/// Builds a launched runtime on a fresh system database of `backend` (or on `url`), runs `test` and
+/// shuts the runtime down however `test` ends; runs still going at the end stay PENDING.
 private func withEventRuntime<Workflows: Sendable>(
+    _ backend: Backend = .sqlite,
     url: String? = nil,
     pollingInterval: Duration = .milliseconds(100),
     register: (DBOSRuntime) throws -> Workflows,
     test: (DBOSRuntime, Workflows) async throws -> Void
 ) async throws {
-    let directory = try TemporaryDirectory(prefix: "dbos-events")
-    defer { directory.remove() }
+    let setup = try await TestRuntime(backend)
+    defer { setup.directory.remove() }
     let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-        systemDatabaseURL: url ?? "sqlite:\(directory.file("db.sqlite"))", applicationVersion: "test",
+        systemDatabaseURL: url ?? setup.url, applicationVersion: "test",
         pollingInterval: pollingInterval))
     do {
         let workflows = try register(runtime)

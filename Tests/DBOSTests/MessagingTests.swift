@@ -4,11 +4,11 @@ import Foundation
 import Testing
 
 /// `send` and `recv`: prompt wake-ups, FIFO and exactly-once delivery, timeouts, idempotency keys,
-/// awkward characters, and messages written by another process on the same SQLite file.
+/// awkward characters, and messages written by another process on the same database; on both backends.
 @Suite struct MessagingTests {
-    @Test func sendFromOutsideWakesAWorkflowWaitingInRecvPromptly() async throws {
+    @Test(arguments: Backend.allCases) func sendFromOutsideWakesAWorkflowWaitingInRecvPromptly(backend: Backend) async throws {
         // A polling interval longer than the test: only the local wake-up can end the wait in time.
-        try await withMessagingRuntime(pollingInterval: .seconds(60)) { runtime in
+        try await withMessagingRuntime(backend, pollingInterval: .seconds(60)) { runtime in
             try runtime.register("listener") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.recv(String.self, topic: "greeting", timeout: .seconds(30))
             }
@@ -26,8 +26,8 @@ import Testing
         }
     }
 
-    @Test func messagesOnOneTopicAreConsumedInOrderAndExactlyOnce() async throws {
-        try await withMessagingRuntime { runtime in
+    @Test(arguments: Backend.allCases) func messagesOnOneTopicAreConsumedInOrderAndExactlyOnce(backend: Backend) async throws {
+        try await withMessagingRuntime(backend) { runtime in
             try runtime.register("collector") { (ctx: WorkflowContext, count: Int) -> [String?] in
                 var received: [String?] = []
                 for _ in 0..<count {
@@ -54,8 +54,8 @@ import Testing
         }
     }
 
-    @Test func recvTimesOutCleanlyReturningNil() async throws {
-        try await withMessagingRuntime { runtime in
+    @Test(arguments: Backend.allCases) func recvTimesOutCleanlyReturningNil(backend: Backend) async throws {
+        try await withMessagingRuntime(backend) { runtime in
             try runtime.register("patient") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.recv(String.self, topic: "never", timeout: .seconds(1))
             }
@@ -66,7 +66,7 @@ import Testing
             let elapsed = clock.now - start
             #expect(received == nil)
             #expect(elapsed >= .milliseconds(900), "recv returned before its timeout")
-            #expect(elapsed < .seconds(3), "recv overshot its 1 s timeout by more than 2 s")
+            #expect(elapsed < .seconds(10), "recv kept waiting long past its 1 s timeout")
             let status = try await runtime.workflowStatus(id: "patient-1")
             #expect(status?.state == .success)
             let steps = try await runtime.listSteps(workflowID: "patient-1")
@@ -75,8 +75,8 @@ import Testing
         }
     }
 
-    @Test func aWorkflowSendsAMessageToAnotherWorkflow() async throws {
-        try await withMessagingRuntime { runtime in
+    @Test(arguments: Backend.allCases) func aWorkflowSendsAMessageToAnotherWorkflow(backend: Backend) async throws {
+        try await withMessagingRuntime(backend) { runtime in
             let receiver = try runtime.register("receiver") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.recv(String.self, topic: "ping", timeout: .seconds(30))
             }
@@ -96,10 +96,10 @@ import Testing
         }
     }
 
-    @Test func aWorkflowsSendIsNotRepeatedWhenTheWorkflowIsRecovered() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-messaging")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func aWorkflowsSendIsNotRepeatedWhenTheWorkflowIsRecovered(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
 
         func register(_ runtime: DBOSRuntime) throws -> (Workflow<String, [String?]>, Workflow<String, String>) {
             let receiver = try runtime.register("counting-receiver") { (ctx: WorkflowContext, _: String) -> [String?] in
@@ -135,10 +135,10 @@ import Testing
         }
     }
 
-    @Test func aMessageSentWhileTheReceiversProcessIsDownIsReceivedAfterRecovery() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-messaging")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func aMessageSentWhileTheReceiversProcessIsDownIsReceivedAfterRecovery(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String?> {
             try runtime.register("offline-listener") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.recv(String.self, topic: "mail", timeout: .seconds(60))
@@ -166,13 +166,13 @@ import Testing
         }
     }
 
-    @Test func aRecvTimeoutIsDurableAcrossARestart() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-messaging")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func aRecvTimeoutIsDurableAcrossARestart(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String?> {
             try runtime.register("durable-timeout") { (ctx: WorkflowContext, _: String) -> String? in
-                try await ctx.recv(String.self, topic: "never", timeout: .seconds(3))
+                try await ctx.recv(String.self, topic: "never", timeout: .seconds(6))
             }
         }
 
@@ -181,18 +181,18 @@ import Testing
             try await waitForSteps(of: "durable-timeout-1", atLeast: 1, in: runtime)
         }
         // Down for longer than the whole timeout.
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .milliseconds(6_200))
         try await withMessagingRuntime(url: url, register: register) { runtime, _ in
             let clock = ContinuousClock()
             let start = clock.now
             let received = try await runtime.retrieveWorkflow(id: "durable-timeout-1", as: String?.self).result()
             #expect(received == nil)
-            #expect(clock.now - start < .seconds(2), "the recorded deadline has passed: recv must not wait a fresh 3 s")
+            #expect(clock.now - start < .seconds(4), "the recorded deadline has passed: recv must not wait a fresh 6 s")
         }
     }
 
-    @Test func anIdempotencyKeyMakesARepeatedOutsideSendDeliverOnce() async throws {
-        try await withMessagingRuntime { runtime in
+    @Test(arguments: Backend.allCases) func anIdempotencyKeyMakesARepeatedOutsideSendDeliverOnce(backend: Backend) async throws {
+        try await withMessagingRuntime(backend) { runtime in
             try runtime.register("deduplicated") { (ctx: WorkflowContext, _: String) -> [String?] in
                 // Wait for the go-ahead first, so every copy of the keyed message is sent before the first recv.
                 _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
@@ -210,8 +210,8 @@ import Testing
         }
     }
 
-    @Test func sendingToANonexistentWorkflowThrows() async throws {
-        try await withMessagingRuntime { runtime in
+    @Test(arguments: Backend.allCases) func sendingToANonexistentWorkflowThrows(backend: Backend) async throws {
+        try await withMessagingRuntime(backend) { runtime in
             try runtime.register("forwarder") { (ctx: WorkflowContext, destination: String) -> String in
                 try await ctx.send(to: destination, message: "lost")
                 return "sent"
@@ -234,20 +234,31 @@ import Testing
         }
     }
 
-    @Test func topicsAndPayloadsWithQuotesSQLUnicodeAndNULCharactersRoundTrip() async throws {
-        let topic = "it's \"quoted\"; DROP TABLE notifications; -- \\ % _ \u{0} é 🎉 中文"
+    @Test(arguments: Backend.allCases) func topicsAndPayloadsWithQuotesSQLUnicodeAndNULCharactersRoundTrip(backend: Backend) async throws {
+        let awkwardTopic = "it's \"quoted\"; DROP TABLE notifications; -- \\ % _ \u{0} é 🎉 中文"
+        // PostgreSQL text cannot hold a NUL character, so there the topic goes without one (payloads
+        // are JSON, where a NUL is escaped, so they keep theirs).
+        let topic = backend == .sqlite ? awkwardTopic : awkwardTopic.replacingOccurrences(of: "\u{0}", with: "")
         let payload = MessagingPayload(
             text: "O'Reilly \"says\" \\n'); DELETE FROM workflow_status; --\u{0}after NUL\u{1}\u{7F}",
             lines: ["ünïcödé", "👩‍👩‍👧‍👦", "\n\t\r", "", "\u{0}\u{0}", "%_*?[]"])
         let workflowID = "wf-'quote'-\"double\"-ü-🎉"
-        try await withMessagingRuntime { runtime in
+        try await withMessagingRuntime(backend) { runtime in
             try runtime.register("echo") { (ctx: WorkflowContext, topic: String) -> MessagingPayload? in
                 try await ctx.recv(MessagingPayload.self, topic: topic, timeout: .seconds(30))
             }
         } test: { runtime, echo in
             let handle = try await runtime.startWorkflow(echo, input: topic, options: WorkflowOptions(workflowID: workflowID))
-            // The same topic without its NUL must not match: topics are compared in full.
-            try await runtime.send(to: workflowID, topic: topic.replacingOccurrences(of: "\u{0}", with: ""), message: MessagingPayload(text: "decoy", lines: []))
+            switch backend {
+            case .sqlite:
+                // The same topic without its NUL must not match: topics are compared in full.
+                try await runtime.send(to: workflowID, topic: topic.replacingOccurrences(of: "\u{0}", with: ""), message: MessagingPayload(text: "decoy", lines: []))
+            case .postgres:
+                // A topic with a NUL is refused with a clear error before anything is sent.
+                await #expect {
+                    try await runtime.send(to: workflowID, topic: awkwardTopic, message: MessagingPayload(text: "decoy", lines: []))
+                } throws: { error in "\(error)".contains("NUL character") }
+            }
             try await runtime.send(to: workflowID, topic: topic, message: payload)
             let received = try await handle.result()
             #expect(received == payload)
@@ -256,10 +267,10 @@ import Testing
         }
     }
 
-    @Test func aMessageSentByASecondRuntimeOnTheSameFileIsReceived() async throws {
-        let directory = try TemporaryDirectory(prefix: "dbos-messaging")
-        defer { directory.remove() }
-        let url = "sqlite:\(directory.file("db.sqlite"))"
+    @Test(arguments: Backend.allCases) func aMessageSentByASecondRuntimeOnTheSameDatabaseIsReceived(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let url = setup.url
         try await withMessagingRuntime(url: url, pollingInterval: .milliseconds(100)) { runtime in
             try runtime.register("remote-listener") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.recv(String.self, topic: "cross-process", timeout: .seconds(30))
@@ -267,7 +278,8 @@ import Testing
         } test: { runtime, listener in
             let handle = try await runtime.startWorkflow(listener, input: "", options: WorkflowOptions(workflowID: "remote-1"))
             try await waitForSteps(of: "remote-1", atLeast: 1, in: runtime)
-            // Another process: its own connection and wake-up registry, so only polling can carry the message across.
+            // Another process: its own connection and wake-up registry, so only polling (or, on PostgreSQL, a
+            // notification) can carry the message across.
             // It must not recover the first runtime's PENDING workflow, hence another executor and no recovery.
             let other = try await DBOSRuntime(configuration: DBOSConfiguration(
                 systemDatabaseURL: url, executorID: "other-process", applicationVersion: "test",
@@ -293,18 +305,19 @@ private struct MessagingPayload: Codable, Sendable, Equatable {
     var lines: [String]
 }
 
-/// Builds a launched runtime on a fresh SQLite file (or on `url`), runs `test` and shuts the runtime
-/// down however `test` ends.
+/// Builds a launched runtime on a fresh system database of `backend` (or on `url`), runs `test` and
+/// shuts the runtime down however `test` ends.
 private func withMessagingRuntime<Workflows: Sendable>(
+    _ backend: Backend = .sqlite,
     url: String? = nil,
     pollingInterval: Duration = .milliseconds(200),
     register: (DBOSRuntime) throws -> Workflows,
     test: (DBOSRuntime, Workflows) async throws -> Void
 ) async throws {
-    let directory = try TemporaryDirectory(prefix: "dbos-messaging")
-    defer { directory.remove() }
+    let setup = try await TestRuntime(backend)
+    defer { setup.directory.remove() }
     let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-        systemDatabaseURL: url ?? "sqlite:\(directory.file("db.sqlite"))", applicationVersion: "test",
+        systemDatabaseURL: url ?? setup.url, applicationVersion: "test",
         pollingInterval: pollingInterval))
     do {
         let workflows = try register(runtime)

@@ -3,7 +3,7 @@ import DBOSTestSupport
 import Foundation
 import Testing
 
-/// Two worker processes share one queue and one schedule through the same SQLite file.
+/// Two worker processes share one queue and one schedule through the same system database, on both backends.
 @Suite(.timeLimit(.minutes(3)))
 struct MultiProcessQueueTests {
     let worker = builtExecutable(named: "dbos-test-worker")
@@ -13,11 +13,12 @@ struct MultiProcessQueueTests {
         return text.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
     }
 
-    @Test func twoWorkersShareAQueueWithinItsGlobalLimitAndRunEachRunOnce() async throws {
-        let directory = try TemporaryDirectory()
+    @Test(arguments: Backend.allCases) func twoWorkersShareAQueueWithinItsGlobalLimitAndRunEachRunOnce(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        let directory = setup.directory
         defer { directory.remove() }
-        let database = directory.file("system.sqlite")
-        let client = try await DBOSClient(systemDatabaseURL: "sqlite:\(database)", pollingInterval: .milliseconds(50))
+        let databaseURL = setup.url
+        let client = try await DBOSClient(systemDatabaseURL: databaseURL, pollingInterval: .milliseconds(50))
         // Create the schema before the workers race to.
         var handles: [WorkflowHandle<JSONValue>] = []
         for index in 0..<24 {
@@ -26,7 +27,7 @@ struct MultiProcessQueueTests {
         }
         let workers = try ["worker-a", "worker-b"].map { executor in
             try ChildProcess(
-                executable: worker, arguments: ["serve", database, directory.path, executor],
+                executable: worker, arguments: ["serve", databaseURL, directory.path, executor],
                 outputPath: directory.file("\(executor).out"))
         }
         for handle in handles { #expect(try await handle.result() == .integer(1)) }
@@ -51,14 +52,15 @@ struct MultiProcessQueueTests {
         await client.close()
     }
 
-    @Test func cronTicksRunOnceAcrossTwoWorkers() async throws {
-        let directory = try TemporaryDirectory()
+    @Test(arguments: Backend.allCases) func cronTicksRunOnceAcrossTwoWorkers(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        let directory = setup.directory
         defer { directory.remove() }
-        let database = directory.file("system.sqlite")
-        let client = try await DBOSClient(systemDatabaseURL: "sqlite:\(database)")
+        let databaseURL = setup.url
+        let client = try await DBOSClient(systemDatabaseURL: databaseURL)
         let workers = try ["cron-a", "cron-b"].map { executor in
             try ChildProcess(
-                executable: worker, arguments: ["serve", database, directory.path, executor],
+                executable: worker, arguments: ["serve", databaseURL, directory.path, executor],
                 outputPath: directory.file("\(executor).out"))
         }
         let ticked = await eventually(timeout: .seconds(20)) {

@@ -7,10 +7,16 @@ import Testing
 
 /// One throwaway cluster shared by the tests that do not disturb the server; started on first use.
 enum SharedPostgresServer {
-    static let server: Result<PostgresServer, any Error> = Result { try PostgresServer.start() }
+    // Started on a thread of its own: initdb and pg_ctl take seconds, which would otherwise hold
+    // cooperative threads (and, through the lazy initialization, every test waiting for it).
+    private static let starting = Task { try await runOnOwnThread { try PostgresServer.start() } }
 
-    static func url(database: String = "postgres") throws -> PostgresURL {
-        try PostgresURL(server.get().url(database: database))
+    static func get() async throws -> PostgresServer {
+        try await starting.value
+    }
+
+    static func url(database: String = "postgres") async throws -> PostgresURL {
+        try PostgresURL(await get().url(database: database))
     }
 }
 
@@ -238,7 +244,7 @@ func uniqueTableName(_ prefix: String) -> String {
     }
 
     @Test func unknownDatabaseIsNotRetriedAsAConnectionLoss() async throws {
-        let url = try SharedPostgresServer.url(database: "no_such_database_here")
+        let url = try await SharedPostgresServer.url(database: "no_such_database_here")
         let error = await #expect(throws: PostgresError.self) {
             try await PostgresConnection.connect(url)
         }
@@ -248,7 +254,7 @@ func uniqueTableName(_ prefix: String) -> String {
 
     @Test func creatingAnExistingDatabaseIsANoOp() async throws {
         let name = "dbos \"quoted\" \(UUID().uuidString.prefix(6))"
-        let url = try SharedPostgresServer.url().withDatabase(name)
+        let url = try await SharedPostgresServer.url().withDatabase(name)
         #expect(try await PostgresConnection.createDatabaseIfMissing(url) == true)
         #expect(try await PostgresConnection.createDatabaseIfMissing(url) == false)
         let connection = try await PostgresConnection.connect(url)
@@ -299,7 +305,7 @@ func firstElement<Element: Sendable>(of stream: AsyncStream<Element>, within tim
 
 @Suite struct PostgresConnectionPoolTests {
     @Test func fiftyConcurrentQueriesShareAPoolOfFour() async throws {
-        let pool = PostgresConnectionPool(url: try SharedPostgresServer.url(), maximumConnections: 4)
+        let pool = PostgresConnectionPool(url: try await SharedPostgresServer.url(), maximumConnections: 4)
         defer { pool.close() }
         let lent = PeakCounter()
         let numbers = try await withThrowingTaskGroup(of: Int.self) { group in
@@ -321,7 +327,7 @@ func firstElement<Element: Sendable>(of stream: AsyncStream<Element>, within tim
     }
 
     @Test func connectionThatLostItsLinkIsReplaced() async throws {
-        let url = try SharedPostgresServer.url()
+        let url = try await SharedPostgresServer.url()
         let pool = PostgresConnectionPool(url: url, maximumConnections: 1)
         defer { pool.close() }
         let firstPID = try await pool.withConnection { try await $0.query("SELECT pg_backend_pid() AS pid").first?.int("pid") }
@@ -338,7 +344,7 @@ func firstElement<Element: Sendable>(of stream: AsyncStream<Element>, within tim
     }
 
     @Test func waitingForABusyPoolCanBeCancelled() async throws {
-        let pool = PostgresConnectionPool(url: try SharedPostgresServer.url(), maximumConnections: 1)
+        let pool = PostgresConnectionPool(url: try await SharedPostgresServer.url(), maximumConnections: 1)
         defer { pool.close() }
         let (held, heldContinuation) = AsyncStream.makeStream(of: Void.self)
         let holder = Task {
@@ -396,7 +402,7 @@ func firstElement<Element: Sendable>(of stream: AsyncStream<Element>, within tim
 
 @Suite struct PostgresConnectionListenerTests {
     @Test func notificationFromAnotherConnectionArrives() async throws {
-        let url = try SharedPostgresServer.url()
+        let url = try await SharedPostgresServer.url()
         let channel = uniqueTableName("Channel")
         let (notifications, continuation) = AsyncStream.makeStream(of: PostgresNotification.self)
         let listener = try await PostgresListener.start(url: url, channels: [channel, "unused_channel"]) {

@@ -44,7 +44,7 @@ final class IntervalLog: Sendable {
 @Suite(.timeLimit(.minutes(2)))
 struct QueueTests {
     @Test(arguments: Backend.allCases) func workerConcurrencyIsNeverExceeded(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let log = IntervalLog()
@@ -69,7 +69,7 @@ struct QueueTests {
     }
 
     @Test(arguments: Backend.allCases) func runsStartInFIFOOrderWithinAPriorityAndLowerPrioritiesFirst(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let log = IntervalLog()
         // Enqueue everything before any worker runs, so the order is decided by the queue alone:
@@ -98,7 +98,7 @@ struct QueueTests {
     }
 
     @Test(arguments: Backend.allCases) func aSecondEnqueueWithTheSameDeduplicationIDIsRejectedWhileTheFirstWaits(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         try runtime.register(queue: WorkflowQueue(name: "dedup"))
@@ -132,7 +132,7 @@ struct QueueTests {
     }
 
     @Test(arguments: Backend.allCases) func aRateLimitBoundsStartsPerWindow(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let log = IntervalLog()
@@ -161,7 +161,7 @@ struct QueueTests {
     }
 
     @Test(arguments: Backend.allCases) func aDelayedRunWaitsForItsTime(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         try runtime.register(queue: WorkflowQueue(name: "later"))
@@ -179,7 +179,7 @@ struct QueueTests {
     }
 
     @Test(arguments: Backend.allCases) func partitionsHaveTheirOwnLimits(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         // Each run counts itself as running in its partition, then waits (up to 10 s) to see the
@@ -216,7 +216,7 @@ struct QueueTests {
     }
 
     @Test(arguments: Backend.allCases) func forkReRunsOnlyTheStepsFromItsStartStep(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let runs = Mutex<[String: Int]>([:])
@@ -242,7 +242,7 @@ struct QueueTests {
     }
 
     @Test(arguments: Backend.allCases) func aCancelledRunResumesFromItsLastCheckpoint(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let firstRuns = Counter()
@@ -267,7 +267,7 @@ struct QueueTests {
     }
 
     @Test(arguments: Backend.allCases) func aFailedRunResumesAndRetriesItsFailedStep(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let attempts = Counter()
@@ -289,7 +289,7 @@ struct QueueTests {
     }
 
     @Test(arguments: Backend.allCases) func streamsAreReadInOrderUntilClosed(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let producer = try runtime.register("producer") { (context: WorkflowContext, count: Int) -> Int in

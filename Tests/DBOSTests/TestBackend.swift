@@ -12,12 +12,12 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
 
     /// A URL of a fresh, empty system database of this backend. PostgreSQL databases live on one
     /// throwaway server per test process; each test gets its own database on it.
-    func freshDatabaseURL(in directory: TemporaryDirectory) throws -> String {
+    func freshDatabaseURL(in directory: TemporaryDirectory) async throws -> String {
         switch self {
         case .sqlite:
             return "sqlite:\(directory.file("system.sqlite"))"
         case .postgres:
-            let server = try SharedPostgresServer.server.get()
+            let server = try await SharedPostgresServer.get()
             return server.url(database: "test_\(UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: ""))")
         }
     }
@@ -29,10 +29,10 @@ struct TestRuntime {
     let backend: Backend
     let url: String
 
-    init(_ backend: Backend = .sqlite) throws {
+    init(_ backend: Backend = .sqlite) async throws {
         self.backend = backend
         directory = try TemporaryDirectory()
-        url = try backend.freshDatabaseURL(in: directory)
+        url = try await backend.freshDatabaseURL(in: directory)
     }
 
     func make(executorID: String = "local", version: String = "v1", recovers: Bool = true) async throws -> DBOSRuntime {

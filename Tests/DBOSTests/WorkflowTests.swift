@@ -30,7 +30,7 @@ extension TestRuntime {
 @Suite(.timeLimit(.minutes(2)))
 struct WorkflowTests {
     @Test(arguments: Backend.allCases) func workflowRunsItsStepsAndReturnsTheOutput(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let greet = try runtime.register("greet") { (context: WorkflowContext, name: String) -> String in
@@ -53,7 +53,7 @@ struct WorkflowTests {
     }
 
     @Test(arguments: Backend.allCases) func theSameWorkflowIDTwiceRunsOnce(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let bodies = Counter()
@@ -73,7 +73,7 @@ struct WorkflowTests {
     }
 
     @Test(arguments: Backend.allCases) func startingARunningWorkflowAgainAttachesToIt(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let bodies = Counter()
@@ -92,7 +92,7 @@ struct WorkflowTests {
     }
 
     @Test(arguments: Backend.allCases) func inputsOutputsAndErrorsAreStoredAsPortableJSON(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         struct Order: Codable, Sendable { var id: String; var amount: Int }
@@ -123,7 +123,7 @@ struct WorkflowTests {
     }
 
     @Test(arguments: Backend.allCases) func aRecoveredWorkflowSkipsItsCheckpointedSteps(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let stepRuns = Counter()
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
@@ -152,7 +152,7 @@ struct WorkflowTests {
     }
 
     @Test(arguments: Backend.allCases) func recoveryOnlyResumesThisExecutorsRunsOfThisVersion(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
             try runtime.register("waits") { (context: WorkflowContext, _: String) -> String in
@@ -185,7 +185,7 @@ struct WorkflowTests {
     }
 
     @Test(arguments: Backend.allCases) func aWorkflowThatKeepsCrashingIsAbandonedAfterItsMaxRecoveryAttempts(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {
             try runtime.register("fragile", maxRecoveryAttempts: 1) { (context: WorkflowContext, _: String) -> String in
@@ -218,7 +218,7 @@ struct WorkflowTests {
     }
 
     @Test(arguments: Backend.allCases) func durableSleepRecordsItsWakeUpTime(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let nap = try runtime.register("nap") { (context: WorkflowContext, _: String) -> String in
@@ -239,7 +239,7 @@ struct WorkflowTests {
     }
 
     @Test(arguments: Backend.allCases) func cancelStopsARunningWorkflowAndItsChild(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let childSteps = Counter()
@@ -269,7 +269,7 @@ struct WorkflowTests {
     }
 
     @Test(arguments: Backend.allCases) func aCancelFromAnotherProcessStopsTheRunAtItsNextStep(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let ticks = Counter()
@@ -295,7 +295,7 @@ struct WorkflowTests {
     }
 
     @Test(arguments: Backend.allCases) func operationsAtExplicitSlotsReplayFromThoseSlots(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let runtime = try await setup.make()
         let runs = Counter()
@@ -327,7 +327,7 @@ struct WorkflowTests {
     }
 
     @Test(arguments: Backend.allCases) func aRunWhoseProcessDiedCanBeTakenOverByAnotherExecutor(backend: Backend) async throws {
-        let setup = try TestRuntime(backend)
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let firstRuns = Counter()
         func register(_ runtime: DBOSRuntime) throws -> Workflow<String, String> {

@@ -109,7 +109,7 @@ public final class PostgresServer: Sendable {
             fsync = off
             synchronous_commit = off
             full_page_writes = off
-            max_connections = 200
+            max_connections = 500
             shared_buffers = 32MB
             max_wal_size = 1GB
             log_min_messages = warning

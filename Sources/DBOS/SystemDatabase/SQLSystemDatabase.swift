@@ -422,6 +422,9 @@ final class SQLSystemDatabase: SystemDatabase {
         // The claim token lets a retry after a lost acknowledgement find the rows it claimed.
         let token = UUID().uuidString
         let ids = try await backend.transaction("dequeueing from \(queue.name)") { runner -> [String] in
+            if let queueLock = dialect.queueLock, queue.globalConcurrency != nil || queue.rateLimit != nil {
+                try runner.query(queueLock(queue.name))
+            }
             let alreadyClaimed = try runner.query("""
                 SELECT workflow_uuid FROM workflow_status WHERE owner_xid = \(token) AND status = 'PENDING'
                 """).compactMap { $0.string("workflow_uuid") }

@@ -10,6 +10,9 @@ import Synchronization
 /// retry after a lost acknowledgement finds its own effect (see `SQLSystemDatabase`).
 final class PostgresBackend: SQLBackend {
     let url: PostgresURL
+    /// The URL as the user gave it, password hidden, for messages: `url` carries session options
+    /// of the engine's own.
+    private let redactedURL: String
     let dialect = SQLDialect.postgres
     private let pool: PostgresConnectionPool
     private let listener = ListenerBox()
@@ -33,6 +36,7 @@ final class PostgresBackend: SQLBackend {
         } catch let error as PostgresError {
             throw SystemDatabaseError.invalidURL(SystemDatabaseFactory.redactedURL(text), reason: error.message)
         }
+        redactedURL = url.redacted
         // Every statement names DBOS's tables without a schema: the session looks in `dbos` first.
         let searchPath = "-c search_path=dbos,public"
         url.parameters["options"] = url.parameters["options"].map { "\($0) \(searchPath)" } ?? searchPath
@@ -44,9 +48,9 @@ final class PostgresBackend: SQLBackend {
     private func translate(_ error: PostgresError, operation: String) -> SystemDatabaseError {
         switch error.kind {
         case .invalidURL:
-            .invalidURL(url.redacted, reason: error.message)
+            .invalidURL(redactedURL, reason: error.message)
         case .connectionFailed, .connectionRejected:
-            .cannotOpen(location: url.redacted, reason: error.message)
+            .cannotOpen(location: redactedURL, reason: error.message)
         case .connectionLost, .server, .closed:
             .queryFailed(operation: operation, reason: error.description)
         }

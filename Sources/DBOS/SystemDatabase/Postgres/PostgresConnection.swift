@@ -163,14 +163,22 @@ final class PostgresTransaction {
 }
 
 extension PostgresConnection {
-    /// Creates the database `url` names when it does not exist yet, through the `postgres`
+    /// Creates the database `url` names when it cannot be connected to, through the `postgres`
     /// maintenance database (falling back to `template1`). Returns true if this call created it.
     ///
     /// Two processes starting at once may both see the database missing; the loser's
-    /// `duplicate_database` (42P04) error is treated as success.
+    /// `duplicate_database` (42P04) error, or the `unique_violation` (23505) on `pg_database` it
+    /// gets when both inserts meet, is treated as success.
     @discardableResult
     static func createDatabaseIfMissing(_ url: PostgresURL) async throws -> Bool {
         guard let name = url.database else { return false }
+        // A database that can be reached needs nothing more, and a role may be allowed to reach
+        // only its own database (common on managed services). Any failure here is reported, if
+        // it matters, by the maintenance connection below.
+        if let existing = try? await connect(url) {
+            existing.close()
+            return false
+        }
         let maintenance: PostgresConnection
         do {
             maintenance = try await connect(url.withDatabase("postgres"))
@@ -184,7 +192,7 @@ extension PostgresConnection {
             let quoted = PostgresConnectionHandle.quotedIdentifier(name)
             try await maintenance.execute("CREATE DATABASE \(unescaped: quoted)")
             return true
-        } catch let error as PostgresError where error.sqlState == "42P04" {
+        } catch let error as PostgresError where error.sqlState == "42P04" || error.sqlState == "23505" {
             return false
         }
     }
