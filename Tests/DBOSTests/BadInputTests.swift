@@ -10,7 +10,7 @@ import Testing
     // MARK: Registration and starting
 
     @Test(arguments: Backend.allCases) func startingAnUnregisteredWorkflowThrows(backend: Backend) async throws {
-        try await withBadInputRuntime(backend) { _ in } test: { runtime, _ in
+        try await withLaunchedRuntime(backend) { _ in } test: { runtime, _ in
             await #expect(throws: WorkflowError.unregisteredWorkflow("nope")) {
                 _ = try await runtime.startWorkflow(Workflow<String, String>(name: "nope"), input: "x")
             }
@@ -21,7 +21,7 @@ import Testing
 
     @Test func registeringTheSameNameTwiceThrows() async throws {
         // Registration never reaches the system database: one backend is enough.
-        try await withBadInputRuntime { runtime in
+        try await withLaunchedRuntime { runtime in
             try runtime.register("twice") { (_: WorkflowContext, input: String) -> String in input }
             #expect(throws: WorkflowError.duplicateRegistration("twice")) {
                 try runtime.register("twice") { (_: WorkflowContext, input: Int) -> Int in input }
@@ -33,7 +33,7 @@ import Testing
 
     @Test func registeringAfterLaunchThrows() async throws {
         // Registration never reaches the system database: one backend is enough.
-        try await withBadInputRuntime { _ in } test: { runtime, _ in
+        try await withLaunchedRuntime { _ in } test: { runtime, _ in
             #expect(throws: WorkflowError.registrationAfterLaunch("late")) {
                 try runtime.register("late") { (_: WorkflowContext, input: String) -> String in input }
             }
@@ -42,7 +42,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func reusingAWorkflowIDWithAnotherWorkflowNameThrows(backend: Backend) async throws {
-        try await withBadInputRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             let first = try runtime.register("first") { (_: WorkflowContext, input: String) -> String in "first:\(input)" }
             let second = try runtime.register("second") { (_: WorkflowContext, input: String) -> String in "second:\(input)" }
             return (first, second)
@@ -67,7 +67,7 @@ import Testing
         let url = setup.url
 
         // Version 1 of the code: the step returns a String, then the workflow waits.
-        try await withBadInputRuntime(url: url) { runtime in
+        try await withLaunchedRuntime(url: url) { runtime in
             try runtime.register("typed") { (ctx: WorkflowContext, _: String) -> String in
                 let value: String = try await ctx.runStep("produce") { "text" }
                 _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
@@ -84,7 +84,7 @@ import Testing
         }
 
         // Version 2, same name, executor and version: the step now returns an Int. Recovery replays it.
-        try await withBadInputRuntime(url: url) { runtime in
+        try await withLaunchedRuntime(url: url) { runtime in
             try runtime.register("typed") { (ctx: WorkflowContext, _: String) -> String in
                 let value: Int = try await ctx.runStep("produce") { 42 }
                 return String(value)
@@ -112,7 +112,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func anInputOfTheWrongShapeFailsTheRunWithADeserializationError(backend: Backend) async throws {
-        try await withBadInputRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("wants-a-number") { (_: WorkflowContext, input: Int) -> Int in input * 2 }
         } test: { runtime, _ in
             let handle = try await runtime.startWorkflow(
@@ -126,7 +126,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aMessageThatCannotBeEncodedIsRejectedBeforeAnythingIsSent(backend: Backend) async throws {
-        try await withBadInputRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("inbox") { (ctx: WorkflowContext, _: String) -> Double? in
                 try await ctx.recv(Double.self, topic: "numbers", timeout: .milliseconds(500))
             }
@@ -149,7 +149,7 @@ import Testing
         defer { setup.directory.remove() }
         let url = setup.url
 
-        try await withBadInputRuntime(url: url) { runtime in
+        try await withLaunchedRuntime(url: url) { runtime in
             try runtime.register("evolving") { (ctx: WorkflowContext, _: String) -> String in
                 let value = try await ctx.runStep("original-name") { "text" }
                 _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(60))
@@ -164,7 +164,7 @@ import Testing
         }
 
         let ran = RanFlag()
-        try await withBadInputRuntime(url: url) { runtime in
+        try await withLaunchedRuntime(url: url) { runtime in
             try runtime.register("evolving") { (ctx: WorkflowContext, _: String) -> String in
                 try await ctx.runStep("new-name") {
                     ran.set()
@@ -192,7 +192,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func durableOperationsInsideAStepAreRejected(backend: Backend) async throws {
-        try await withBadInputRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("misuse") { (ctx: WorkflowContext, operation: String) -> String in
                 try await ctx.runStep("outer") { () async throws -> String in
                     switch operation {
@@ -246,7 +246,7 @@ import Testing
         defer { directory.remove() }
         let path = directory.file("damaged.sqlite")
         // A real system database with some rows in it...
-        try await withBadInputRuntime(url: "sqlite:\(path)") { runtime in
+        try await withLaunchedRuntime(url: "sqlite:\(path)") { runtime in
             try runtime.register("filler") { (ctx: WorkflowContext, input: String) -> String in
                 try await ctx.runStep("pad") { String(repeating: input, count: 2_000) }
             }
@@ -277,7 +277,7 @@ import Testing
         let directory = try TemporaryDirectory(prefix: "dbos-bad-input")
         defer { directory.remove() }
         let path = directory.file("newer.sqlite")
-        try await withBadInputRuntime(url: "sqlite:\(path)") { _ in } test: { _, _ in }
+        try await withLaunchedRuntime(url: "sqlite:\(path)") { _ in } test: { _, _ in }
         // A later dbos-swift migrated it further.
         let connection = try SQLiteConnection(path: path)
         try connection.execute(script: "UPDATE dbos_swift_migrations SET version = 999")
@@ -366,28 +366,4 @@ private final class RanFlag: Sendable {
     func set() { value.withLock { $0 = true } }
 
     var isSet: Bool { value.withLock { $0 } }
-}
-
-/// Builds a launched runtime on a fresh system database of `backend` (or on `url`), runs `test` and
-/// shuts the runtime down however `test` ends; runs still going at the end stay PENDING.
-private func withBadInputRuntime<Workflows: Sendable>(
-    _ backend: Backend = .sqlite,
-    url: String? = nil,
-    register: (DBOSRuntime) throws -> Workflows,
-    test: (DBOSRuntime, Workflows) async throws -> Void
-) async throws {
-    let setup = try await TestRuntime(backend)
-    defer { setup.directory.remove() }
-    let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-        systemDatabaseURL: url ?? setup.url, applicationVersion: "test",
-        pollingInterval: .milliseconds(100)))
-    do {
-        let workflows = try register(runtime)
-        try await runtime.launch()
-        try await test(runtime, workflows)
-    } catch {
-        await runtime.shutdown(gracePeriod: .zero)
-        throw error
-    }
-    await runtime.shutdown(gracePeriod: .zero)
 }

@@ -10,7 +10,7 @@ import Testing
 
     @Test(arguments: Backend.allCases) func concurrentStepsTakeSlotsInCallOrderWhateverOrderTheyFinishIn(backend: Backend) async throws {
         let log = CompletionLog()
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("fan-out") { (ctx: WorkflowContext, _: String) -> FanOutResult in
                 // Each step waits for the one started after it, so they finish in reverse call order.
                 let first = ctx.startStep("first") { () async throws -> String in
@@ -45,7 +45,7 @@ import Testing
 
     @Test(arguments: Backend.allCases) func aTimeoutInterruptsAConcurrentStepTheWorkflowIsAwaiting(backend: Backend) async throws {
         let finished = AttemptCounter()
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("slow-fan-out") { (ctx: WorkflowContext, _: String) -> String in
                 let slow = ctx.startStep("slow") { () async throws -> String in
                     try await Task.sleep(for: .seconds(10))
@@ -70,7 +70,7 @@ import Testing
 
     @Test(arguments: Backend.allCases) func aCancelledWorkflowStopsTheConcurrentStepsItWasNotAwaiting(backend: Backend) async throws {
         let attempts = AttemptCounter()
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("busy-fan-out") { (ctx: WorkflowContext, _: String) -> String in
                 let retrying = ctx.startStep(
                     "keeps-retrying", retry: StepRetryPolicy(maxAttempts: 1_000, baseInterval: .milliseconds(20), backoffFactor: 1)
@@ -101,7 +101,7 @@ import Testing
 
     @Test(arguments: Backend.allCases) func aStepThatKeepsFailingRecordsMaxStepRetriesExceededAfterItsLastAttempt(backend: Backend) async throws {
         let attempts = AttemptCounter()
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("doomed") { (ctx: WorkflowContext, _: String) -> String in
                 try await ctx.runStep("flaky", retry: StepRetryPolicy(maxAttempts: 4, baseInterval: .milliseconds(10))) {
                     () async throws -> String in
@@ -134,7 +134,7 @@ import Testing
 
     @Test(arguments: Backend.allCases) func aStepThatSucceedsOnItsThirdAttemptRecordsItsOutputOnce(backend: Backend) async throws {
         let attempts = AttemptCounter()
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("persistent") { (ctx: WorkflowContext, _: String) -> String in
                 let value = try await ctx.runStep("flaky", retry: StepRetryPolicy(maxAttempts: 5, baseInterval: .milliseconds(10))) {
                     () async throws -> String in
@@ -160,7 +160,7 @@ import Testing
     // MARK: Child workflows
 
     @Test(arguments: Backend.allCases) func aChildWorkflowIsIdentifiedByItsParentAndSlot(backend: Backend) async throws {
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             let child = try runtime.register("child") { (ctx: WorkflowContext, input: String) -> String in
                 try await ctx.runStep("shout") { input.uppercased() }
             }
@@ -195,7 +195,7 @@ import Testing
     // MARK: Timeouts
 
     @Test(arguments: Backend.allCases) func aWorkflowPastItsTimeoutIsCancelledWithItsChild(backend: Backend) async throws {
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             let child = try runtime.register("sleepy-child") { (ctx: WorkflowContext, _: String) -> String in
                 try await ctx.sleep(for: .seconds(10))
                 return "child woke"
@@ -234,7 +234,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aTimeoutInterruptsRecvAndGetEventWaits(backend: Backend) async throws {
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             let receiver = try runtime.register("timed-receiver") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.recv(String.self, topic: "never", timeout: .seconds(30))
             }
@@ -263,7 +263,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aWorkflowThatFinishesWithinItsTimeoutSucceedsAndItsChildInheritsTheDeadline(backend: Backend) async throws {
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             let child = try runtime.register("quick-child") { (ctx: WorkflowContext, input: String) -> String in
                 try await ctx.runStep("echo") { input }
             }
@@ -287,7 +287,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aParentAwaitingAChildThatTimesOutFailsInsteadOfHanging(backend: Backend) async throws {
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             let child = try runtime.register("short-lived-child") { (ctx: WorkflowContext, _: String) -> String in
                 try await ctx.sleep(for: .seconds(10))
                 return "child woke"
@@ -315,7 +315,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aTimeoutInterruptsAWaitForAnotherWorkflowsResult(backend: Backend) async throws {
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             let peer = try runtime.register("slow-peer") { (ctx: WorkflowContext, _: String) -> String in
                 _ = try await ctx.recv(String.self, topic: "finish", timeout: .seconds(30))
                 return "peer finished"
@@ -346,7 +346,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func cancellingACallerEndsItsWaitForAResultButNotTheRun(backend: Backend) async throws {
-        try await withStepRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("long-runner") { (ctx: WorkflowContext, _: String) -> String in
                 _ = try await ctx.recv(String.self, topic: "finish", timeout: .seconds(30))
                 return "finished"
@@ -394,12 +394,12 @@ import Testing
             }
         }
 
-        try await withStepRuntime(url: url, register: register) { runtime, workflow in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, workflow in
             _ = try await runtime.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "replayed-1"))
-            try await waitForStepCount(of: "replayed-1", atLeast: 4, in: runtime)
+            try await waitForSteps(of: "replayed-1", atLeast: 4, in: runtime)
         }
         #expect(executions.value == 3)
-        try await withStepRuntime(url: url, register: register) { runtime, _ in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, _ in
             let firstRun = try await runtime.listSteps(workflowID: "replayed-1").prefix(3).map(\.output)
             try await runtime.send(to: "replayed-1", topic: "go", message: "go")
             let output = try await runtime.retrieveWorkflow(id: "replayed-1", as: [String].self).result()
@@ -430,14 +430,14 @@ import Testing
             }
         }
 
-        try await withStepRuntime(url: url, register: register) { runtime, workflow in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, workflow in
             _ = try await runtime.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "nested-1"))
             // outer (0), then recv's sleep (2).
-            try await waitForStepCount(of: "nested-1", atLeast: 2, in: runtime)
+            try await waitForSteps(of: "nested-1", atLeast: 2, in: runtime)
             let names = try await runtime.listSteps(workflowID: "nested-1").map(\.name)
             #expect(names == ["outer", "DBOS.sleep"], "the nested step is part of the outer one")
         }
-        try await withStepRuntime(url: url, register: register) { runtime, _ in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, _ in
             try await runtime.send(to: "nested-1", topic: "go", message: "go")
             let output = try await runtime.retrieveWorkflow(id: "nested-1", as: String.self).result()
             #expect(output == "12")
@@ -463,13 +463,13 @@ import Testing
             }
         }
 
-        try await withStepRuntime(url: url, register: register) { runtime, parent in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, parent in
             _ = try await runtime.startWorkflow(parent, input: "", options: WorkflowOptions(workflowID: "family-1"))
             // The child's slot (0) and the recv's sleep (2).
-            try await waitForStepCount(of: "family-1", atLeast: 2, in: runtime)
-            try await waitForStepCount(of: "family-1-0", atLeast: 1, in: runtime)
+            try await waitForSteps(of: "family-1", atLeast: 2, in: runtime)
+            try await waitForSteps(of: "family-1-0", atLeast: 1, in: runtime)
         }
-        try await withStepRuntime(url: url, register: register) { runtime, _ in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, _ in
             try await runtime.send(to: "family-1-0", topic: "child-go", message: "hello from the child")
             try await runtime.send(to: "family-1", topic: "parent-go", message: "go")
             let output = try await runtime.retrieveWorkflow(id: "family-1", as: String.self).result()
@@ -492,14 +492,14 @@ import Testing
             }
         }
 
-        try await withStepRuntime(url: url, register: register) { runtime, workflow in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, workflow in
             _ = try await runtime.startWorkflow(
                 workflow, input: "", options: WorkflowOptions(workflowID: "deadline-1", timeout: .seconds(1)))
-            try await waitForStepCount(of: "deadline-1", atLeast: 1, in: runtime)
+            try await waitForSteps(of: "deadline-1", atLeast: 1, in: runtime)
         }
         // The process is down past the deadline.
         try await Task.sleep(for: .milliseconds(1_200))
-        try await withStepRuntime(url: url, register: register) { runtime, _ in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, _ in
             let clock = ContinuousClock()
             let start = clock.now
             let handle = runtime.retrieveWorkflow(id: "deadline-1", as: String.self)
@@ -590,40 +590,4 @@ private final class FirstAnswer<Value: Sendable>: Sendable {
         }
         waiting?.resume(returning: value)
     }
-}
-
-/// Waits until a workflow has checkpointed at least `count` operations.
-private func waitForStepCount(of workflowID: String, atLeast count: Int, in runtime: DBOSRuntime) async throws {
-    let deadline = ContinuousClock.now + .seconds(20)
-    while try await runtime.listSteps(workflowID: workflowID).count < count {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("workflow \(workflowID) did not checkpoint \(count) operations within 20 s")
-            return
-        }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-}
-
-/// Builds a launched runtime on a fresh system database of `backend` (or on `url`), runs `test` and
-/// shuts the runtime down however `test` ends.
-private func withStepRuntime<Workflows: Sendable>(
-    _ backend: Backend = .sqlite,
-    url: String? = nil,
-    register: (DBOSRuntime) throws -> Workflows,
-    test: (DBOSRuntime, Workflows) async throws -> Void
-) async throws {
-    let setup = try await TestRuntime(backend)
-    defer { setup.directory.remove() }
-    let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-        systemDatabaseURL: url ?? setup.url, applicationVersion: "test",
-        pollingInterval: .milliseconds(100)))
-    do {
-        let workflows = try register(runtime)
-        try await runtime.launch()
-        try await test(runtime, workflows)
-    } catch {
-        await runtime.shutdown(gracePeriod: .zero)
-        throw error
-    }
-    await runtime.shutdown(gracePeriod: .zero)
 }

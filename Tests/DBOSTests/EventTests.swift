@@ -7,7 +7,7 @@ import Testing
 /// and the checkpoint that makes a workflow's `getEvent` replay the value it first read.
 @Suite struct EventTests {
     @Test(arguments: Backend.allCases) func anEventSetByAWorkflowIsReadFromOutside(backend: Backend) async throws {
-        try await withEventRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("publisher") { (ctx: WorkflowContext, value: String) -> String in
                 try await ctx.setEvent(key: "status", value: value)
                 return "done"
@@ -22,7 +22,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func getEventWaitsForAnEventSetLater(backend: Backend) async throws {
-        try await withEventRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("late-publisher") { (ctx: WorkflowContext, _: String) -> String in
                 _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
                 try await ctx.setEvent(key: "status", value: "late")
@@ -43,7 +43,7 @@ import Testing
 
     @Test(arguments: Backend.allCases) func getEventInsideAWorkflowWakesPromptlyWhenTheEventIsSet(backend: Backend) async throws {
         // A polling interval longer than the test: only the local wake-up can end the wait in time.
-        try await withEventRuntime(backend, pollingInterval: .seconds(60)) { runtime in
+        try await withLaunchedRuntime(backend, pollingInterval: .seconds(60)) { runtime in
             let publisher = try runtime.register("gated-publisher") { (ctx: WorkflowContext, _: String) -> String in
                 _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
                 try await ctx.setEvent(key: "answer", value: 42)
@@ -58,7 +58,7 @@ import Testing
             _ = try await runtime.startWorkflow(publisher, input: "", options: WorkflowOptions(workflowID: "gated-1"))
             let waiting = try await runtime.startWorkflow(waiter, input: "gated-1", options: WorkflowOptions(workflowID: "waiter-1"))
             // The waiter's DBOS.sleep slot (its durable deadline) is written before it waits.
-            try await waitForEventSteps(of: "waiter-1", atLeast: 1, in: runtime)
+            try await waitForSteps(of: "waiter-1", atLeast: 1, in: runtime)
             let clock = ContinuousClock()
             let sentAt = clock.now
             try await runtime.send(to: "gated-1", topic: "go", message: "go")
@@ -71,7 +71,7 @@ import Testing
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
-        try await withEventRuntime(url: url) { runtime in
+        try await withLaunchedRuntime(url: url) { runtime in
             try runtime.register("remote-publisher") { (ctx: WorkflowContext, _: String) -> String in
                 _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
                 try await ctx.setEvent(key: "status", value: "published elsewhere")
@@ -110,7 +110,7 @@ import Testing
         // JSON, where a NUL is escaped, so they keep theirs).
         let key = backend == .sqlite ? awkwardKey : awkwardKey.replacingOccurrences(of: "\u{0}", with: "")
         let value = ["O'Reilly \\ \"x\"", "\u{0}", "中文 👩‍👩‍👧‍👦", ""]
-        try await withEventRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("awkward-publisher") { (ctx: WorkflowContext, key: String) -> String in
                 try await ctx.setEvent(key: key, value: value)
                 let withoutNUL = key.replacingOccurrences(of: "\u{0}", with: "")
@@ -133,7 +133,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func overwritingAnEventKeepsTheLatestValue(backend: Backend) async throws {
-        try await withEventRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("counter") { (ctx: WorkflowContext, _: String) -> String in
                 for value in 1...3 {
                     try await ctx.setEvent(key: "count", value: value)
@@ -151,7 +151,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func getEventTimesOutReturningNil(backend: Backend) async throws {
-        try await withEventRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("silent") { (_: WorkflowContext, _: String) -> String in "done" }
         } test: { runtime, silent in
             _ = try await runtime.runWorkflow(silent, input: "", options: WorkflowOptions(workflowID: "silent-1"))
@@ -166,7 +166,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func getEventInsideAWorkflowTimesOutReturningNil(backend: Backend) async throws {
-        try await withEventRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("impatient") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.getEvent(workflowID: ctx.workflowID, key: "never", as: String.self, timeout: .milliseconds(500))
             }
@@ -202,16 +202,16 @@ import Testing
         }
 
         // First process: the consumer reads "first" and is stopped while waiting.
-        try await withEventRuntime(url: url, register: registerWorkflows) { runtime, workflows in
+        try await withLaunchedRuntime(url: url, register: registerWorkflows) { runtime, workflows in
             let (producer, consumer) = workflows
             _ = try await runtime.startWorkflow(producer, input: "", options: WorkflowOptions(workflowID: "producer-1"))
             _ = try await runtime.startWorkflow(consumer, input: "producer-1", options: WorkflowOptions(workflowID: "consumer-1"))
             // getEvent (0), its sleep (1), recv's sleep (3): the consumer is waiting in recv.
-            try await waitForEventSteps(of: "consumer-1", atLeast: 3, in: runtime)
+            try await waitForSteps(of: "consumer-1", atLeast: 3, in: runtime)
         }
         // The first runtime shut down with both runs still PENDING.
         // Second process: recovery replays the consumer from its checkpoints.
-        try await withEventRuntime(url: url, register: registerWorkflows) { runtime, _ in
+        try await withLaunchedRuntime(url: url, register: registerWorkflows) { runtime, _ in
             let producer = runtime.retrieveWorkflow(id: "producer-1", as: String.self)
             let consumer = runtime.retrieveWorkflow(id: "consumer-1", as: String.self)
             #expect(try await consumer.status().state == .pending)
@@ -228,42 +228,5 @@ import Testing
             #expect(steps.first?.output == .string("first"))
             #expect(try await consumer.status().recoveryAttempts == 2)
         }
-    }
-}
-
-/// Builds a launched runtime on a fresh system database of `backend` (or on `url`), runs `test` and
-/// shuts the runtime down however `test` ends; runs still going at the end stay PENDING.
-private func withEventRuntime<Workflows: Sendable>(
-    _ backend: Backend = .sqlite,
-    url: String? = nil,
-    pollingInterval: Duration = .milliseconds(100),
-    register: (DBOSRuntime) throws -> Workflows,
-    test: (DBOSRuntime, Workflows) async throws -> Void
-) async throws {
-    let setup = try await TestRuntime(backend)
-    defer { setup.directory.remove() }
-    let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-        systemDatabaseURL: url ?? setup.url, applicationVersion: "test",
-        pollingInterval: pollingInterval))
-    do {
-        let workflows = try register(runtime)
-        try await runtime.launch()
-        try await test(runtime, workflows)
-    } catch {
-        await runtime.shutdown(gracePeriod: .zero)
-        throw error
-    }
-    await runtime.shutdown(gracePeriod: .zero)
-}
-
-/// Waits until a workflow has checkpointed at least `count` operations.
-private func waitForEventSteps(of workflowID: String, atLeast count: Int, in runtime: DBOSRuntime) async throws {
-    let deadline = ContinuousClock.now + .seconds(20)
-    while try await runtime.listSteps(workflowID: workflowID).count < count {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("workflow \(workflowID) did not checkpoint \(count) operations within 20 s")
-            return
-        }
-        try await Task.sleep(for: .milliseconds(20))
     }
 }

@@ -8,7 +8,7 @@ import Testing
 @Suite struct MessagingTests {
     @Test(arguments: Backend.allCases) func sendFromOutsideWakesAWorkflowWaitingInRecvPromptly(backend: Backend) async throws {
         // A polling interval longer than the test: only the local wake-up can end the wait in time.
-        try await withMessagingRuntime(backend, pollingInterval: .seconds(60)) { runtime in
+        try await withLaunchedRuntime(backend, pollingInterval: .seconds(60)) { runtime in
             try runtime.register("listener") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.recv(String.self, topic: "greeting", timeout: .seconds(30))
             }
@@ -27,7 +27,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func messagesOnOneTopicAreConsumedInOrderAndExactlyOnce(backend: Backend) async throws {
-        try await withMessagingRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("collector") { (ctx: WorkflowContext, count: Int) -> [String?] in
                 var received: [String?] = []
                 for _ in 0..<count {
@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func recvTimesOutCleanlyReturningNil(backend: Backend) async throws {
-        try await withMessagingRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("patient") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.recv(String.self, topic: "never", timeout: .seconds(1))
             }
@@ -76,7 +76,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func aWorkflowSendsAMessageToAnotherWorkflow(backend: Backend) async throws {
-        try await withMessagingRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             let receiver = try runtime.register("receiver") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.recv(String.self, topic: "ping", timeout: .seconds(30))
             }
@@ -116,7 +116,7 @@ import Testing
             return (receiver, sender)
         }
 
-        try await withMessagingRuntime(url: url, register: register) { runtime, workflows in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, workflows in
             let (receiver, sender) = workflows
             _ = try await runtime.startWorkflow(receiver, input: "", options: WorkflowOptions(workflowID: "counting-1"))
             _ = try await runtime.startWorkflow(sender, input: "counting-1", options: WorkflowOptions(workflowID: "sender-1"))
@@ -124,7 +124,7 @@ import Testing
             try await waitForSteps(of: "sender-1", atLeast: 2, in: runtime)
         }
         // A new process recovers the sender, which replays its send from the checkpoint.
-        try await withMessagingRuntime(url: url, register: register) { runtime, _ in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, _ in
             try await runtime.send(to: "sender-1", topic: "go", message: "go")
             #expect(try await runtime.retrieveWorkflow(id: "sender-1", as: String.self).result() == "sent")
             try await runtime.send(to: "counting-1", topic: "go", message: "go")
@@ -145,7 +145,7 @@ import Testing
             }
         }
 
-        try await withMessagingRuntime(url: url, register: register) { runtime, listener in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, listener in
             _ = try await runtime.startWorkflow(listener, input: "", options: WorkflowOptions(workflowID: "offline-1"))
             try await waitForSteps(of: "offline-1", atLeast: 1, in: runtime)
         }
@@ -160,7 +160,7 @@ import Testing
         }
         await client.shutdown(gracePeriod: .zero)
 
-        try await withMessagingRuntime(url: url, register: register) { runtime, _ in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, _ in
             let received = try await runtime.retrieveWorkflow(id: "offline-1", as: String?.self).result()
             #expect(received == "left while you were out")
         }
@@ -176,13 +176,13 @@ import Testing
             }
         }
 
-        try await withMessagingRuntime(url: url, register: register) { runtime, workflow in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, workflow in
             _ = try await runtime.startWorkflow(workflow, input: "", options: WorkflowOptions(workflowID: "durable-timeout-1"))
             try await waitForSteps(of: "durable-timeout-1", atLeast: 1, in: runtime)
         }
         // Down for longer than the whole timeout.
         try await Task.sleep(for: .milliseconds(6_200))
-        try await withMessagingRuntime(url: url, register: register) { runtime, _ in
+        try await withLaunchedRuntime(url: url, register: register) { runtime, _ in
             let clock = ContinuousClock()
             let start = clock.now
             let received = try await runtime.retrieveWorkflow(id: "durable-timeout-1", as: String?.self).result()
@@ -192,7 +192,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func anIdempotencyKeyMakesARepeatedOutsideSendDeliverOnce(backend: Backend) async throws {
-        try await withMessagingRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("deduplicated") { (ctx: WorkflowContext, _: String) -> [String?] in
                 // Wait for the go-ahead first, so every copy of the keyed message is sent before the first recv.
                 _ = try await ctx.recv(String.self, topic: "go", timeout: .seconds(30))
@@ -211,7 +211,7 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases) func sendingToANonexistentWorkflowThrows(backend: Backend) async throws {
-        try await withMessagingRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("forwarder") { (ctx: WorkflowContext, destination: String) -> String in
                 try await ctx.send(to: destination, message: "lost")
                 return "sent"
@@ -243,7 +243,7 @@ import Testing
             text: "O'Reilly \"says\" \\n'); DELETE FROM workflow_status; --\u{0}after NUL\u{1}\u{7F}",
             lines: ["ünïcödé", "👩‍👩‍👧‍👦", "\n\t\r", "", "\u{0}\u{0}", "%_*?[]"])
         let workflowID = "wf-'quote'-\"double\"-ü-🎉"
-        try await withMessagingRuntime(backend) { runtime in
+        try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("echo") { (ctx: WorkflowContext, topic: String) -> MessagingPayload? in
                 try await ctx.recv(MessagingPayload.self, topic: topic, timeout: .seconds(30))
             }
@@ -271,7 +271,7 @@ import Testing
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let url = setup.url
-        try await withMessagingRuntime(url: url, pollingInterval: .milliseconds(100)) { runtime in
+        try await withLaunchedRuntime(url: url, pollingInterval: .milliseconds(100)) { runtime in
             try runtime.register("remote-listener") { (ctx: WorkflowContext, _: String) -> String? in
                 try await ctx.recv(String.self, topic: "cross-process", timeout: .seconds(30))
             }
@@ -303,41 +303,4 @@ import Testing
 private struct MessagingPayload: Codable, Sendable, Equatable {
     var text: String
     var lines: [String]
-}
-
-/// Builds a launched runtime on a fresh system database of `backend` (or on `url`), runs `test` and
-/// shuts the runtime down however `test` ends.
-private func withMessagingRuntime<Workflows: Sendable>(
-    _ backend: Backend = .sqlite,
-    url: String? = nil,
-    pollingInterval: Duration = .milliseconds(200),
-    register: (DBOSRuntime) throws -> Workflows,
-    test: (DBOSRuntime, Workflows) async throws -> Void
-) async throws {
-    let setup = try await TestRuntime(backend)
-    defer { setup.directory.remove() }
-    let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-        systemDatabaseURL: url ?? setup.url, applicationVersion: "test",
-        pollingInterval: pollingInterval))
-    do {
-        let workflows = try register(runtime)
-        try await runtime.launch()
-        try await test(runtime, workflows)
-    } catch {
-        await runtime.shutdown(gracePeriod: .zero)
-        throw error
-    }
-    await runtime.shutdown(gracePeriod: .zero)
-}
-
-/// Waits until a workflow has checkpointed at least `count` operations.
-private func waitForSteps(of workflowID: String, atLeast count: Int, in runtime: DBOSRuntime) async throws {
-    let deadline = ContinuousClock.now + .seconds(20)
-    while try await runtime.listSteps(workflowID: workflowID).count < count {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("workflow \(workflowID) did not checkpoint \(count) operations within 20 s")
-            return
-        }
-        try await Task.sleep(for: .milliseconds(20))
-    }
 }

@@ -42,3 +42,39 @@ struct TestRuntime {
             cancellationCheckInterval: .milliseconds(100)))
     }
 }
+
+/// Opens a runtime on a fresh database of `backend` (or on `url`), registers what `register`
+/// returns, launches it, runs `test`, and always shuts it down.
+func withLaunchedRuntime<Workflows: Sendable>(
+    _ backend: Backend = .sqlite,
+    url: String? = nil,
+    pollingInterval: Duration = .milliseconds(100),
+    register: (DBOSRuntime) throws -> Workflows,
+    test: (DBOSRuntime, Workflows) async throws -> Void
+) async throws {
+    let setup = try await TestRuntime(backend)
+    defer { setup.directory.remove() }
+    let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+        systemDatabaseURL: url ?? setup.url, applicationVersion: "test", pollingInterval: pollingInterval))
+    do {
+        let workflows = try register(runtime)
+        try await runtime.launch()
+        try await test(runtime, workflows)
+    } catch {
+        await runtime.shutdown(gracePeriod: .zero)
+        throw error
+    }
+    await runtime.shutdown(gracePeriod: .zero)
+}
+
+/// Waits (up to 20 s) until a workflow has checkpointed at least `count` operations.
+func waitForSteps(of workflowID: String, atLeast count: Int, in runtime: DBOSRuntime) async throws {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while try await runtime.listSteps(workflowID: workflowID).count < count {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("workflow \(workflowID) did not checkpoint \(count) operations within 20 s")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import Synchronization
+
+extension DBOSRuntime {
+    // MARK: Resume and fork
+
+    /// Continues a cancelled or failed run from its last checkpoint: it goes back on its queue
+    /// (or the internal queue) and a worker executes it; completed steps are not run again.
+    /// A failed run's failed step runs again.
+    @discardableResult
+    public func resumeWorkflow<Output>(id: String, as type: Output.Type = JSONValue.self) async throws -> WorkflowHandle<Output> {
+        guard let record = try await database.workflow(id: id) else { throw WorkflowError.nonexistentWorkflow(id) }
+        guard try await database.resumeWorkflow(id: id, queueName: WorkflowQueue.internalQueueName, at: Date().epochMilliseconds) else {
+            throw WorkflowError.cannotResume(id: id, state: record.state)
+        }
+        wakeups.signal(WakeupRegistry.queueKey(record.queueName ?? WorkflowQueue.internalQueueName))
+        return WorkflowHandle(workflowID: id, runtime: self)
+    }
+
+    /// Starts a new run of the same workflow and input that reuses the original's checkpoints of
+    /// slots before `startStep` and executes from `startStep` on.
+    @discardableResult
+    public func forkWorkflow<Output>(
+        id: String, fromStep startStep: Int, newWorkflowID: String? = nil, applicationVersion: String? = nil,
+        as type: Output.Type = JSONValue.self
+    ) async throws -> WorkflowHandle<Output> {
+        guard startStep >= 0 else { throw WorkflowError.invalidOptions(["a fork's start step cannot be negative"]) }
+        let forkedID = newWorkflowID ?? UUID().uuidString
+        try await database.forkWorkflow(ForkRequest(
+            originalID: id, forkedID: forkedID, startStep: startStep,
+            applicationVersion: applicationVersion ?? (role == .client ? nil : self.applicationVersion),
+            queueName: WorkflowQueue.internalQueueName, now: Date().epochMilliseconds))
+        wakeups.signal(WakeupRegistry.queueKey(WorkflowQueue.internalQueueName))
+        return WorkflowHandle(workflowID: forkedID, runtime: self)
+    }
+
+    // MARK: Management
+
+    /// The run's current status, or nil if no run has this ID.
+    public func workflowStatus(id: String) async throws -> WorkflowStatus? {
+        try await database.workflow(id: id).map(WorkflowStatus.init)
+    }
+
+    /// Runs matching a filter, newest first by default.
+    public func listWorkflows(_ filter: WorkflowFilter = WorkflowFilter()) async throws -> [WorkflowStatus] {
+        try await database.listWorkflows(filter).map(WorkflowStatus.init)
+    }
+
+    /// A run's checkpointed steps, in slot order.
+    public func listSteps(workflowID: String) async throws -> [StepInfo] {
+        guard try await database.workflow(id: workflowID) != nil else {
+            throw WorkflowError.nonexistentWorkflow(workflowID)
+        }
+        return try await database.operations(workflowID: workflowID).map(StepInfo.init)
+    }
+
+    /// Cancels a run and all its descendants. Runs in this process stop at once; runs in other
+    /// processes stop at their next step. Finished runs are left as they are.
+    public func cancelWorkflow(id: String) async throws {
+        guard try await database.workflow(id: id) != nil else { throw WorkflowError.nonexistentWorkflow(id) }
+        let cancelled = try await database.cancelWorkflows(
+            ids: [id], includeDescendants: true, error: nil, at: Date().epochMilliseconds)
+        stopLocalRuns(cancelled, reason: nil)
+    }
+}
