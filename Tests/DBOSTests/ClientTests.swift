@@ -1,0 +1,82 @@
+import DBOS
+import DBOSTestSupport
+import Foundation
+import Testing
+
+/// The client works from a process with no workflow code: enqueue by name with JSON input and
+/// options, wait for results, send, read events and manage runs.
+@Suite(.timeLimit(.minutes(2)))
+struct ClientTests {
+    @Test(arguments: Backend.allCases) func aClientEnqueuesByNameSendsAndReadsEvents(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let worker = try await setup.make(executorID: "worker")
+        struct Order: Codable, Sendable { var id: String; var amount: Int }
+        try worker.register(queue: WorkflowQueue(name: "orders", workerConcurrency: 2, priorityEnabled: true))
+        _ = try worker.register("checkout") { (context: WorkflowContext, order: Order) -> String in
+            try await context.setEvent(key: "status", value: "waiting for approval")
+            let approval = try await context.recv(String.self, topic: "approval", timeout: .seconds(30)) ?? "none"
+            try await context.setEvent(key: "status", value: "done")
+            return "\(order.id):\(order.amount):\(approval)"
+        }
+        try await worker.launch()
+
+        let client = try await DBOSClient(systemDatabaseURL: setup.url, pollingInterval: .milliseconds(50))
+        let handle = try await client.enqueue(
+            workflowName: "checkout", queueName: "orders", input: ["id": "o-1", "amount": 42] as JSONValue,
+            options: WorkflowOptions(
+                workflowID: "client-1", timeout: .seconds(60), priority: 3, deduplicationID: "order-o-1"))
+        #expect(handle.workflowID == "client-1")
+        await #expect(throws: WorkflowError.self) {
+            _ = try await client.enqueue(
+                workflowName: "checkout", queueName: "orders", input: ["id": "o-1", "amount": 42] as JSONValue,
+                options: WorkflowOptions(deduplicationID: "order-o-1"))
+        }
+        #expect(try await client.getEvent(workflowID: "client-1", key: "status", as: String.self, timeout: .seconds(20))
+            == "waiting for approval")
+        try await client.send(to: "client-1", topic: "approval", message: "approved")
+        #expect(try await handle.result() == .string("o-1:42:approved"))
+        #expect(try await client.retrieveWorkflow(id: "client-1", as: String.self).result() == "o-1:42:approved")
+        #expect(try await client.getEvent(workflowID: "client-1", key: "status", as: String.self) == "done")
+
+        let status = try #require(try await client.workflowStatus(id: "client-1"))
+        #expect(status.queueName == "orders")
+        #expect(status.timeout == .seconds(60))
+        #expect(status.deadline != nil, "the timeout's clock starts at dequeue")
+        #expect(status.applicationVersion == "v1", "the worker that dequeued it stamps its version")
+        #expect(try await client.listWorkflows(WorkflowFilter(queueName: "orders")).map(\.workflowID) == ["client-1"])
+        #expect(try await client.listSteps(workflowID: "client-1").map(\.name).contains("DBOS.recv"))
+        await client.close()
+        await worker.shutdown()
+    }
+
+    @Test(arguments: Backend.allCases) func aClientCancelsResumesAndForksRuns(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let worker = try await setup.make(executorID: "worker")
+        let runs = Counter()
+        _ = try worker.register("two-steps") { (context: WorkflowContext, _: JSONValue) -> Int in
+            _ = try await context.runStep("first") { runs.increment() }
+            _ = try await context.recv(String.self, topic: "go", timeout: .seconds(30))
+            return try await context.runStep("second") { runs.increment() }
+        }
+        try worker.register(queue: WorkflowQueue(name: "work"))
+        try await worker.launch()
+        let client = try await DBOSClient(systemDatabaseURL: setup.url, pollingInterval: .milliseconds(50))
+        _ = try await client.enqueue(
+            workflowName: "two-steps", queueName: "work", input: JSONValue.null, options: WorkflowOptions(workflowID: "c1"))
+        #expect(await eventually { runs.count == 1 })
+        try await client.cancelWorkflow(id: "c1")
+        #expect(await eventually { (try? await client.workflowStatus(id: "c1"))??.state == .cancelled })
+        try await client.resumeWorkflow(id: "c1")
+        try await client.send(to: "c1", topic: "go", message: "now")
+        #expect(try await client.retrieveWorkflow(id: "c1", as: Int.self).result() == 2)
+        #expect(runs.count == 2, "the first step was not run again")
+
+        let fork = try await client.forkWorkflow(id: "c1", fromStep: 3, newWorkflowID: "c1-fork")
+        #expect(try await fork.result() == .integer(3))
+        #expect(runs.count == 3, "only the step after the fork point ran again")
+        await client.close()
+        await worker.shutdown()
+    }
+}
