@@ -33,35 +33,19 @@ func runCLI(
         try? FileManager.default.removeItem(atPath: outputPath)
         try? FileManager.default.removeItem(atPath: errorPath)
     }
-    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-    let error = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
-    defer {
-        try? output.close()
-        try? error.close()
-    }
-
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: builtExecutable(named: "dbos-run"))
-    process.arguments = arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory.path)
-    var childEnvironment = ProcessInfo.processInfo.environment
-    childEnvironment["DBOS_SYSTEM_DATABASE_URL"] = nil
-    childEnvironment.merge(environment) { _, new in new }
-    process.environment = childEnvironment
-    process.standardOutput = output
-    process.standardError = error
-    try process.run()
-
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning {
-        if ContinuousClock.now > deadline {
-            process.terminate()
-            throw CLITimeout(arguments: arguments)
-        }
-        try await Task.sleep(for: .milliseconds(10))
+    var childEnvironment = environment
+    // An empty value removes the variable: the tests choose the database explicitly.
+    if childEnvironment["DBOS_SYSTEM_DATABASE_URL"] == nil { childEnvironment["DBOS_SYSTEM_DATABASE_URL"] = "" }
+    let process = try ChildProcess(
+        executable: builtExecutable(named: "dbos-run"), arguments: arguments, outputPath: outputPath,
+        errorOutputPath: errorPath, environment: childEnvironment, workingDirectory: workingDirectory.path)
+    guard let status = await process.waitForExit(timeout: timeout) else {
+        process.kill()
+        _ = await process.waitForExit(timeout: .seconds(5))
+        throw CLITimeout(arguments: arguments)
     }
     return CLIResult(
-        exitCode: process.terminationStatus,
+        exitCode: status,
         standardOutput: (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "",
         standardError: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "")
 }

@@ -1,52 +1,95 @@
 import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A process started by a test, with its output going to files (never to pipes a test could
 /// forget to drain), that the test can SIGKILL.
-public final class ChildProcess: @unchecked Sendable {
-    // @unchecked: `process` is only started in `init` and read afterwards; Foundation's Process
-    // is thread-safe for those reads.
-    private let process = Process()
+///
+/// It uses posix_spawn and waitpid rather than Foundation.Process, whose termination tracking on
+/// Linux can miss a child's exit when many processes start at once (a test then waits forever).
+public final class ChildProcess: Sendable {
+    /// The process ID.
+    public let processIdentifier: pid_t
     /// Where the process's standard output goes.
     public let outputPath: String
-
     /// Where the process's standard error goes (the same file as `outputPath` unless given apart).
     public let errorOutputPath: String
+    private let exitStatus = Mutex<Int32?>(nil)
 
     /// Starts `executable` with `arguments`; stdout goes to `outputPath`, stderr to
-    /// `errorOutputPath` (by default the same file).
-    public init(executable: String, arguments: [String], outputPath: String, errorOutputPath: String? = nil) throws {
+    /// `errorOutputPath` (by default the same file). The environment is this process's, with
+    /// `environment`'s entries set (an empty value removes a variable).
+    public init(
+        executable: String, arguments: [String], outputPath: String, errorOutputPath: String? = nil,
+        environment: [String: String] = [:], workingDirectory: String? = nil
+    ) throws {
         self.outputPath = outputPath
         self.errorOutputPath = errorOutputPath ?? outputPath
-        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = output
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         if let errorOutputPath {
-            _ = FileManager.default.createFile(atPath: errorOutputPath, contents: nil)
-            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorOutputPath))
+            posix_spawn_file_actions_addopen(&actions, 2, errorOutputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         } else {
-            process.standardError = output
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
-        try process.run()
+        var variables = ProcessInfo.processInfo.environment
+        for (name, value) in environment { variables[name] = value.isEmpty ? nil : value }
+        // posix_spawn has no portable working-directory action: a shell changes into it and execs.
+        let command =
+            workingDirectory.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0, executable] + arguments }
+            ?? [executable] + arguments
+        let argv = command.map { strdup($0) } + [nil]
+        let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+        guard result == 0 else {
+            throw CocoaError(.fileReadUnknown, userInfo: [
+                NSLocalizedDescriptionKey: "cannot start \(executable): \(String(cString: strerror(result)))"
+            ])
+        }
+        processIdentifier = pid
     }
 
-    /// The process ID.
-    public var processIdentifier: Int32 { process.processIdentifier }
-
-    /// Sends SIGKILL: the process dies at once, with no chance to clean up.
-    public func kill() {
-        _ = Foundation.kill(process.processIdentifier, SIGKILL)
+    /// Sends SIGKILL (or another signal): with SIGKILL the process dies at once, with no chance to clean up.
+    public func kill(signal: Int32 = SIGKILL) {
+        guard exitStatus.withLock({ $0 }) == nil else { return }
+        _ = Glibc.kill(processIdentifier, signal)
     }
 
-    /// Waits for the process to end (up to `timeout`) and returns its exit status, or nil on timeout.
+    /// Waits for the process to end (up to `timeout`) and returns its exit status (128 + the
+    /// signal number when a signal ended it), or nil on timeout.
     public func waitForExit(timeout: Duration = .seconds(60)) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
+        while true {
+            if let status = reap() { return status }
             if ContinuousClock.now > deadline { return nil }
-            try? await Task.sleep(for: .milliseconds(20))
+            try? await Task.sleep(for: .milliseconds(10))
         }
-        return process.terminationStatus
+    }
+
+    /// Whether the process is still running.
+    public var isRunning: Bool { reap() == nil }
+
+    private func reap() -> Int32? {
+        exitStatus.withLock { stored in
+            if let stored { return stored }
+            var status: Int32 = 0
+            let result = waitpid(processIdentifier, &status, WNOHANG)
+            guard result == processIdentifier else { return nil }
+            let signal = status & 0x7f
+            stored = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+            return stored
+        }
     }
 
     /// Everything the process printed so far.

@@ -49,8 +49,9 @@ protocol SQLBackend: Sendable {
         _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
     ) async throws -> T
 
-    /// Runs read-only statements without holding a write lock.
-    func read<T: Sendable>(
+    /// Runs statements that each commit on their own: reads (no write lock held) and writes of a
+    /// single statement, which need no explicit transaction.
+    func autocommit<T: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
     ) async throws -> T
 

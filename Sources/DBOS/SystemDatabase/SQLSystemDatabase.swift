@@ -159,14 +159,14 @@ final class SQLSystemDatabase: SystemDatabase {
     }
 
     func workflow(id: String) async throws -> WorkflowRecord? {
-        try await backend.read("reading workflow \(id)") { runner in
+        try await backend.autocommit("reading workflow \(id)") { runner in
             try Self.selectWorkflow(runner, id: id)
         }
     }
 
     func workflowStates(ids: [String]) async throws -> [String: WorkflowState] {
         guard !ids.isEmpty else { return [:] }
-        return try await backend.read("reading workflow states") { runner in
+        return try await backend.autocommit("reading workflow states") { runner in
             var states: [String: WorkflowState] = [:]
             for row in try runner.query("SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid IN (\(list: ids))") {
                 if let id = row.string("workflow_uuid"), let state = WorkflowState(rawValue: row.string("status") ?? "") {
@@ -180,7 +180,8 @@ final class SQLSystemDatabase: SystemDatabase {
     func completeWorkflow(
         id: String, state: WorkflowState, output: String?, error: String?, at now: EpochMilliseconds
     ) async throws -> Bool {
-        let completed = try await backend.transaction("recording the outcome of workflow \(id)") { runner in
+        // One statement that commits by itself: no explicit transaction needed.
+        let completed = try await backend.autocommit("recording the outcome of workflow \(id)") { runner in
             try runner.execute("""
                 UPDATE workflow_status
                 SET status = \(state.rawValue), output = \(output), error = \(error), updated_at = \(now),
@@ -227,7 +228,7 @@ final class SQLSystemDatabase: SystemDatabase {
     }
 
     func pendingWorkflows(executorID: String, applicationVersion: String) async throws -> [WorkflowRecord] {
-        try await backend.read("listing workflows to recover") { runner in
+        try await backend.autocommit("listing workflows to recover") { runner in
             try runner.query("""
                 \(unescaped: Self.workflowSelect)
                 WHERE ws.status = 'PENDING' AND ws.executor_id = \(executorID)
@@ -264,7 +265,7 @@ final class SQLSystemDatabase: SystemDatabase {
 
     func listWorkflows(_ filter: WorkflowFilter) async throws -> [WorkflowRecord] {
         let order = dialect.insertionOrder
-        return try await backend.read("listing workflows") { runner in
+        return try await backend.autocommit("listing workflows") { runner in
             var statement: SQL = "\(unescaped: Self.workflowSelect) WHERE 1 = 1"
             if let states = filter.states {
                 statement = statement + " AND ws.status IN (\(list: states.map(\.rawValue)))"
@@ -287,7 +288,7 @@ final class SQLSystemDatabase: SystemDatabase {
     // MARK: Operations
 
     func operations(workflowID: String) async throws -> [OperationRecord] {
-        try await backend.read("reading the steps of workflow \(workflowID)") { runner in
+        try await backend.autocommit("reading the steps of workflow \(workflowID)") { runner in
             try runner.query("""
                 SELECT \(unescaped: Self.operationColumns) FROM operation_outputs
                 WHERE workflow_uuid = \(workflowID) ORDER BY function_id
@@ -296,22 +297,31 @@ final class SQLSystemDatabase: SystemDatabase {
     }
 
     func operation(workflowID: String, functionID: Int) async throws -> OperationRecord? {
-        try await backend.read("reading a step of workflow \(workflowID)") { runner in
+        try await backend.autocommit("reading a step of workflow \(workflowID)") { runner in
             try Self.selectOperation(runner, workflowID: workflowID, functionID: functionID)
         }
     }
 
     func recordOperation(_ record: OperationRecord) async throws -> (existing: OperationRecord?, state: WorkflowState?) {
-        try await backend.transaction("checkpointing step \(record.functionID) of workflow \(record.workflowID)") { runner in
-            let stateText = try runner.query(
+        // The hot path of every step: two statements that each commit on their own (no BEGIN and
+        // COMMIT round trips). The insert keeps a checkpoint that exists already (then read back
+        // below) and writes nothing for a run that no longer exists.
+        try await backend.autocommit("checkpointing step \(record.functionID) of workflow \(record.workflowID)") { runner in
+            let inserted = try runner.execute("""
+                INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error, child_workflow_id,
+                    started_at_epoch_ms, completed_at_epoch_ms, serialization)
+                SELECT CAST(\(record.workflowID) AS TEXT), CAST(\(record.functionID) AS INTEGER),
+                    CAST(\(record.functionName) AS TEXT), CAST(\(record.output) AS TEXT), CAST(\(record.error) AS TEXT),
+                    CAST(\(record.childWorkflowID) AS TEXT), CAST(\(record.startedAt) AS BIGINT),
+                    CAST(\(record.completedAt) AS BIGINT), CAST(\(PortableJSON.formatName) AS TEXT)
+                WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_uuid = \(record.workflowID))
+                ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+                """) > 0
+            let state = try runner.query(
                 "SELECT status FROM workflow_status WHERE workflow_uuid = \(record.workflowID)"
-            ).first?.string("status")
-            let state = stateText.flatMap(WorkflowState.init(rawValue:))
-            if let existing = try Self.selectOperation(runner, workflowID: record.workflowID, functionID: record.functionID) {
-                return (existing, state)
-            }
-            if state != nil { try Self.insertOperation(runner, record) }
-            return (nil, state)
+            ).first?.string("status").flatMap(WorkflowState.init(rawValue:))
+            if inserted { return (nil, state) }
+            return (try Self.selectOperation(runner, workflowID: record.workflowID, functionID: record.functionID), state)
         }
     }
 
@@ -379,7 +389,7 @@ final class SQLSystemDatabase: SystemDatabase {
     }
 
     func event(workflowID: String, key: String) async throws -> String? {
-        try await backend.read("reading event \(key) of workflow \(workflowID)") { runner in
+        try await backend.autocommit("reading event \(key) of workflow \(workflowID)") { runner in
             try runner.query("SELECT value FROM workflow_events WHERE workflow_uuid = \(workflowID) AND key = \(key)")
                 .first?.string("value")
         }
@@ -409,7 +419,7 @@ final class SQLSystemDatabase: SystemDatabase {
         let queue = request.queue
         guard !request.workflowNames.isEmpty else { return [] }
         // A read first, outside any write transaction: an idle queue costs no write lock.
-        let waiting = try await backend.read("looking at queue \(queue.name)") { runner in
+        let waiting = try await backend.autocommit("looking at queue \(queue.name)") { runner in
             try !runner.query("""
                 SELECT 1 AS waiting FROM workflow_status
                 WHERE queue_name = \(queue.name)
@@ -495,7 +505,7 @@ final class SQLSystemDatabase: SystemDatabase {
             return claimed
         }
         guard !ids.isEmpty else { return [] }
-        return try await backend.read("reading claimed workflows") { runner in
+        return try await backend.autocommit("reading claimed workflows") { runner in
             try runner.query("\(unescaped: Self.workflowSelect) WHERE ws.workflow_uuid IN (\(list: ids))")
                 .map(Self.workflowRecord)
         }
@@ -628,7 +638,7 @@ final class SQLSystemDatabase: SystemDatabase {
     }
 
     func readStream(workflowID: String, key: String, from offset: Int) async throws -> [StreamEntry] {
-        try await backend.read("reading stream \(key) of workflow \(workflowID)") { runner in
+        try await backend.autocommit("reading stream \(key) of workflow \(workflowID)") { runner in
             try runner.query("""
                 SELECT "offset" AS position, value FROM streams
                 WHERE workflow_uuid = \(workflowID) AND key = \(key) AND "offset" >= \(offset)

@@ -78,7 +78,7 @@ final class PostgresBackend: SQLBackend {
         }
     }
 
-    func read<T: Sendable>(
+    func autocommit<T: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
     ) async throws -> T {
         try await withRetries(operation) { connection in

@@ -88,7 +88,7 @@ final class SQLiteBackend: SQLBackend {
         }
     }
 
-    func read<T: Sendable>(
+    func autocommit<T: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
     ) async throws -> T {
         try await perform(operation) { connection in try body(connection) }
