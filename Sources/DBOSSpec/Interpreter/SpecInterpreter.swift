@@ -147,6 +147,18 @@ public final class SpecInterpreter: Sendable {
 
     /// The attributes stored with a top-level run of `spec`: its text and those of the specs it names.
     public func rootAttributes(for spec: WorkflowSpec) -> RunAttributes {
+        Self.rootAttributes(for: spec, specsByName: specsByName)
+    }
+
+    /// The attributes stored with a top-level run of `spec`, its child specs found among `otherSpecs`: what a
+    /// process that enqueues runs without executing them (`dbos-run enqueue`) stores.
+    public static func rootAttributes(for spec: WorkflowSpec, otherSpecs: [WorkflowSpec]) -> RunAttributes {
+        var byName: [String: WorkflowSpec] = [spec.name: spec]
+        for other in otherSpecs where byName[other.name] == nil { byName[other.name] = other }
+        return rootAttributes(for: spec, specsByName: byName)
+    }
+
+    private static func rootAttributes(for spec: WorkflowSpec, specsByName: [String: WorkflowSpec]) -> RunAttributes {
         var children: [WorkflowSpec] = []
         var seen: Set<String> = [spec.name]
         var pending = Self.childSpecNames(in: spec.steps)
