@@ -1,5 +1,6 @@
 import ArgumentParser
 import DBOS
+import DBOSSpec
 import Foundation
 
 /// A command's failure: the exit code the CLI contract gives it and one line a person can act on.
@@ -38,6 +39,12 @@ public struct CommandFailure: Error, CustomStringConvertible, Sendable, Equatabl
             self.init(exitCode: Self.exitCode(for: error), message: error.description)
         case let error as SystemDatabaseError:
             if case .invalidURL = error {
+                self.init(exitCode: Self.invalidInputExitCode, message: error.description)
+            } else {
+                self.init(exitCode: Self.failureExitCode, message: error.description)
+            }
+        case let error as SpecRunError:
+            if case .invalidInput = error {
                 self.init(exitCode: Self.invalidInputExitCode, message: error.description)
             } else {
                 self.init(exitCode: Self.failureExitCode, message: error.description)

@@ -23,7 +23,7 @@ public struct ValidateCommand: ParsableCommand {
 
     /// Validates the files; exits 0 when all are valid, 2 otherwise.
     public mutating func run() throws {
-        let errors = SpecLoader().validateFiles(files)
+        let errors = SpecFiles.loader.validateFiles(files)
         for error in errors { printError(error.description) }
         guard errors.isEmpty else { throw ExitCode(2) }
         for file in files { print("\(file): valid") }

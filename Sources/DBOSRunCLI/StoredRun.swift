@@ -1,0 +1,38 @@
+import DBOS
+import DBOSSpec
+import Foundation
+
+/// What attached `workflows resume` and `workflows fork` share: a runtime that registered the spec texts
+/// stored with an existing run, before launch, so this process can execute it even when the files changed
+/// or are gone.
+struct StoredRun {
+    let runtime: DBOSRuntime
+    let interpreter: SpecInterpreter
+
+    /// Opens the database for executing `executingID` and registers the specs stored with `workflowID`
+    /// (exit 4 when no run has that ID; exit 2 when it has no stored spec text, like a child run).
+    static func open(
+        _ database: DatabaseOptions, workflowID: String, executingID: String
+    ) async throws -> StoredRun {
+        let runtime = try await CLIRuntime.open(
+            database, executorID: CLIRuntime.runExecutorID(for: executingID), recoversPendingWorkflows: false)
+        do {
+            guard let status = try await runtime.workflowStatus(id: workflowID) else {
+                throw WorkflowError.nonexistentWorkflow(workflowID)
+            }
+            let specs = try SpecInterpreter.storedSpecs(in: status.attributes, handlers: DBOSRunCommand.handlers)
+            guard !specs.isEmpty else {
+                throw CommandFailure(
+                    exitCode: CommandFailure.invalidInputExitCode,
+                    message: "workflow '\(workflowID)' has no stored spec text (a child run?); resume or fork its top-level run, or use --detach")
+            }
+            let interpreter = try SpecInterpreter(
+                runtime: runtime, handlers: DBOSRunCommand.handlers, specs: specs, registersSchedules: false)
+            interpreter.addObserver(ProgressReporter(rootWorkflowID: executingID))
+            return StoredRun(runtime: runtime, interpreter: interpreter)
+        } catch {
+            await runtime.shutdown(gracePeriod: .zero)
+            throw CommandFailure(error).redacting(DatabaseURLRedaction.password(in: database.resolvedURL))
+        }
+    }
+}
