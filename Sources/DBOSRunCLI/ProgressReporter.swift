@@ -1,5 +1,6 @@
 import DBOSSpec
 import Foundation
+import Synchronization
 
 /// Writes the progress of the runs this process executes to stderr, one line per event.
 ///
@@ -10,6 +11,8 @@ struct ProgressReporter: SpecRunObserver {
     var rootWorkflowID: String?
     /// Symbols and colours for a terminal.
     var decorated: Bool
+    /// Steps reported as replayed from their checkpoint, whose following `stepFinished` says nothing new.
+    private let replayedSteps = ReplayedSteps()
 
     /// A reporter for one run (`rootWorkflowID`) or every run, decorated when stderr is a terminal.
     init(rootWorkflowID: String?) {
@@ -47,6 +50,7 @@ struct ProgressReporter: SpecRunObserver {
         case .stepWaiting(let stepID, let what):
             return prefix + styled("…", .yellow) + "\(stepID): waiting for \(what)"
         case .stepFinished(let stepID, let status, let duration, let error):
+            if replayedSteps.remove(event.workflowID, stepID) { return nil }
             if status == .error {
                 return prefix + styled("✗", .red) + "\(stepID): failed after \(Self.text(for: duration))"
                     + (error.map { ": \($0)" } ?? "")
@@ -55,6 +59,7 @@ struct ProgressReporter: SpecRunObserver {
         case .stepSkipped(let stepID):
             return prefix + styled("-", .gray) + "\(stepID): skipped (if: was false)"
         case .stepReplayed(let stepID, let slot):
+            replayedSteps.insert(event.workflowID, stepID)
             return prefix + styled("✓", .gray) + "\(stepID): already done (checkpoint at slot \(slot)), not run again"
         case .compensationStarted(let stepID, let slot):
             return prefix + styled("↩", .yellow) + "\(stepID): compensating (slot \(slot))"
@@ -88,5 +93,19 @@ struct ProgressReporter: SpecRunObserver {
         if milliseconds < 60_000 { return String(format: "%.2fs", Double(milliseconds) / 1000) }
         let seconds = milliseconds / 1000
         return String(format: "%dm%02ds", seconds / 60, seconds % 60)
+    }
+}
+
+/// The (run, step) pairs last reported as replayed.
+private final class ReplayedSteps: Sendable {
+    private let steps = Mutex<Set<String>>([])
+
+    func insert(_ workflowID: String, _ stepID: String) {
+        _ = steps.withLock { $0.insert(workflowID + "\u{0}" + stepID) }
+    }
+
+    /// Removes the pair; returns whether it was there.
+    func remove(_ workflowID: String, _ stepID: String) -> Bool {
+        steps.withLock { $0.remove(workflowID + "\u{0}" + stepID) != nil }
     }
 }
