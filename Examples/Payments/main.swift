@@ -75,4 +75,17 @@ DBOSRunCommand.handlers.register("payments.refund") { (refund: Refund, context: 
     return ["refunded": refund.amount]
 }
 
+/// What `Specs/handler.yaml`'s `charge_card` step is called with.
+struct CardCharge: Codable, Sendable {
+    var order: String
+    var cents: Double
+    var note: String
+}
+
+// The handler the reference spec Specs/handler.yaml names, so it runs through this program too.
+DBOSRunCommand.handlers.register("charge_card") { (charge: CardCharge, context: HandlerContext) async throws -> [String: String] in
+    record("charge_card \(context.idempotencyKey) \(charge.order) \(Int(charge.cents))")
+    return ["order": charge.order, "cents": String(Int(charge.cents)), "note": charge.note]
+}
+
 await DBOSRunCommand.runFromCommandLine()

@@ -24,7 +24,7 @@ struct StoredRun {
             guard !specs.isEmpty else {
                 throw CommandFailure(
                     exitCode: CommandFailure.invalidInputExitCode,
-                    message: "workflow '\(workflowID)' has no stored spec text (a child run?); resume or fork its top-level run, or use --detach")
+                    message: "workflow '\(workflowID)' has no spec text stored with it (it was not started from a spec, or it is a child run: use its top-level run); use --detach to leave it for a worker that registers it")
             }
             let interpreter = try SpecInterpreter(
                 runtime: runtime, handlers: DBOSRunCommand.handlers, specs: specs, registersSchedules: false)
