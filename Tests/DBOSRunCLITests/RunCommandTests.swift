@@ -256,4 +256,15 @@ struct RunCommandTests {
             #expect(result.standardError == "dbos-run: error: workflow ID 'taken' is already used by a run of 'hello', not 'needs'\n")
         }
     }
+
+    @Test func withoutDBTheRunUsesTheEmbeddedDefaultInTheWorkingDirectory() async throws {
+        try await CLIWorkspace.with { workspace in
+            let result = try await runCLI([CLIWorkspace.referenceSpec("hello.yaml"), "--id", "default-db"], in: workspace.directory)
+            #expect(result.exitCode == 0, "\(result)")
+            #expect(result.standardOutput == "HELLO WORLD\n")
+            #expect(FileManager.default.fileExists(atPath: workspace.file(".dbos/system.sqlite")))
+            let listed = try await runCLI(["workflows", "get", "default-db", "--json"], in: workspace.directory)
+            #expect(listed.standardOutput.contains(#""executor_id":"dbos-run:default-db""#), "\(listed)")
+        }
+    }
 }

@@ -138,4 +138,38 @@ struct WorkerCommandTests {
             #expect(workspace.lines(of: "jobs.log") == ["first"])
         }
     }
+
+    @Test func workerStoppedBySIGTERMMidStepExits0AndItsNextStartFinishesTheRun() async throws {
+        try await CLIWorkspace.with { workspace in
+            let spec = workspace.write("long.yaml", """
+                name: long
+                queues: [{name: work}]
+                steps:
+                  - id: first
+                    env: {LOG: "\(workspace.file("long.log"))"}
+                    run: echo first >> "$LOG"
+                  - id: pause
+                    run: sleep 5
+                  - id: last
+                    run: echo finished
+                """)
+            _ = try await workspace.run("enqueue", spec, "--queue", "work", "--id", "long-1")
+            let stopped = try workspace.start("worker", spec, "--grace-period", "200ms")
+            #expect(await stopped.waitForError(containing: "[long-1] pause: started"))
+            stopped.signal(SIGTERM)
+            #expect(await stopped.waitForExit(timeout: .seconds(10)) == 0, "\(stopped.errorOutput)")
+            let status = try await workspace.run("workflows", "get", "long-1", "--json")
+            #expect(status.standardOutput.contains(#""status":"PENDING""#), "\(status)")
+
+            let successor = try workspace.start("worker", spec)
+            let finished = await eventually(timeout: .seconds(60)) {
+                (try? await workspace.run("workflows", "get", "long-1", "--json").standardOutput.contains(#""status":"SUCCESS""#)) ?? false
+            }
+            successor.signal(SIGTERM)
+            #expect(await successor.waitForExit(timeout: .seconds(20)) == 0)
+            #expect(finished, "\(successor.errorOutput)")
+            #expect(successor.errorOutput.contains("[long-1] first: already done (checkpoint at slot 0), not run again"))
+            #expect(workspace.lines(of: "long.log") == ["first"])
+        }
+    }
 }
