@@ -213,17 +213,23 @@ public final class SpecInterpreter: Sendable {
     /// stored texts: what a command that resumes or forks a run registers before `launch()`, so this process
     /// can execute it even when the files changed or are gone. Empty for a run without stored texts or a
     /// child run (whose texts are stored with its top-level run).
-    public static func storedSpecs(in attributes: JSONValue?, handlers: HandlerRegistry = HandlerRegistry()) throws
-        -> [WorkflowSpec]
-    {
+    ///
+    /// `otherSpecs` (typically the specs next to the run's file) are validation context only, as they are
+    /// when the run executes: a queue a step names may be declared by a spec that is not stored with the run.
+    public static func storedSpecs(
+        in attributes: JSONValue?, handlers: HandlerRegistry = HandlerRegistry(), otherSpecs: [WorkflowSpec] = []
+    ) throws -> [WorkflowSpec] {
         guard let stored = RunAttributes(attributes), let own = stored.spec else { return [] }
         let loader = loader(handlers: handlers)
         let children = stored.childSpecs.values.sorted { $0.file < $1.file }.compactMap {
             loader.decode(text: $0.text, file: $0.file).spec
         }
-        let spec = try loader.load(text: own.text, file: own.file, otherSpecs: children)
+        let ownName = loader.decode(text: own.text, file: own.file).spec?.name
+        let storedNames = Set(children.map(\.name) + (ownName.map { [$0] } ?? []))
+        let context = otherSpecs.filter { !storedNames.contains($0.name) }
+        let spec = try loader.load(text: own.text, file: own.file, otherSpecs: children + context)
         return [spec] + children.map { child in
-            (try? loader.load(text: child.sourceText, file: child.file, otherSpecs: children + [spec])) ?? child
+            (try? loader.load(text: child.sourceText, file: child.file, otherSpecs: children + [spec] + context)) ?? child
         }
     }
 
