@@ -72,12 +72,15 @@ public struct RunCommand: FailureReportingCommand {
         }
 
         // An unfinished run executes the spec text stored with it, whatever the file says now.
+        let fileNeighbours = SpecFiles.neighbours(of: [file], excludingNames: [spec.name])
         var specs = [spec]
         if let existing {
-            let stored = try SpecInterpreter.storedSpecs(in: existing.attributes, handlers: DBOSRunCommand.handlers)
+            let stored = try SpecInterpreter.storedSpecs(
+                in: existing.attributes, handlers: DBOSRunCommand.handlers, otherSpecs: fileNeighbours)
             if !stored.isEmpty { specs = stored }
         }
-        let neighbours = SpecFiles.neighbours(of: [file], excludingNames: Set(specs.map(\.name)))
+        let storedNames = Set(specs.map(\.name))
+        let neighbours = fileNeighbours.filter { !storedNames.contains($0.name) }
         let interpreter = try SpecInterpreter(
             runtime: runtime, handlers: DBOSRunCommand.handlers, specs: specs, directorySpecs: neighbours,
             registersSchedules: false)

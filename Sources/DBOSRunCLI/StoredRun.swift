@@ -20,14 +20,20 @@ struct StoredRun {
             guard let status = try await runtime.workflowStatus(id: workflowID) else {
                 throw WorkflowError.nonexistentWorkflow(workflowID)
             }
-            let specs = try SpecInterpreter.storedSpecs(in: status.attributes, handlers: DBOSRunCommand.handlers)
+            // The specs next to the run's file, when it is still there, are validation context (declared queues).
+            let file = RunAttributes(status.attributes)?.spec?.file
+            let neighbours = file.map { SpecFiles.neighbours(of: [$0], excludingNames: [status.name]) } ?? []
+            let specs = try SpecInterpreter.storedSpecs(
+                in: status.attributes, handlers: DBOSRunCommand.handlers, otherSpecs: neighbours)
             guard !specs.isEmpty else {
                 throw CommandFailure(
                     exitCode: CommandFailure.invalidInputExitCode,
                     message: "workflow '\(workflowID)' has no spec text stored with it (it was not started from a spec, or it is a child run: use its top-level run); use --detach to leave it for a worker that registers it")
             }
+            let storedNames = Set(specs.map(\.name))
             let interpreter = try SpecInterpreter(
-                runtime: runtime, handlers: DBOSRunCommand.handlers, specs: specs, registersSchedules: false)
+                runtime: runtime, handlers: DBOSRunCommand.handlers, specs: specs,
+                directorySpecs: neighbours.filter { !storedNames.contains($0.name) }, registersSchedules: false)
             interpreter.addObserver(ProgressReporter(rootWorkflowID: executingID))
             return StoredRun(runtime: runtime, interpreter: interpreter)
         } catch {

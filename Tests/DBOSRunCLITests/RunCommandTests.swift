@@ -167,7 +167,7 @@ struct RunCommandTests {
                 name: slow
                 steps:
                   - id: wait
-                    run: sleep 2
+                    run: sleep 30
                   - id: after
                     run: echo never
                 """)
@@ -265,6 +265,35 @@ struct RunCommandTests {
             #expect(FileManager.default.fileExists(atPath: workspace.file(".dbos/system.sqlite")))
             let listed = try await runCLI(["workflows", "get", "default-db", "--json"], in: workspace.directory)
             #expect(listed.standardOutput.contains(#""executor_id":"dbos-run:default-db""#), "\(listed)")
+        }
+    }
+
+    @Test func killedMapRunResumesWithItsItemsCheckpointsAndQueueDeclaredNextToIt() async throws {
+        try await CLIWorkspace.with { workspace in
+            // map.yaml names the queue 'shipping', which only the specs next to it declare.
+            for name in ["map.yaml", "child.yaml", "hello.yaml"] {
+                try FileManager.default.copyItem(atPath: CLIWorkspace.referenceSpec(name), toPath: workspace.file(name))
+            }
+            workspace.write("map.yaml", """
+                name: map
+                steps:
+                  - id: each
+                    map: [1, 2]
+                    queue: shipping
+                    steps:
+                      - id: work
+                        env: {N: "${{ item }}", LOG: "\(workspace.file("map.log"))"}
+                        run: echo "$N" >> "$LOG"; if [ "$N" = 2 ]; then sleep 3; fi; echo "item $N"
+                """)
+            let doomed = try workspace.start("map.yaml", "--id", "fan")
+            #expect(await eventually { workspace.lines(of: "map.log").count == 2 })
+            try await Task.sleep(for: .milliseconds(300))
+            doomed.signal(SIGKILL)
+            _ = await doomed.waitForExit()
+            let resumed = try await workspace.run("map.yaml", "--id", "fan")
+            #expect(resumed.exitCode == 0, "\(resumed)")
+            #expect(resumed.standardOutput == #"["item 1","item 2"]"# + "\n")
+            #expect(workspace.lines(of: "map.log").sorted() == ["1", "2", "2"], "item 1 was checkpointed, item 2 was not")
         }
     }
 }
