@@ -75,10 +75,11 @@ struct AttachedRun: Sendable {
                 exitCode: CommandFailure.failureExitCode,
                 message: status.error?.message ?? "workflow '\(status.workflowID)' failed")
         case .cancelled:
+            // A timeout stores its reason ("workflow 'X' timed out after ..."); a cancellation may store none.
+            let cancelled = "workflow '\(status.workflowID)' was cancelled"
             let reason = status.error?.message
-            throw CommandFailure(
-                exitCode: CommandFailure.cancelledExitCode,
-                message: "workflow '\(status.workflowID)' was cancelled" + (reason.map { ": \($0)" } ?? ""))
+            let message = reason.map { $0.contains("timed out") || $0.contains(cancelled) ? $0 : "\(cancelled): \($0)" }
+            throw CommandFailure(exitCode: CommandFailure.cancelledExitCode, message: message ?? cancelled)
         case .maxRecoveryAttemptsExceeded:
             throw CommandFailure(
                 exitCode: CommandFailure.cancelledExitCode,

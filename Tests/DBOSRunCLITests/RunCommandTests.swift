@@ -296,4 +296,25 @@ struct RunCommandTests {
             #expect(workspace.lines(of: "map.log").sorted() == ["1", "2", "2"], "item 1 was checkpointed, item 2 was not")
         }
     }
+
+    @Test func runPastItsSpecTimeoutExitsWith3SayingSo() async throws {
+        try await CLIWorkspace.with { workspace in
+            let spec = workspace.write("late.yaml", """
+                name: late
+                timeout: 1s
+                steps:
+                  - id: slow
+                    run: sleep 20
+                  - id: after
+                    run: echo never
+                """)
+            let result = try await workspace.run(spec, "--id", "late-1")
+            #expect(result.exitCode == 3, "\(result)")
+            #expect(result.standardOutput == "")
+            #expect(result.standardError.hasSuffix("dbos-run: error: workflow 'late-1' timed out after 1.0 seconds\n"))
+            let again = try await workspace.run(spec, "--id", "late-1")
+            #expect(again.exitCode == 3)
+            #expect(again.standardError.hasSuffix("dbos-run: error: workflow 'late-1' timed out after 1.0 seconds\n"))
+        }
+    }
 }
