@@ -134,7 +134,7 @@ struct RunCommandTests {
                     env: {LOG: "${{ input.log }}"}
                     run: echo second >> "$LOG"; echo two
                   - id: pause
-                    run: sleep 2
+                    run: sleep 3
                   - id: third
                     env: {LOG: "${{ input.log }}", BEFORE: "${{ steps.second.output }}"}
                     run: echo third >> "$LOG"; echo "$BEFORE three"

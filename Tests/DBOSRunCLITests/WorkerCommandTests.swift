@@ -119,7 +119,7 @@ struct WorkerCommandTests {
                     env: {LOG: "\(workspace.file("jobs.log"))"}
                     run: echo first >> "$LOG"
                   - id: pause
-                    run: sleep 2
+                    run: sleep 4
                   - id: last
                     run: echo finished
                 """)
