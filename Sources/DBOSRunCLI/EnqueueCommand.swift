@@ -49,25 +49,14 @@ public struct EnqueueCommand: FailureReportingCommand {
         let inputValue = try input.value()
         let neighbours = SpecFiles.neighbours(of: [file], excludingNames: [spec.name])
         guard let queueSpec = ([spec] + neighbours).lazy.compactMap({ $0.queue(named: queue) }).first else {
-            let declared = Set(([spec] + neighbours).flatMap { $0.queues.map(\.name) }).sorted()
-            throw CommandFailure(
-                exitCode: CommandFailure.invalidInputExitCode,
-                message: "unknown queue '\(queue)': \(file) and the specs next to it declare "
-                    + (declared.isEmpty ? "no queues" : declared.joined(separator: ", ")))
+            throw CommandFailure.unknownQueue(queue, file: file, declaredBy: [spec] + neighbours)
         }
         if priority != nil, !queueSpec.priority {
             throw CommandFailure(
                 exitCode: CommandFailure.invalidInputExitCode,
                 message: "--priority needs a queue with 'priority: true'; queue '\(queue)' does not enable it")
         }
-        let prepared: JSONValue
-        do {
-            prepared = try spec.preparedInput(inputValue)
-        } catch {
-            throw CommandFailure(
-                exitCode: CommandFailure.invalidInputExitCode,
-                message: SpecRunError.invalidInput(spec: spec.name, errors: error.errors).description)
-        }
+        let prepared = try RunCommand.preparedInput(for: spec, input: inputValue)
         let attributes = SpecInterpreter.rootAttributes(for: spec, otherSpecs: neighbours).jsonValue
         let options = WorkflowOptions(
             workflowID: workflowID ?? UUID().uuidString.lowercased(), timeout: spec.timeout, priority: priority,

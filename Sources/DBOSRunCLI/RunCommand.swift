@@ -46,6 +46,12 @@ public struct RunCommand: FailureReportingCommand {
     public func execute() async throws {
         let spec = try SpecFiles.load(file)
         let inputValue = try input.value()
+        let fileNeighbours = SpecFiles.neighbours(of: [file], excludingNames: [spec.name])
+        if workflowID == nil {
+            // A new run for sure: refuse a bad input or queue before the database is even opened.
+            _ = try Self.preparedInput(for: spec, input: inputValue)
+            try checkQueue(declaredBy: [spec] + fileNeighbours)
+        }
         let id = workflowID ?? UUID().uuidString.lowercased()
         let runtime = try await CLIRuntime.open(
             database, executorID: CLIRuntime.runExecutorID(for: id), recoversPendingWorkflows: false)
@@ -72,7 +78,6 @@ public struct RunCommand: FailureReportingCommand {
         }
 
         // An unfinished run executes the spec text stored with it, whatever the file says now.
-        let fileNeighbours = SpecFiles.neighbours(of: [file], excludingNames: [spec.name])
         var specs = [spec]
         if let existing {
             let stored = try SpecInterpreter.storedSpecs(
@@ -88,18 +93,11 @@ public struct RunCommand: FailureReportingCommand {
         var prepared = JSONValue.null
         if existing == nil {
             do {
-                prepared = try interpreter.preparedInput(for: spec, input: inputValue)
+                prepared = try Self.preparedInput(for: spec, input: inputValue)
+                try checkQueue(declaredBy: [spec] + fileNeighbours)
             } catch {
                 await runtime.shutdown(gracePeriod: .zero)
-                throw CommandFailure(exitCode: CommandFailure.invalidInputExitCode, message: error.description)
-            }
-            if let queue, !runtime.registeredQueues.contains(where: { $0.name == queue }) {
-                await runtime.shutdown(gracePeriod: .zero)
-                let declared = runtime.registeredQueues.map(\.name).filter { !$0.hasPrefix("_") }
-                throw CommandFailure(
-                    exitCode: CommandFailure.invalidInputExitCode,
-                    message: "unknown queue '\(queue)': \(file) and the specs next to it declare "
-                        + (declared.isEmpty ? "no queues" : declared.joined(separator: ", ")))
+                throw error
             }
         }
 
@@ -122,5 +120,33 @@ public struct RunCommand: FailureReportingCommand {
             printError("dbos-run: run \(id) is \(state.rawValue); waiting for it (this process serves its queue)")
         }
         try await run.waitForEnd()
+    }
+
+    /// The input with the schema's defaults, or exit 2 naming each field that is wrong.
+    static func preparedInput(for spec: WorkflowSpec, input: JSONValue) throws(CommandFailure) -> JSONValue {
+        do {
+            return try spec.preparedInput(input)
+        } catch {
+            throw CommandFailure(
+                exitCode: CommandFailure.invalidInputExitCode,
+                message: SpecRunError.invalidInput(spec: spec.name, errors: error.errors).description)
+        }
+    }
+
+    /// Exit 2 when `--queue` names a queue none of `specs` declares.
+    func checkQueue(declaredBy specs: [WorkflowSpec]) throws(CommandFailure) {
+        guard let queue, !specs.contains(where: { $0.queue(named: queue) != nil }) else { return }
+        throw CommandFailure.unknownQueue(queue, file: file, declaredBy: specs)
+    }
+}
+
+extension CommandFailure {
+    /// Exit 2: a queue that neither the spec file nor the specs next to it declare.
+    static func unknownQueue(_ queue: String, file: String, declaredBy specs: [WorkflowSpec]) -> CommandFailure {
+        let declared = Set(specs.flatMap { $0.queues.map(\.name) }).sorted()
+        return CommandFailure(
+            exitCode: invalidInputExitCode,
+            message: "unknown queue '\(queue)': \(file) and the specs next to it declare "
+                + (declared.isEmpty ? "no queues" : declared.joined(separator: ", ")))
     }
 }

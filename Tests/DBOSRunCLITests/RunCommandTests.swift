@@ -219,6 +219,7 @@ struct RunCommandTests {
             let notJSON = try await workspace.run(CLIWorkspace.referenceSpec("hello.yaml"), "--input", "{bad")
             #expect(notJSON.exitCode == 2)
             #expect(notJSON.standardError.hasPrefix("dbos-run: error: invalid JSON in --input: "))
+            #expect(!FileManager.default.fileExists(atPath: workspace.file("system.sqlite")), "a refused run leaves no database")
             let noFile = try await workspace.run(CLIWorkspace.referenceSpec("hello.yaml"), "--input", "@nope.json")
             #expect(noFile.exitCode == 2)
             #expect(noFile.standardError == "dbos-run: error: cannot read the input file 'nope.json' given to --input\n")
