@@ -39,6 +39,7 @@ struct AttachedRun: Sendable {
             printError("dbos-run: \(TerminationSignals.name(of: number)) received; stopping")
             Task {
                 await runtime.shutdown(gracePeriod: .zero)
+                TerminalStatusLine.shared.disable()
                 printError("dbos-run: \(message)")
                 Foundation.exit(128 + number)
             }
@@ -60,6 +61,7 @@ struct AttachedRun: Sendable {
             throw error
         }
         await runtime.shutdown(gracePeriod: Self.finishingGracePeriod)
+        TerminalStatusLine.shared.disable()
         guard let status else { throw WorkflowError.nonexistentWorkflow(workflowID) }
         try Self.report(status, printer: printer)
     }

@@ -67,6 +67,7 @@ public struct CommandFailure: Error, CustomStringConvertible, Sendable, Equatabl
 
     /// Prints `dbos-run: error: <message>` to stderr and exits with the failure's code.
     public func exit() -> Never {
+        TerminalStatusLine.shared.disable()
         FileHandle.standardError.write(Data("dbos-run: error: \(message)\n".utf8))
         Foundation.exit(exitCode)
     }

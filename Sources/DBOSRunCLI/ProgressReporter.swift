@@ -17,13 +17,36 @@ struct ProgressReporter: SpecRunObserver {
     /// A reporter for one run (`rootWorkflowID`) or every run, decorated when stderr is a terminal.
     init(rootWorkflowID: String?) {
         self.rootWorkflowID = rootWorkflowID
-        self.decorated = isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        let environment = ProcessInfo.processInfo.environment
+        self.decorated = isatty(STDERR_FILENO) == 1 && (environment["NO_COLOR"] ?? "").isEmpty && environment["TERM"] != "dumb"
+        if decorated { TerminalStatusLine.shared.enable() }
     }
 
     func specRun(_ event: SpecRunEvent) {
         if let rootWorkflowID, event.rootWorkflowID != rootWorkflowID { return }
+        if decorated { track(event) }
         guard let line = line(for: event) else { return }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        printError(line)
+    }
+
+    /// Keeps the terminal's status line's list of running steps current.
+    private func track(_ event: SpecRunEvent) {
+        let label = label(of: event)
+        switch event.kind {
+        case .stepStarted(let stepID, _, _): TerminalStatusLine.shared.started(label + stepID)
+        case .stepFinished(let stepID, _, _, _): TerminalStatusLine.shared.finished(label + stepID)
+        case .compensationStarted(let stepID, _): TerminalStatusLine.shared.started(label + stepID + ".compensate")
+        case .compensationFinished(let stepID, _, _): TerminalStatusLine.shared.finished(label + stepID + ".compensate")
+        default: break
+        }
+    }
+
+    /// The run's part of a step's label on the status line: nothing for the run itself, `child/` for a child.
+    private func label(of event: SpecRunEvent) -> String {
+        if event.workflowID == event.rootWorkflowID { return rootWorkflowID == nil ? event.workflowID + "/" : "" }
+        let suffix = event.workflowID.hasPrefix(event.rootWorkflowID + "-")
+            ? String(event.workflowID.dropFirst(event.rootWorkflowID.count + 1)) : event.workflowID
+        return (rootWorkflowID == nil ? event.rootWorkflowID + "-" : "") + suffix + "/"
     }
 
     /// The line for one event; nil for the events a one-run display leaves to the command (its own start and end).

@@ -30,15 +30,7 @@ public struct ValidateCommand: ParsableCommand {
     }
 }
 
-/// Writes one line to standard error.
+/// Writes one line to standard error (above the live status line on a terminal).
 func printError(_ line: String) {
-    var standardError = StandardErrorStream()
-    print(line, to: &standardError)
-}
-
-/// Standard error as a `TextOutputStream`.
-struct StandardErrorStream: TextOutputStream {
-    mutating func write(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
-    }
+    TerminalStatusLine.shared.write(line)
 }

@@ -55,6 +55,7 @@ public struct WorkerCommand: FailureReportingCommand {
             printError("dbos-run worker: \(TerminationSignals.name(of: number)) received; stopping (running runs get \(graceText), the rest stay PENDING for recovery)")
             Task {
                 await runtime.shutdown(gracePeriod: grace)
+                TerminalStatusLine.shared.disable()
                 printError("dbos-run worker: stopped")
                 Foundation.exit(0)
             }

@@ -41,7 +41,7 @@ func runCLI(
     }
 
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: builtExecutable(named: executable))
+    process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : builtExecutable(named: executable))
     process.arguments = arguments
     process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory.path)
     var childEnvironment = ProcessInfo.processInfo.environment

@@ -318,4 +318,19 @@ struct RunCommandTests {
             #expect(again.standardError.hasSuffix("dbos-run: error: workflow 'late-1' timed out after 1.0 seconds\n"))
         }
     }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script")))
+    func onATerminalProgressHasColouredMarkersAndALiveStatusLineThatIsClearedBeforeEachLine() async throws {
+        try await CLIWorkspace.with { workspace in
+            let spec = workspace.write("two.yaml", "name: two\nsteps:\n  - {id: pause, run: sleep 1}\n  - {id: done, run: echo finished}\n")
+            let command = "\(builtExecutable(named: "dbos-run")) \(spec) --db \(workspace.databaseURL)"
+            // `script` gives the command a pseudo-terminal; its stdout and stderr arrive together.
+            let result = try await runCLI(["-qec", command, "/dev/null"], in: workspace.directory, environment: ["TERM": "xterm", "NO_COLOR": ""], executable: "/usr/bin/script")
+            #expect(result.exitCode == 0, "\(result)")
+            #expect(result.standardOutput.contains("\u{1B}[32m✓\u{1B}[0m pause: done in "))
+            #expect(result.standardOutput.contains("running: pause "))
+            #expect(result.standardOutput.contains("\r\u{1B}[K\u{1B}[32m✓\u{1B}[0m done: done in "), "the status line is cleared first")
+            #expect(result.standardOutput.hasSuffix("finished\r\n"))
+        }
+    }
 }
