@@ -68,6 +68,12 @@ let package = Package(
             dependencies: ["DBOS"],
             path: "Examples/Greeting",
             swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "dbos-example-payments",
+            dependencies: ["DBOSRunCLI", "DBOSSpec"],
+            path: "Examples/Payments",
+            exclude: ["Specs"],
+            swiftSettings: swiftSettings),
 
         // Test support: helpers shared by the test targets and a worker process the crash tests kill.
         .target(
@@ -90,10 +96,10 @@ let package = Package(
             dependencies: ["DBOSSpec", "DBOSTestSupport"],
             exclude: ["Invalid"],
             swiftSettings: swiftSettings),
-        // End-to-end tests of the commands: they run the built `dbos-run` binary, hence the dependency.
+        // End-to-end tests of the commands: they run the built `dbos-run` and payments example binaries, hence the dependencies.
         .testTarget(
             name: "DBOSRunCLITests",
-            dependencies: ["DBOSRunCLI", "DBOS", "DBOSTestSupport", "dbos-run"],
+            dependencies: ["DBOSRunCLI", "DBOS", "DBOSTestSupport", "dbos-run", "dbos-example-payments"],
             swiftSettings: swiftSettings),
     ]
 )

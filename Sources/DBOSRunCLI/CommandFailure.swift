@@ -1,5 +1,6 @@
 import ArgumentParser
 import DBOS
+import DBOSSpec
 import Foundation
 
 /// A command's failure: the exit code the CLI contract gives it and one line a person can act on.
@@ -42,6 +43,12 @@ public struct CommandFailure: Error, CustomStringConvertible, Sendable, Equatabl
             } else {
                 self.init(exitCode: Self.failureExitCode, message: error.description)
             }
+        case let error as SpecRunError:
+            if case .invalidInput = error {
+                self.init(exitCode: Self.invalidInputExitCode, message: error.description)
+            } else {
+                self.init(exitCode: Self.failureExitCode, message: error.description)
+            }
         case let error as PortableError:
             self.init(exitCode: Self.failureExitCode, message: error.message)
         default:
@@ -60,6 +67,7 @@ public struct CommandFailure: Error, CustomStringConvertible, Sendable, Equatabl
 
     /// Prints `dbos-run: error: <message>` to stderr and exits with the failure's code.
     public func exit() -> Never {
+        TerminalStatusLine.shared.disable()
         FileHandle.standardError.write(Data("dbos-run: error: \(message)\n".utf8))
         Foundation.exit(exitCode)
     }

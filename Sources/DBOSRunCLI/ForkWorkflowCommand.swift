@@ -1,5 +1,7 @@
 import ArgumentParser
 import DBOS
+import DBOSSpec
+import Foundation
 
 /// `dbos-run workflows fork ID --from-step N [--id NEW] [--detach]`: a new run that reuses the
 /// original's checkpoints before slot N and executes from N.
@@ -28,6 +30,10 @@ public struct ForkWorkflowCommand: FailureReportingCommand {
     @Flag(help: "Leave the new run ENQUEUED for a worker instead of running it in this process.")
     public var detach = false
 
+    /// Print the output as JSON even when it is a string.
+    @Flag(help: "Print the output as JSON, strings included.")
+    public var json = false
+
     public init() {}
 
     public func execute() async throws {
@@ -49,10 +55,17 @@ public struct ForkWorkflowCommand: FailureReportingCommand {
         print(handle.workflowID)
     }
 
-    /// Runs the fork here, with progress like a run. Needs the spec interpreter.
+    /// Runs the fork here with the spec text stored with the original, with progress and exit codes like a run.
     func forkInThisProcess() async throws {
-        throw CommandFailure(
-            exitCode: CommandFailure.invalidInputExitCode,
-            message: "running a fork in this process needs the spec interpreter, which this build does not have yet; use --detach to leave it for a worker")
+        let forkedID = newWorkflowID ?? UUID().uuidString.lowercased()
+        let stored = try await StoredRun.open(database, workflowID: workflowID, executingID: forkedID)
+        let run = AttachedRun(
+            runtime: stored.runtime, workflowID: forkedID,
+            continueCommand: "dbos-run workflows resume \(forkedID)", printer: ValuePrinter(printsJSON: json))
+        run.stopOnTerminationSignals()
+        try await stored.runtime.launch()
+        _ = try await stored.interpreter.fork(workflowID: workflowID, fromSlot: fromStep, newWorkflowID: forkedID)
+        printError("dbos-run: run \(forkedID) forked from \(workflowID) at step slot \(fromStep)")
+        try await run.waitForEnd()
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DBOS
+import DBOSSpec
 
 /// `dbos-run workflows resume ID [--detach]`: continues a cancelled or failed run from its last checkpoint.
 public struct ResumeWorkflowCommand: FailureReportingCommand {
@@ -19,6 +20,10 @@ public struct ResumeWorkflowCommand: FailureReportingCommand {
     @Flag(help: "Leave the run ENQUEUED for a worker instead of running it in this process.")
     public var detach = false
 
+    /// Print the output as JSON even when it is a string.
+    @Flag(help: "Print the output as JSON, strings included.")
+    public var json = false
+
     public init() {}
 
     public func execute() async throws {
@@ -37,10 +42,16 @@ public struct ResumeWorkflowCommand: FailureReportingCommand {
         print(handle.workflowID)
     }
 
-    /// Runs the resumed workflow here, with progress like a run. Needs the spec interpreter.
+    /// Runs the resumed workflow here with the spec text stored with it, with progress and exit codes like a run.
     func resumeInThisProcess() async throws {
-        throw CommandFailure(
-            exitCode: CommandFailure.invalidInputExitCode,
-            message: "resuming a workflow in this process needs the spec interpreter, which this build does not have yet; use --detach to leave it for a worker")
+        let stored = try await StoredRun.open(database, workflowID: workflowID, executingID: workflowID)
+        let run = AttachedRun(
+            runtime: stored.runtime, workflowID: workflowID,
+            continueCommand: "dbos-run workflows resume \(workflowID)", printer: ValuePrinter(printsJSON: json))
+        run.stopOnTerminationSignals()
+        try await stored.runtime.launch()
+        _ = try await stored.interpreter.resume(workflowID: workflowID)
+        printError("dbos-run: run \(workflowID) resumed from its last checkpoint")
+        try await run.waitForEnd()
     }
 }

@@ -23,22 +23,14 @@ public struct ValidateCommand: ParsableCommand {
 
     /// Validates the files; exits 0 when all are valid, 2 otherwise.
     public mutating func run() throws {
-        let errors = SpecLoader().validateFiles(files)
+        let errors = SpecFiles.loader.validateFiles(files)
         for error in errors { printError(error.description) }
         guard errors.isEmpty else { throw ExitCode(2) }
         for file in files { print("\(file): valid") }
     }
 }
 
-/// Writes one line to standard error.
+/// Writes one line to standard error (above the live status line on a terminal).
 func printError(_ line: String) {
-    var standardError = StandardErrorStream()
-    print(line, to: &standardError)
-}
-
-/// Standard error as a `TextOutputStream`.
-struct StandardErrorStream: TextOutputStream {
-    mutating func write(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
-    }
+    TerminalStatusLine.shared.write(line)
 }

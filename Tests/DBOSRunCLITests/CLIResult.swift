@@ -15,14 +15,14 @@ struct CLIResult: CustomStringConvertible {
     var description: String { "exit \(exitCode)\nstdout: \(standardOutput)\nstderr: \(standardError)" }
 }
 
-/// Runs the built `dbos-run` binary in `workingDirectory`, with stdout and stderr going to files
+/// Runs the built `dbos-run` binary (or another built `executable`) in `workingDirectory`, with stdout and stderr going to files
 /// (no pipe to forget to drain), and waits for it to end.
 ///
 /// `DBOS_SYSTEM_DATABASE_URL` is removed from the child's environment unless `environment` sets it,
 /// so a developer's own setting never leaks into a test.
 func runCLI(
     _ arguments: [String], in workingDirectory: TemporaryDirectory, environment: [String: String] = [:],
-    timeout: Duration = .seconds(60)
+    timeout: Duration = .seconds(60), executable: String = "dbos-run"
 ) async throws -> CLIResult {
     let name = UUID().uuidString.prefix(8)
     let outputPath = workingDirectory.file("cli-\(name).out")
@@ -37,8 +37,9 @@ func runCLI(
     // An empty value removes the variable: the tests choose the database explicitly.
     if childEnvironment["DBOS_SYSTEM_DATABASE_URL"] == nil { childEnvironment["DBOS_SYSTEM_DATABASE_URL"] = "" }
     let process = try ChildProcess(
-        executable: builtExecutable(named: "dbos-run"), arguments: arguments, outputPath: outputPath,
-        errorOutputPath: errorPath, environment: childEnvironment, workingDirectory: workingDirectory.path)
+        executable: executable.hasPrefix("/") ? executable : builtExecutable(named: executable), arguments: arguments,
+        outputPath: outputPath, errorOutputPath: errorPath, environment: childEnvironment,
+        workingDirectory: workingDirectory.path)
     guard let status = await process.waitForExit(timeout: timeout) else {
         process.kill()
         _ = await process.waitForExit(timeout: .seconds(5))

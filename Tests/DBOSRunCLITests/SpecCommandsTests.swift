@@ -22,21 +22,13 @@ struct DBOSRunProcess {
     }
 
     static func run(_ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let outputData = output.fileHandleForReading.readDataToEndOfFile()
-        let errorData = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus,
-            standardOutput: String(decoding: outputData, as: UTF8.self),
-            standardError: String(decoding: errorData, as: UTF8.self))
+        let directory = try TemporaryDirectory(prefix: "dbos-run-process")
+        defer { directory.remove() }
+        let process = try ChildProcess(
+            executable: executable.path, arguments: arguments, outputPath: directory.file("out"),
+            errorOutputPath: directory.file("err"))
+        let status = process.waitUntilExit()
+        return Result(status: status, standardOutput: process.output, standardError: process.errorOutput)
     }
 }
 

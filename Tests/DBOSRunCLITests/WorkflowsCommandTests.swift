@@ -237,11 +237,11 @@ struct WorkflowsCommandTests {
         }
     }
 
-    @Test func resumeInThisProcessIsRefusedUntilTheSpecInterpreterExists() async throws {
+    @Test func resumeInThisProcessOfARunWithoutStoredSpecTextIsRefusedWithExit2() async throws {
         try await PopulatedDatabase.with { database in
             let result = try await database.run("workflows", "resume", "run-failure")
             #expect(result.exitCode == 2)
-            #expect(result.standardError.hasPrefix("dbos-run: error: resuming a workflow in this process needs the spec interpreter"))
+            #expect(result.standardError.hasPrefix("dbos-run: error: workflow 'run-failure' has no spec text stored with it"))
             #expect(result.standardError.filter { $0 == "\n" }.count == 1)
         }
     }
@@ -282,11 +282,11 @@ struct WorkflowsCommandTests {
         }
     }
 
-    @Test func forkInThisProcessIsRefusedUntilTheSpecInterpreterExists() async throws {
+    @Test func forkInThisProcessOfARunWithoutStoredSpecTextIsRefusedWithExit2() async throws {
         try await PopulatedDatabase.with { database in
             let result = try await database.run("workflows", "fork", "run-success", "--from-step", "0")
             #expect(result.exitCode == 2)
-            #expect(result.standardError.hasPrefix("dbos-run: error: running a fork in this process needs the spec interpreter"))
+            #expect(result.standardError.hasPrefix("dbos-run: error: workflow 'run-success' has no spec text stored with it"))
         }
     }
 

@@ -77,6 +77,15 @@ public final class ChildProcess: Sendable {
         }
     }
 
+    /// Blocks the calling thread until the process ends and returns its exit status; for
+    /// synchronous test helpers only (an async test should await `waitForExit`).
+    public func waitUntilExit() -> Int32 {
+        while true {
+            if let status = reap() { return status }
+            usleep(5_000)
+        }
+    }
+
     /// Whether the process is still running.
     public var isRunning: Bool { reap() == nil }
 

@@ -147,6 +147,18 @@ public final class SpecInterpreter: Sendable {
 
     /// The attributes stored with a top-level run of `spec`: its text and those of the specs it names.
     public func rootAttributes(for spec: WorkflowSpec) -> RunAttributes {
+        Self.rootAttributes(for: spec, specsByName: specsByName)
+    }
+
+    /// The attributes stored with a top-level run of `spec`, its child specs found among `otherSpecs`: what a
+    /// process that enqueues runs without executing them (`dbos-run enqueue`) stores.
+    public static func rootAttributes(for spec: WorkflowSpec, otherSpecs: [WorkflowSpec]) -> RunAttributes {
+        var byName: [String: WorkflowSpec] = [spec.name: spec]
+        for other in otherSpecs where byName[other.name] == nil { byName[other.name] = other }
+        return rootAttributes(for: spec, specsByName: byName)
+    }
+
+    private static func rootAttributes(for spec: WorkflowSpec, specsByName: [String: WorkflowSpec]) -> RunAttributes {
         var children: [WorkflowSpec] = []
         var seen: Set<String> = [spec.name]
         var pending = Self.childSpecNames(in: spec.steps)
@@ -201,17 +213,23 @@ public final class SpecInterpreter: Sendable {
     /// stored texts: what a command that resumes or forks a run registers before `launch()`, so this process
     /// can execute it even when the files changed or are gone. Empty for a run without stored texts or a
     /// child run (whose texts are stored with its top-level run).
-    public static func storedSpecs(in attributes: JSONValue?, handlers: HandlerRegistry = HandlerRegistry()) throws
-        -> [WorkflowSpec]
-    {
+    ///
+    /// `otherSpecs` (typically the specs next to the run's file) are validation context only, as they are
+    /// when the run executes: a queue a step names may be declared by a spec that is not stored with the run.
+    public static func storedSpecs(
+        in attributes: JSONValue?, handlers: HandlerRegistry = HandlerRegistry(), otherSpecs: [WorkflowSpec] = []
+    ) throws -> [WorkflowSpec] {
         guard let stored = RunAttributes(attributes), let own = stored.spec else { return [] }
         let loader = loader(handlers: handlers)
         let children = stored.childSpecs.values.sorted { $0.file < $1.file }.compactMap {
             loader.decode(text: $0.text, file: $0.file).spec
         }
-        let spec = try loader.load(text: own.text, file: own.file, otherSpecs: children)
+        let ownName = loader.decode(text: own.text, file: own.file).spec?.name
+        let storedNames = Set(children.map(\.name) + (ownName.map { [$0] } ?? []))
+        let context = otherSpecs.filter { !storedNames.contains($0.name) }
+        let spec = try loader.load(text: own.text, file: own.file, otherSpecs: children + context)
         return [spec] + children.map { child in
-            (try? loader.load(text: child.sourceText, file: child.file, otherSpecs: children + [spec])) ?? child
+            (try? loader.load(text: child.sourceText, file: child.file, otherSpecs: children + [spec] + context)) ?? child
         }
     }
 
