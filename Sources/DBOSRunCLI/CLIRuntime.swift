@@ -25,11 +25,13 @@ enum CLIRuntime {
 
     /// Opens the system database as a runtime (not launched yet); errors name the database without its password.
     static func open(
-        _ database: DatabaseOptions, executorID: String, recoversPendingWorkflows: Bool
+        _ database: DatabaseOptions, executorID: String, recoversPendingWorkflows: Bool,
+        queueClaimScope: DBOSConfiguration.QueueClaimScope = .all
     ) async throws(CommandFailure) -> DBOSRuntime {
-        let configuration = DBOSConfiguration(
+        var configuration = DBOSConfiguration(
             appName: "dbos-run", systemDatabaseURL: database.resolvedURL, executorID: executorID,
             applicationVersion: applicationVersion, recoversPendingWorkflows: recoversPendingWorkflows)
+        configuration.queueClaimScope = queueClaimScope
         do {
             return try await DBOSRuntime(configuration: configuration)
         } catch {

@@ -53,8 +53,11 @@ public struct RunCommand: FailureReportingCommand {
             try checkQueue(declaredBy: [spec] + fileNeighbours)
         }
         let id = workflowID ?? UUID().uuidString.lowercased()
+        // This process serves the queues its specs declare only for its own run and the runs that run
+        // enqueues (map items, children): other processes' queued runs are left to workers.
         let runtime = try await CLIRuntime.open(
-            database, executorID: CLIRuntime.runExecutorID(for: id), recoversPendingWorkflows: false)
+            database, executorID: CLIRuntime.runExecutorID(for: id), recoversPendingWorkflows: false,
+            queueClaimScope: .enqueuedByThisExecutor(alsoWorkflowIDs: [id]))
         let printer = ValuePrinter(printsJSON: json)
         let existing: WorkflowStatus?
         do {

@@ -315,4 +315,37 @@ struct QueueTests {
         #expect(fromThree == [3, 4])
         await runtime.shutdown()
     }
+
+    @Test(arguments: Backend.allCases) func aProcessScopedToItsOwnEnqueuesLeavesOtherRunsToWorkers(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        var configuration = DBOSConfiguration(
+            systemDatabaseURL: setup.url, executorID: "one-off", applicationVersion: "v1",
+            pollingInterval: .milliseconds(50))
+        configuration.queueClaimScope = .enqueuedByThisExecutor(alsoWorkflowIDs: ["listed"])
+        let oneOff = try await DBOSRuntime(configuration: configuration)
+        try oneOff.register(queue: WorkflowQueue(name: "jobs"))
+        let job = try oneOff.register("job") { (_: WorkflowContext, value: Int) -> Int in value }
+        try await oneOff.launch()
+
+        let client = try await DBOSClient(systemDatabaseURL: setup.url, pollingInterval: .milliseconds(50))
+        let foreign = try await client.enqueue(
+            workflowName: "job", queueName: "jobs", input: 1, options: WorkflowOptions(workflowID: "foreign"))
+        let listed = try await client.enqueue(
+            workflowName: "job", queueName: "jobs", input: 2, options: WorkflowOptions(workflowID: "listed"))
+        let own = try await oneOff.startWorkflow(job, input: 3, options: WorkflowOptions(queueName: "jobs"))
+        #expect(try await own.result() == 3)
+        #expect(try await listed.result() == .integer(2))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await foreign.status().state == .enqueued, "a run another process enqueued was claimed")
+        await oneOff.shutdown()
+
+        let worker = try await setup.make(executorID: "worker")
+        try worker.register(queue: WorkflowQueue(name: "jobs"))
+        _ = try worker.register("job") { (_: WorkflowContext, value: Int) -> Int in value }
+        try await worker.launch()
+        #expect(try await foreign.result() == .integer(1))
+        await worker.shutdown()
+        await client.close()
+    }
 }

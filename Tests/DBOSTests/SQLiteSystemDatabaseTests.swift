@@ -118,4 +118,21 @@ import Testing
             _ = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: "sqlite://host/db.sqlite"))
         }
     }
+
+    @Test func severalProcessesOpeningANewDatabaseAtOnceAllSucceed() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let url = "sqlite:\(directory.file("fresh.sqlite"))"
+        let processes = try (0..<6).map { index in
+            try ChildProcess(
+                executable: builtExecutable(named: "dbos-run"), arguments: ["migrate", "--db", url],
+                outputPath: directory.file("migrate-\(index).out"))
+        }
+        for process in processes {
+            #expect(await process.waitForExit() == 0, "\(process.output)")
+        }
+        let connection = try SQLiteConnection(path: directory.file("fresh.sqlite"))
+        #expect(try connection.query("SELECT version FROM dbos_swift_migrations").count == 1)
+        #expect(try connection.query("PRAGMA journal_mode").first?.string("journal_mode") == "wal")
+    }
 }

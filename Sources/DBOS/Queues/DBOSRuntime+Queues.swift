@@ -46,7 +46,8 @@ extension DBOSRuntime {
         }
         let claimed = try await database.dequeue(DequeueRequest(
             queue: queue, executorID: configuration.executorID, applicationVersion: applicationVersion,
-            workflowNames: names, localRunning: localRunning, now: Date().epochMilliseconds))
+            workflowNames: names, localRunning: localRunning, onlyEnqueuedBy: claimScopeFilter,
+            now: Date().epochMilliseconds))
         for record in claimed {
             guard let registered = state.withLock({ $0.workflows[record.name] }) else { continue }
             if let maxAttempts = registered.maxRecoveryAttempts, record.recoveryAttempts > maxAttempts + 1 {
@@ -57,5 +58,13 @@ extension DBOSRuntime {
             try await executeFromCheckpoints(record, registered: registered)
         }
         return claimed.map(\.workflowID)
+    }
+
+    /// The dequeue filter that `configuration.queueClaimScope` asks for.
+    private var claimScopeFilter: (executorID: String, workflowIDs: [String])? {
+        switch configuration.queueClaimScope {
+        case .all: nil
+        case .enqueuedByThisExecutor(let workflowIDs): (configuration.executorID, workflowIDs)
+        }
     }
 }

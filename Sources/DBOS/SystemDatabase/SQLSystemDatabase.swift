@@ -483,6 +483,10 @@ final class SQLSystemDatabase: SystemDatabase {
                         AND (application_version = \(request.applicationVersion) OR application_version IS NULL)
                         AND name IN (\(list: request.workflowNames))
                     """
+                if let scope = request.onlyEnqueuedBy {
+                    candidates = candidates
+                        + " AND (executor_id = \(scope.executorID) OR workflow_uuid IN (\(list: scope.workflowIDs + [""])))"
+                }
                 candidates = candidates + partitionFilter
                     + " ORDER BY priority, created_at, \(unescaped: dialect.insertionOrder)"
                 if available != Int.max { candidates = candidates + " LIMIT \(available)" }

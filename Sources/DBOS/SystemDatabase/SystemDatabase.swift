@@ -111,6 +111,8 @@ struct DequeueRequest: Sendable {
     var workflowNames: [String]
     /// Runs of this queue this process is executing now, by partition key ("" for none).
     var localRunning: [String: Int]
+    /// When set, only runs enqueued by this executor ID, or with one of these IDs, are claimed.
+    var onlyEnqueuedBy: (executorID: String, workflowIDs: [String])?
     var now: EpochMilliseconds
 }
 

@@ -21,6 +21,17 @@ public struct DBOSConfiguration: Sendable {
     /// With a database that pushes changes (PostgreSQL), how often waits re-check anyway, in
     /// case a notification was lost.
     public var notificationFallbackInterval: Duration
+    /// Which queued runs this process's queue runners may claim.
+    public var queueClaimScope: QueueClaimScope = .all
+
+    /// Which queued runs a process claims from the queues it serves.
+    public enum QueueClaimScope: Sendable, Hashable {
+        /// Any run of a workflow this process registered: a worker.
+        case all
+        /// Only runs this executor enqueued (its own children and fan-out), plus the listed runs:
+        /// a one-off process that must not take other processes' work.
+        case enqueuedByThisExecutor(alsoWorkflowIDs: [String])
+    }
 
     /// The embedded default database, relative to the working directory.
     public static let defaultSystemDatabaseURL = "sqlite:.dbos/system.sqlite"

@@ -26,7 +26,8 @@ final class SQLiteBackend: SQLBackend {
             connection = try SQLiteConnection(path: path)
             try connection.execute(script: "PRAGMA foreign_keys = ON")
             if path != ":memory:" {
-                let mode = try connection.query("PRAGMA journal_mode = WAL").first?.string("journal_mode")
+                let mode = try Self.retryingWhileBusy { try connection.query("PRAGMA journal_mode = WAL") }
+                    .first?.string("journal_mode")
                 guard mode?.lowercased() == "wal" else {
                     throw SystemDatabaseError.cannotOpen(location: path, reason: "cannot switch to WAL mode (got \(mode ?? "nothing"))")
                 }
@@ -36,6 +37,20 @@ final class SQLiteBackend: SQLBackend {
             throw Self.translate(error, location: path, operation: "opening the database")
         }
         executor = SQLiteExecutor(connection: connection, name: "dbos-sqlite")
+    }
+
+    /// Switching a new file to WAL needs a moment of exclusive access, and SQLite answers BUSY at
+    /// once (without its busy handler) when another process is opening the same file: retry for a
+    /// while, as processes that start together (two workers) race for it.
+    private static func retryingWhileBusy<T>(_ body: () throws -> T) throws -> T {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                return try body()
+            } catch let error as SQLiteError where error.isBusy && ContinuousClock.now < deadline {
+                usleep(UInt32.random(in: 10_000...30_000))
+            }
+        }
     }
 
     private static func createFileIfMissing(_ path: String) throws {
