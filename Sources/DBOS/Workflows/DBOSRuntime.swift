@@ -106,11 +106,13 @@ public final class DBOSRuntime: Sendable {
     }
 
     /// The current time in epoch milliseconds, strictly increasing within this process, so runs
-    /// and messages created one after the other keep their order even within a millisecond.
+    /// and messages created one after the other keep their order even within a millisecond. It
+    /// never runs more than 100 ms ahead of the clock: past a thousand creations a second, ties
+    /// are allowed rather than timestamps drifting into the future.
     func nextCreationTime() -> EpochMilliseconds {
         let now = Date().epochMilliseconds
         return state.withLock { state in
-            state.lastCreationTime = max(now, state.lastCreationTime + 1)
+            state.lastCreationTime = max(now, min(state.lastCreationTime + 1, now + 100))
             return state.lastCreationTime
         }
     }
