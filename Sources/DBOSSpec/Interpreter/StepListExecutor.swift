@@ -16,32 +16,55 @@ struct StepListExecutor: Sendable {
     /// A wait with no timeout: about a century.
     static let forever = Duration.seconds(100 * 365 * 24 * 3600)
 
+    /// How one step ended, as the task that ran it reports it.
+    private struct Completion: Sendable {
+        let id: String
+        let outcome: Result<StepOutcome, any Error>
+    }
+
+    /// Runs one step and reports how it ended (never throws: the list decides what a failure means).
+    private func completion(of node: StepGraph.Node, scope: ExpressionScope) async -> Completion {
+        do {
+            return Completion(id: node.id, outcome: .success(try await execute(node, scope: scope)))
+        } catch {
+            return Completion(id: node.id, outcome: .failure(error))
+        }
+    }
+
+    /// The steps not started yet whose `needs` all have results.
+    private func readySteps(started: Set<String>, results: [String: StepOutcome]) -> [StepGraph.Node] {
+        graph.nodes.filter { node in
+            !started.contains(node.id) && node.needs.allSatisfy { results[$0] != nil }
+        }
+    }
+
     /// Runs the list; returns each step's result, or throws the first failure after compensating.
     func execute() async throws -> [String: StepOutcome] {
         var results: [String: StepOutcome] = [:]
         var completionOrder: [String] = []
         var started: Set<String> = []
         var failure: (any Error)?
-        await withTaskGroup(of: (String, Result<StepOutcome, any Error>).self) { group in
+        // Kept deliberately plain (a struct result, `while let`, helpers instead of nested closures over
+        // the loop's variables): a denser form of this loop was miscompiled by Swift 6.3.1 in release
+        // builds, running only the first step.
+        await withTaskGroup(of: Completion.self) { group in
+            var running = 0
             while true {
                 if failure == nil {
-                    for node in graph.nodes where !started.contains(node.id) && node.needs.allSatisfy({ results[$0] != nil }) {
+                    for node in readySteps(started: started, results: results) {
                         started.insert(node.id)
                         let scope = run.scope(variables(with: results))
-                        group.addTask {
-                            do {
-                                return (node.id, .success(try await execute(node, scope: scope)))
-                            } catch {
-                                return (node.id, .failure(error))
-                            }
-                        }
+                        group.addTask { await self.completion(of: node, scope: scope) }
+                        running += 1
                     }
                 }
-                guard let (id, outcome) = await group.next() else { break }
-                switch outcome {
+                if running == 0 { break }
+                guard let finished = await group.next() else { break }
+                running -= 1
+                switch finished.outcome {
                 case .success(let result):
-                    results[id] = result
-                    if result.status == .success { completionOrder.append(id) }
+                    results[finished.id] = result
+                    if result.status == .success { completionOrder.append(finished.id) }
                 case .failure(let error):
                     // A stop outranks a step failure: the run is not failing, it is being stopped.
                     if failure == nil || run.isStop(error) { failure = error }
