@@ -59,7 +59,7 @@ let package = Package(
         // The benchmark scenarios of BENCHMARKS.md (run it in release mode).
         .executableTarget(
             name: "dbos-bench",
-            dependencies: ["DBOS"],
+            dependencies: ["DBOS", "DBOSSpec"],
             swiftSettings: swiftSettings),
 
         // Examples: programs that use the engine and register their own code.

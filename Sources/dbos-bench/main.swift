@@ -1,9 +1,13 @@
 // The benchmark scenarios of BENCHMARKS.md, one JSON line each:
 //
-//   swift run -c release dbos-bench seq10|start1|queue1|sleepers [--db URL] [-n N]
+//   swift run -c release dbos-bench seq10|start1|queue1|sleepers|spec10 [--db URL] [-n N]
+//
+// spec10 is the seq10 workflow written as a YAML spec (10 `handler:` steps calling a no-op handler) run by
+// the interpreter; it also measures seq10 in the same process and reports the ratio of the p50s.
 //
 // Without --db each scenario uses a fresh SQLite file in a temporary directory.
 import DBOS
+import DBOSSpec
 import Foundation
 import Synchronization
 
@@ -75,6 +79,16 @@ let sleeper = try runtime.register("sleeper") { (context: WorkflowContext, secon
     return seconds
 }
 try runtime.register(queue: WorkflowQueue(name: "bench", workerConcurrency: 50))
+
+/// The seq10 workflow as a spec: ten `handler:` steps calling a registered no-op handler.
+let specHandlers = HandlerRegistry()
+specHandlers.register("noop") { (input: JSONValue, _: HandlerContext) async throws -> JSONValue in input }
+let tenStepsSpecText = "name: ten-steps-spec\nsteps:\n" + (0..<10).map { index in
+    "  - id: s\(index)\n    handler: noop\n    with: {i: \(index)}\n"
+}.joined()
+let tenStepsSpec = try SpecInterpreter.loader(handlers: specHandlers).load(text: tenStepsSpecText, file: "ten-steps-spec.yaml")
+let interpreter = try SpecInterpreter(
+    runtime: runtime, handlers: specHandlers, specs: [tenStepsSpec], registersSchedules: false)
 try await runtime.launch()
 let clock = ContinuousClock()
 
@@ -99,6 +113,41 @@ case "seq10":
         "impl": "dbos-swift", "scenario": "seq10", "db": .string(backend), "n": .integer(Int64(count)),
         "p50_ms": rounded(percentile(latencies, 0.5), 1000), "p99_ms": rounded(percentile(latencies, 0.99), 1000),
         "steps_per_s": rounded(Double(count * 10) / elapsed, 10),
+    ])
+case "spec10":
+    let count = options.count ?? 200
+    _ = try await runtime.runWorkflow(tenSteps, input: 0)
+    _ = try await interpreter.start(spec: tenStepsSpec, input: .object([:])).result()
+    var codeLatencies: [Double] = []
+    var specLatencies: [Double] = []
+    var specElapsed = 0.0
+    var lastSpecRun = ""
+    // Alternate the two, so load on the machine affects both alike.
+    for index in 0..<count {
+        var began = clock.now
+        let handle = try await interpreter.start(spec: tenStepsSpec, input: .object([:]))
+        _ = try await handle.result()
+        lastSpecRun = handle.workflowID
+        let specLatency = seconds(clock.now - began)
+        specElapsed += specLatency
+        specLatencies.append(specLatency * 1000)
+        began = clock.now
+        _ = try await runtime.runWorkflow(tenSteps, input: index)
+        codeLatencies.append(seconds(clock.now - began) * 1000)
+    }
+    // Check that the interpreter ran (and checkpointed) all ten steps.
+    let specSteps = try await runtime.listSteps(workflowID: lastSpecRun).count
+    specLatencies.sort()
+    codeLatencies.sort()
+    let specP50 = percentile(specLatencies, 0.5)
+    let codeP50 = percentile(codeLatencies, 0.5)
+    report([
+        "impl": "dbos-swift", "scenario": "spec10", "db": .string(backend), "n": .integer(Int64(count)),
+        "p50_ms": rounded(specP50, 1000), "p99_ms": rounded(percentile(specLatencies, 0.99), 1000),
+        "steps_per_s": rounded(Double(count * 10) / specElapsed, 10),
+        "seq10_p50_ms": rounded(codeP50, 1000), "seq10_p99_ms": rounded(percentile(codeLatencies, 0.99), 1000),
+        "spec10_over_seq10": rounded(codeP50 > 0 ? specP50 / codeP50 : 0, 1000),
+        "spec_steps_checkpointed": .integer(Int64(specSteps)),
     ])
 case "start1":
     let count = options.count ?? 1000
@@ -153,7 +202,7 @@ case "sleepers":
     ])
     for index in 0..<count { try await runtime.cancelWorkflow(id: "sleeper-\(index)") }
 default:
-    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|queue1|sleepers [--db URL] [-n N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|queue1|sleepers|spec10 [--db URL] [-n N]\n".utf8))
     await runtime.shutdown(gracePeriod: .zero)
     exit(2)
 }
