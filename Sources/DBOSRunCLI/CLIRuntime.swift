@@ -35,7 +35,7 @@ enum CLIRuntime {
         do {
             return try await DBOSRuntime(configuration: configuration)
         } catch {
-            throw CommandFailure(error).redacting(DatabaseURLRedaction.password(in: database.resolvedURL))
+            throw CommandFailure(error).redacting(SystemDatabaseURL.password(in: database.resolvedURL))
         }
     }
 }

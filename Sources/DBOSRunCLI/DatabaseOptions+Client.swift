@@ -8,7 +8,7 @@ extension DatabaseOptions {
         do {
             return try await DBOSClient(systemDatabaseURL: resolvedURL)
         } catch {
-            throw CommandFailure(error).redacting(DatabaseURLRedaction.password(in: resolvedURL))
+            throw CommandFailure(error).redacting(SystemDatabaseURL.password(in: resolvedURL))
         }
     }
 
@@ -22,7 +22,7 @@ extension DatabaseOptions {
             return result
         } catch {
             await client.close()
-            throw CommandFailure(error).redacting(DatabaseURLRedaction.password(in: resolvedURL))
+            throw CommandFailure(error).redacting(SystemDatabaseURL.password(in: resolvedURL))
         }
     }
 }

@@ -32,5 +32,5 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
     }
 
     /// The resolved URL with its password, if any, replaced by `***`.
-    public var redactedURL: String { DatabaseURLRedaction.redacted(resolvedURL) }
+    public var redactedURL: String { SystemDatabaseURL.redacted(resolvedURL) }
 }

@@ -64,7 +64,7 @@ public struct RunCommand: FailureReportingCommand {
             existing = try await runtime.workflowStatus(id: id)
         } catch {
             await runtime.shutdown(gracePeriod: .zero)
-            throw CommandFailure(error).redacting(DatabaseURLRedaction.password(in: database.resolvedURL))
+            throw CommandFailure(error).redacting(SystemDatabaseURL.password(in: database.resolvedURL))
         }
 
         if let existing, existing.name != spec.name {

@@ -38,7 +38,7 @@ struct StoredRun {
             return StoredRun(runtime: runtime, interpreter: interpreter)
         } catch {
             await runtime.shutdown(gracePeriod: .zero)
-            throw CommandFailure(error).redacting(DatabaseURLRedaction.password(in: database.resolvedURL))
+            throw CommandFailure(error).redacting(SystemDatabaseURL.password(in: database.resolvedURL))
         }
     }
 }

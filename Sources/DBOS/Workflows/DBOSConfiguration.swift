@@ -89,22 +89,6 @@ enum SystemDatabaseFactory {
             return SQLSystemDatabase(backend: try PostgresBackend(url: url))
         }
         throw SystemDatabaseError.invalidURL(
-            redactedURL(url), reason: "expected sqlite:PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB")
-    }
-
-    /// The URL with any password replaced by `***`: the one in the user information and the
-    /// `password=` query parameter that libpq also accepts.
-    static func redactedURL(_ url: String) -> String {
-        var redacted = url
-        if let schemeEnd = url.range(of: "://"), let at = url[schemeEnd.upperBound...].lastIndex(of: "@"),
-            let colon = url[schemeEnd.upperBound..<at].firstIndex(of: ":")
-        {
-            redacted = String(url[..<colon]) + ":***" + String(url[at...])
-        }
-        guard let query = redacted.firstIndex(of: "?") else { return redacted }
-        let parameters = redacted[redacted.index(after: query)...]
-            .split(separator: "&", omittingEmptySubsequences: false)
-            .map { $0.lowercased().hasPrefix("password=") ? "password=***" : String($0) }
-        return String(redacted[...query]) + parameters.joined(separator: "&")
+            SystemDatabaseURL.redacted(url), reason: "expected sqlite:PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB")
     }
 }

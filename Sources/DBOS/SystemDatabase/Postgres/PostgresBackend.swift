@@ -34,7 +34,7 @@ final class PostgresBackend: SQLBackend {
         do {
             url = try PostgresURL(text)
         } catch let error as PostgresError {
-            throw SystemDatabaseError.invalidURL(SystemDatabaseFactory.redactedURL(text), reason: error.message)
+            throw SystemDatabaseError.invalidURL(SystemDatabaseURL.redacted(text), reason: error.message)
         }
         redactedURL = url.redacted
         // Every statement names DBOS's tables without a schema: the session looks in `dbos` first.
