@@ -190,12 +190,7 @@ final class OverlapRecorder: Sendable {
             """, as: "stuck.yaml", in: directory)
         let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory)
         let pidFile = directory.file("pids")
-        var message = ""
-        do {
-            _ = try await environment.run(spec, input: ["pids": .string(pidFile)])
-        } catch {
-            message = String(describing: error)
-        }
+        let message = await environment.failureMessage(of: spec, input: ["pids": .string(pidFile)])
         let pids = SideEffectLog(path: pidFile).lines.compactMap { Int32($0) }
         await environment.close()
         #expect(message.contains("timed out after 1s"))
@@ -249,12 +244,7 @@ final class OverlapRecorder: Sendable {
                     run: if [ "$N" = 2 ]; then echo "bad item" >&2; exit 4; fi; echo "$N"
             """, as: "partial.yaml", in: directory)
         let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory)
-        var message = ""
-        do {
-            _ = try await environment.run(spec)
-        } catch {
-            message = String(describing: error)
-        }
+        let message = await environment.failureMessage(of: spec)
         await environment.close()
         #expect(message.contains("step 'each'"))
         #expect(message.contains("1 of 3 items failed"))
@@ -276,12 +266,7 @@ final class OverlapRecorder: Sendable {
                         run: echo "broken branch" >&2; exit 6
             """, as: "split.yaml", in: directory)
         let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory)
-        var message = ""
-        do {
-            _ = try await environment.run(spec)
-        } catch {
-            message = String(describing: error)
-        }
+        let message = await environment.failureMessage(of: spec)
         await environment.close()
         #expect(message.contains("step 'both'"))
         #expect(message.contains("1 of 2 branches failed"))
@@ -370,12 +355,7 @@ final class OverlapRecorder: Sendable {
             """, as: "secretive.yaml", in: directory, handlers: handlers.names)
         let environment = try await SpecTestRuntime.make(
             specs: [spec], handlers: handlers, directory: directory, secrets: { $0 == "TEST_TOKEN" ? secret : nil })
-        var message = ""
-        do {
-            _ = try await environment.run(spec, id: "secret-1")
-        } catch {
-            message = String(describing: error)
-        }
+        let message = await environment.failureMessage(of: spec, id: "secret-1")
         let steps = try await environment.runtime.listSteps(workflowID: "secret-1")
         let event = try await environment.runtime.getEvent(workflowID: "secret-1", key: "leaked", timeout: .seconds(1))
         let events = environment.events.all.map { "\($0.kind)" }.joined(separator: "\n")

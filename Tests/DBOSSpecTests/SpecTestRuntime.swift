@@ -39,6 +39,16 @@ struct SpecTestRuntime {
         try await interpreter.start(spec: spec, input: input, workflowID: id).result()
     }
 
+    /// Runs `spec` expecting it to fail; returns the error's description ("" if it succeeded).
+    func failureMessage(of spec: WorkflowSpec, input: JSONValue = .null, id: String? = nil) async -> String {
+        do {
+            _ = try await run(spec, input: input, id: id)
+            return ""
+        } catch {
+            return String(describing: error)
+        }
+    }
+
     /// Shuts the runtime down and removes the directory.
     func close() async {
         await runtime.shutdown(gracePeriod: .seconds(1))
