@@ -68,7 +68,7 @@ extension TemporaryDirectory {
         #expect(result.standardError == """
             \(file):4:5: error: unknown field 'neds' in step 'charge' (did you mean 'needs'?)
             \(file):6:13: error: step 'ship' needs unknown step 'pack'
-            \(file):7:12: error: invalid duration '5x' (expected e.g. 250ms, 30s, 5m, 2h, 1d, 1h30m)
+            \(file):7:12: error: invalid duration '5x' for 'sleep' (expected e.g. 250ms, 30s, 5m, 2h, 1d, 1h30m)
 
             """)
     }

@@ -135,7 +135,7 @@ struct SpecDecoder {
             return nil
         }
         guard let duration = SpecDuration.parse(text) else {
-            error(SpecDuration.invalidMessage(text), node.location)
+            error(SpecDuration.invalidMessage(text, field: field), node.location)
             return nil
         }
         return duration
@@ -192,6 +192,15 @@ struct SpecDecoder {
         }
     }
 
+    /// A value the run turns into text (a topic, an event key, a workflow ID): a scalar or a template. A mapping,
+    /// list or null here is a mistake the run would otherwise send on as text such as `{"k":1}` or `null`.
+    mutating func textValue(_ node: YAMLNode, field: String) -> SpecValue {
+        if node.scalarValue == nil || node.scalarValue == .null {
+            error("'\(field)' must be a string or a template, not \(node.shapeDescription)", node.location)
+        }
+        return specValue(node)
+    }
+
     /// An `if:` value: a template, or a bare expression as in GitHub Actions (`if: steps.a.status == 'error'`).
     mutating func condition(_ node: YAMLNode) -> SpecValue? {
         if case .string(let text)? = node.scalarValue, !Template.containsTemplate(text) {
@@ -207,7 +216,7 @@ struct SpecDecoder {
                 return nil
             }
         }
-        if node.entries != nil || node.items != nil {
+        if node.entries != nil || node.items != nil || node.scalarValue == .null {
             error("'if' must be an expression such as ${{ steps.a.status == 'success' }}, not \(node.shapeDescription)",
                 node.location)
             return nil
@@ -525,7 +534,7 @@ struct SpecDecoder {
         return ChildWorkflowAction(
             name: name, nameLocation: node.location, input: step["with"].map { specValue($0) },
             queue: step["queue"].map { specValue($0) }, priority: step["priority"].map { specValue($0) },
-            deduplicationID: step["dedup_id"].map { specValue($0) }, wait: wait)
+            deduplicationID: step["dedup_id"].map { textValue($0, field: "dedup_id") }, wait: wait)
     }
 
     mutating func action(_ name: String, node: YAMLNode, value: YAMLNode, label: String) -> StepAction? {
@@ -554,7 +563,7 @@ struct SpecDecoder {
             var action = ReceiveAction(topic: SpecValue(.literal(.null), location: value.location))
             for entry in entries {
                 switch entry.key.scalarText ?? "" {
-                case "topic": action.topic = specValue(entry.value)
+                case "topic": action.topic = textValue(entry.value, field: "topic")
                 case "timeout": action.timeout = duration(entry.value, field: "timeout")
                 case "default": action.defaultValue = specValue(entry.value)
                 default: break
@@ -574,8 +583,8 @@ struct SpecDecoder {
                 topic: SpecValue(.literal(.null), location: value.location))
             for entry in entries {
                 switch entry.key.scalarText ?? "" {
-                case "to": action.destination = specValue(entry.value)
-                case "topic": action.topic = specValue(entry.value)
+                case "to": action.destination = textValue(entry.value, field: "to")
+                case "topic": action.topic = textValue(entry.value, field: "topic")
                 case "message": action.message = specValue(entry.value)
                 default: break
                 }
@@ -585,14 +594,14 @@ struct SpecDecoder {
             guard mappingFields(value, action: name, fields: ["key", "value"], required: ["key", "value"]) != nil,
                 let key = value["key"], let eventValue = value["value"]
             else { return nil }
-            return .setEvent(key: specValue(key), value: specValue(eventValue))
+            return .setEvent(key: textValue(key, field: "key"), value: specValue(eventValue))
         case "get_event":
             guard mappingFields(value, action: name, fields: ["from", "key", "timeout"], required: ["from", "key"])
                 != nil, let source = value["from"], let key = value["key"]
             else { return nil }
             var timeout = value["timeout"].flatMap { duration($0, field: "timeout") }
             if timeout == nil, let timeoutNode = node["timeout"] { timeout = duration(timeoutNode, field: "timeout") }
-            return .getEvent(GetEventAction(source: specValue(source), key: specValue(key), timeout: timeout))
+            return .getEvent(GetEventAction(source: textValue(source, field: "from"), key: textValue(key, field: "key"), timeout: timeout))
         case "workflow":
             return childWorkflow(value, step: node).map { .workflow($0) }
         case "map":

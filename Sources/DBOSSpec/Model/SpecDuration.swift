@@ -1,8 +1,8 @@
 /// Parses the spec's duration syntax into Swift `Duration`s.
 public enum SpecDuration {
     /// The error text for a bad duration, shared by every field that takes one.
-    static func invalidMessage(_ text: String) -> String {
-        "invalid duration '\(text)' (expected e.g. 250ms, 30s, 5m, 2h, 1d, 1h30m)"
+    static func invalidMessage(_ text: String, field: String) -> String {
+        "invalid duration '\(text)' for '\(field)' (expected e.g. 250ms, 30s, 5m, 2h, 1d, 1h30m)"
     }
 
     /// Parses `250ms`, `30s`, `5m`, `2h`, `1d` and combinations in decreasing order such as `1h30m`;

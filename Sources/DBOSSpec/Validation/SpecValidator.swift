@@ -186,7 +186,7 @@ struct NameChecker {
     func checkQueue(_ value: SpecValue, errors: inout [SpecError]) {
         guard let constant = value.constantValue else { return }
         guard case .string(let name) = constant else {
-            errors.append(SpecError("'queue' must be a queue name, not \(constant.typeName)", at: value.location))
+            errors.append(SpecError("'queue' must be a queue name, not \(constant.jsonText)", at: value.location))
             return
         }
         if declaredQueues[name] == nil {
