@@ -275,7 +275,9 @@ final class SQLSystemDatabase: SystemDatabase {
             if let after = filter.createdAfter { statement = statement + " AND ws.created_at >= \(after.epochMilliseconds)" }
             if let before = filter.createdBefore { statement = statement + " AND ws.created_at <= \(before.epochMilliseconds)" }
             if let prefix = filter.workflowIDPrefix {
-                statement = statement + " AND substr(ws.workflow_uuid, 1, \(prefix.count)) = \(prefix)"
+                // SQL's substr counts code points; Swift's `count` counts grapheme clusters ("\r\n" is one).
+                let length = prefix.unicodeScalars.count
+                statement = statement + " AND substr(ws.workflow_uuid, 1, \(length)) = \(prefix)"
             }
             if let parent = filter.parentWorkflowID { statement = statement + " AND ws.parent_workflow_id = \(parent)" }
             let direction = filter.newestFirst ? "DESC" : "ASC"

@@ -161,10 +161,16 @@ final class PostgresConnectionHandle: @unchecked Sendable {
         let message = field(CLIBPQ_DIAG_MESSAGE_PRIMARY)
             ?? PostgresError.oneLine(connectionMessage, hiding: url.password)
         let kind: PostgresError.Kind = isBroken ? .connectionLost : .server
+        var explained = message.isEmpty ? "PostgreSQL connection failed" : message
+        if explained == "payload string too long" {
+            // DBOS's triggers notify with the destination workflow ID and the topic or key as the payload.
+            explained += ": a notification carries the workflow ID and the topic or key, which PostgreSQL limits"
+                + " to 8000 bytes together"
+        }
         return PostgresError(
             kind: kind,
             sqlState: field(CLIBPQ_DIAG_SQLSTATE),
-            message: message.isEmpty ? "PostgreSQL connection failed" : message,
+            message: explained,
             detail: field(CLIBPQ_DIAG_MESSAGE_DETAIL),
             statement: statement)
     }

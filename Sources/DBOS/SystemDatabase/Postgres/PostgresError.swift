@@ -73,7 +73,7 @@ struct PostgresError: Error, Sendable, CustomStringConvertible {
         var text = message
         if let sqlState { text += " (SQLSTATE \(sqlState))" }
         if let detail { text += "; \(detail)" }
-        if let statement { text += "; statement: \(statement)" }
+        if let statement { text += "; statement: " + statement.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
         return text
     }
 
