@@ -44,6 +44,9 @@ public struct RunCommand: FailureReportingCommand {
     public init() {}
 
     public func execute() async throws {
+        if workflowID?.isEmpty == true {
+            throw CommandFailure(exitCode: CommandFailure.invalidInputExitCode, message: "--id must not be empty")
+        }
         let spec = try SpecFiles.load(file)
         let inputValue = try input.value()
         let fileNeighbours = SpecFiles.neighbours(of: [file], excludingNames: [spec.name])
@@ -106,7 +109,7 @@ public struct RunCommand: FailureReportingCommand {
 
         interpreter.addObserver(ProgressReporter(rootWorkflowID: id))
         let run = AttachedRun(
-            runtime: runtime, workflowID: id, continueCommand: "dbos-run \(file) --id \(id)", printer: printer)
+            runtime: runtime, workflowID: id, continueCommand: "dbos-run \(ShellWord.quoted(file)) --id \(ShellWord.quoted(id))", printer: printer)
         run.stopOnTerminationSignals()
         try await runtime.launch()
 
