@@ -92,6 +92,24 @@ public final class PostgresServer: Sendable {
         try runTool("pg_ctl", ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "start"])
     }
 
+    /// Runs one SQL statement as the superuser, over the Unix socket.
+    public func execute(_ statement: String, database: String = "postgres") throws {
+        // psql sits next to the real pg_ctl, which PATH may only hold a link to.
+        let tools = URL(fileURLWithPath: "\(binDirectory)/pg_ctl").resolvingSymlinksInPath().deletingLastPathComponent().path
+        try runTool(tools + "/psql", [
+            "-h", directory, "-p", "\(port)", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-qc", statement,
+        ])
+    }
+
+    /// Makes TCP connections prove their password (scram-sha-256) from now on; the Unix socket stays trusted.
+    public func requirePasswords() throws {
+        let path = "\(dataDirectory)/pg_hba.conf"
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        let changed = lines.map { $0.hasPrefix("host") ? $0.replacingOccurrences(of: "trust", with: "scram-sha-256") : String($0) }
+        try changed.joined(separator: "\n").write(toFile: path, atomically: false, encoding: .utf8)
+        try runTool("pg_ctl", ["-D", dataDirectory, "-w", "reload"])
+    }
+
     private func initialize() throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if Self.isRoot {
@@ -124,7 +142,7 @@ public final class PostgresServer: Sendable {
 
     /// Runs a PostgreSQL tool, as the `postgres` user when we are root.
     private func runTool(_ tool: String, _ arguments: [String]) throws {
-        let executable = "\(binDirectory)/\(tool)"
+        let executable = tool.hasPrefix("/") ? tool : "\(binDirectory)/\(tool)"
         if Self.isRoot {
             try Self.run("/usr/sbin/runuser", ["-u", "postgres", "--", executable] + arguments)
         } else {

@@ -34,7 +34,7 @@ final class SQLiteBackend: SQLBackend {
                 try connection.execute(script: "PRAGMA synchronous = FULL")
             }
         } catch let error as SQLiteError {
-            throw Self.translate(error, location: path, operation: "opening the database")
+            throw Self.translate(error, location: path, operation: Self.openingOperation)
         }
         executor = SQLiteExecutor(connection: connection, name: "dbos-sqlite")
     }
@@ -73,12 +73,20 @@ final class SQLiteBackend: SQLBackend {
         Glibc.close(descriptor)
     }
 
+    /// The operation name of opening the database, whose read-only or I/O failures mean it cannot be opened.
+    static let openingOperation = "opening the database"
+
     static func translate(_ error: SQLiteError, location: String, operation: String) -> SystemDatabaseError {
         if error.isCorruption {
             return .corrupted(location: location, reason: error.message)
         }
         if error.isReadOnlyOrFull {
-            return .cannotOpen(location: location, reason: error.message)
+            guard operation != openingOperation else { return .cannotOpen(location: location, reason: error.message) }
+            // An open database that stops taking writes: say where and the usual causes, not "cannot open".
+            return .queryFailed(
+                operation: operation,
+                reason: "\(error.message) writing \(location) (is the disk full, the file or its directory read-only,"
+                    + " or a file size limit reached?)")
         }
         return .queryFailed(operation: operation, reason: error.message)
     }
