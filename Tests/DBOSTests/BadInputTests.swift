@@ -217,6 +217,45 @@ import Testing
         }
     }
 
+    @Test(arguments: Backend.allCases) func aMalformedMessageWrittenStraightIntoTheDatabaseFailsOnlyTheRunThatReceivesIt(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        try await withLaunchedRuntime(url: setup.url) { runtime in
+            try runtime.register("inbox") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.recv(String.self, topic: "t", timeout: .seconds(60)) ?? "nothing"
+            }
+        } test: { runtime, inbox in
+            let stored = try await runtime.startWorkflow(inbox, input: "", options: WorkflowOptions(workflowID: "stored"))
+            try await runtime.send(to: "stored", topic: "t", message: "fine")
+            #expect(try await stored.result() == "fine")
+            let before = try await runtime.listSteps(workflowID: "stored").map { "\($0.functionID) \($0.name) \(String(describing: $0.output))" }
+
+            // Another client (any language, or plain SQL) writes what no DBOS serializer wrote.
+            for (id, text) in [("not-json", "{not json"), ("wrong-type", "42"), ("empty", "")] {
+                let handle = try await runtime.startWorkflow(inbox, input: "", options: WorkflowOptions(workflowID: id))
+                try await waitForSteps(of: id, atLeast: 1, in: runtime)
+                switch setup.backend {
+                case .sqlite:
+                    let connection = try SQLiteConnection(path: String(setup.url.dropFirst("sqlite:".count)))
+                    defer { connection.close() }
+                    let insert: SQL = "INSERT INTO notifications (destination_uuid, topic, message) VALUES (\(id), 't', \(text))"
+                    _ = try connection.execute(insert)
+                case .postgres:
+                    let connection = try await PostgresConnection.connect(PostgresURL(setup.url))
+                    defer { connection.close() }
+                    let insert: SQL = "INSERT INTO dbos.notifications (destination_uuid, topic, message) VALUES (\(id), 't', \(text))"
+                    _ = try await connection.execute(insert)
+                }
+                let error = await #expect(throws: (any Error).self) { _ = try await handle.result() }
+                let message = error.map { "\($0)" } ?? ""
+                #expect(message.contains("String") && !message.contains("\n"), "\(id): \(message)")
+                #expect(try await runtime.workflowStatus(id: id)?.state == .error, "\(id)")
+            }
+            #expect(try await runtime.workflowStatus(id: "stored")?.output == .string("fine"))
+            #expect(try await runtime.listSteps(workflowID: "stored").map { "\($0.functionID) \($0.name) \(String(describing: $0.output))" } == before)
+        }
+    }
+
     // MARK: System database URLs and files
 
     @Test func aFileThatIsNotASQLiteDatabaseIsReportedAsCorruptedAndLeftUnchanged() async throws {
