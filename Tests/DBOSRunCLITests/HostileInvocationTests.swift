@@ -18,6 +18,8 @@ import Testing
     }
 
     static let deepJSON = String(repeating: "[", count: 100_000)
+    /// Exactly 513 levels, ending at the last one: crashed Foundation's JSON parser (found by FuzzTests).
+    static let crashingJSON = String(repeating: "[", count: 513)
     static let injection = "x'; DROP TABLE workflow_status; --"
 
     static let invocations: [Invocation] = [
@@ -26,8 +28,10 @@ import Testing
         Invocation(arguments: ["send", "stored-1", "--topic", "t", "--message", ""], exitCode: 2, says: "invalid JSON in --message"),
         Invocation(arguments: ["send", "stored-1", "--topic", "t", "--message", "NaN"], exitCode: 2, says: #"quote it: '"NaN"'"#),
         Invocation(arguments: ["send", "stored-1", "--topic", "t", "--message", deepJSON], exitCode: 2, says: "too many nested"),
+        Invocation(arguments: ["send", "stored-1", "--topic", "t", "--message", crashingJSON], exitCode: 2, says: "too many nested"),
         // Inputs that are not JSON.
         Invocation(arguments: ["{hello}", "--input", deepJSON], exitCode: 2, says: "invalid JSON in --input: too many nested"),
+        Invocation(arguments: ["{hello}", "--input", crashingJSON], exitCode: 2, says: "invalid JSON in --input: too many nested"),
         Invocation(arguments: ["{hello}", "--input", "1e999"], exitCode: 2, says: "invalid JSON in --input: number 1e999"),
         Invocation(arguments: ["{hello}", "--input", #""\ud800""#], exitCode: 2, says: "invalid JSON in --input"),
         Invocation(arguments: ["{hello}", "--input", "@/dev/null/none.json"], exitCode: 2, says: "cannot read the input file"),

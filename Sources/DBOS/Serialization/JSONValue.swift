@@ -54,7 +54,7 @@ extension JSONValue: Codable {
 extension JSONValue {
     /// Parses JSON text (any top-level value, not only objects and arrays).
     public init(parsing text: String) throws {
-        self = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        self = try JSONDepthGuard.decode(JSONValue.self, from: Data(text.utf8))
     }
 
     /// Compact JSON text with sorted object keys, so equal values always print the same.

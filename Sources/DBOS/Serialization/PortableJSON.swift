@@ -25,7 +25,7 @@ enum PortableJSON {
     /// Decodes JSON text into a value; `nil` text decodes as JSON `null`.
     static func decode<T: Decodable>(_ type: T.Type, from text: String?) throws -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: Data((text ?? "null").utf8))
+            return try JSONDepthGuard.decode(T.self, from: Data((text ?? "null").utf8))
         } catch {
             throw WorkflowError.deserializationFailed(type: String(describing: T.self), reason: describe(error))
         }
@@ -116,7 +116,7 @@ public struct PortableError: Error, Codable, Sendable, Equatable, CustomStringCo
 
     /// Reads an `error` column; text that is not a portable error object becomes its message.
     init(storedText: String) {
-        if let decoded = try? JSONDecoder().decode(PortableError.self, from: Data(storedText.utf8)) {
+        if let decoded = try? JSONDepthGuard.decode(PortableError.self, from: Data(storedText.utf8)) {
             self = decoded
         } else {
             self.init(name: "Error", message: storedText)

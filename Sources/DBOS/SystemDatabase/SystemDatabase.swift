@@ -340,26 +340,11 @@ public enum SystemDatabaseError: Error, CustomStringConvertible, Sendable {
         case .schemaTooNew(let found, let supported):
             "system database schema version \(found) is newer than this dbos-swift supports (\(supported)); upgrade dbos-swift"
         case .queryFailed(let operation, let reason):
-            "system database error while \(Self.printable(operation, limit: 300)): \(Self.printable(reason, limit: 2000))"
+            "system database error while \(OneLineText.quoting(operation, limit: 300)): \(OneLineText.quoting(reason, limit: 2000))"
         case .closed:
             "the system database is closed"
         case .streamClosed(let workflowID, let key):
             "stream '\(key)' of workflow '\(workflowID)' is closed"
         }
-    }
-
-    /// `text` as one printable line of bounded length: control characters (a newline, a NUL) escaped and a very
-    /// long text (an ID of 100 000 characters) shortened, so an error about hostile input stays one readable line.
-    static func printable(_ text: String, limit: Int) -> String {
-        var line = ""
-        for scalar in text.unicodeScalars {
-            if scalar.properties.generalCategory == .control {
-                line += scalar.escaped(asASCII: true)
-            } else {
-                line.unicodeScalars.append(scalar)
-            }
-        }
-        guard line.count > limit else { return line }
-        return line.prefix(limit) + "... (\(line.count - limit) more characters)"
     }
 }

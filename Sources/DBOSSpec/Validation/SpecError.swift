@@ -1,3 +1,5 @@
+import DBOS
+
 /// One problem found in a spec: where it is and a message a person can act on.
 public struct SpecError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Where the problem is.
@@ -5,9 +7,10 @@ public struct SpecError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What is wrong, e.g. `step 'ship' needs unknown step 'pack'`.
     public var message: String
 
-    /// Creates an error at `location`.
+    /// Creates an error at `location`. The message is kept to one line of bounded length, whatever text from
+    /// the spec it quotes (a key may hold a newline, a scalar may be megabytes long).
     public init(_ message: String, at location: SourceLocation) {
-        self.message = message
+        self.message = OneLineText.quoting(message, limit: 1000)
         self.location = location
     }
 
