@@ -12,7 +12,7 @@ let package = Package(
     name: "dbos-swift-fuzz",
     platforms: [.macOS(.v15)],
     dependencies: [.package(path: "..")],
-    targets: ["fuzz-yaml", "fuzz-spec", "fuzz-expression"].map { name in
-        .executableTarget(name: name, dependencies: [.product(name: "DBOSSpec", package: project)])
+    targets: [.target(name: "FuzzDriver")] + ["fuzz-yaml", "fuzz-spec", "fuzz-expression"].map { name in
+        .executableTarget(name: name, dependencies: ["FuzzDriver", .product(name: "DBOSSpec", package: project)])
     }
 )

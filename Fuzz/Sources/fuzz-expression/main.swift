@@ -1,5 +1,6 @@
 import DBOS
 import DBOSSpec
+import FuzzDriver
 
 let scope = ExpressionScope(variables: [
     "input": ["name": "x", "list": [1, 2, 3], "nested": ["k": ["deeper": true]]],
@@ -9,7 +10,8 @@ let scope = ExpressionScope(variables: [
 /// libFuzzer's entry point: parses the bytes as an expression and evaluates it. A crash, a hang or an error
 /// whose offset lies outside the text is a finding.
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzExpression(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzzExpression(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data else { return 0 }
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
     do {
         let expression = try ExpressionParser.parse(text)
@@ -28,4 +30,10 @@ func check(_ error: ExpressionError, _ text: String) {
     if error.offset < 0 || error.offset > text.count || error.message.isEmpty {
         fatalError("an error outside the text: \(error)")
     }
+}
+
+/// The entry point SwiftPM links as `main`.
+@_cdecl("fuzz_expression_main")
+public func fuzzMain(_ argumentCount: CInt, _ arguments: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    runFuzzer(argumentCount, arguments) { data, size in fuzzExpression(data, size) }
 }
