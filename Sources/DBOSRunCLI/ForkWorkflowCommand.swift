@@ -18,8 +18,8 @@ public struct ForkWorkflowCommand: FailureReportingCommand {
     @Argument(help: ArgumentHelp("The ID of the workflow to fork.", valueName: "id"))
     public var workflowID: String
 
-    /// The first slot the fork executes again.
-    @Option(help: ArgumentHelp("The step slot to re-execute from; earlier steps' checkpoints are reused.", valueName: "n"))
+    /// The first slot the fork executes again (parsed unconditionally, so a negative number gets its own error).
+    @Option(parsing: .unconditional, help: ArgumentHelp("The step slot to re-execute from; earlier steps' checkpoints are reused.", valueName: "n"))
     public var fromStep: Int
 
     /// The new run's ID.

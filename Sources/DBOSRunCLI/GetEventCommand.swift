@@ -19,8 +19,8 @@ public struct GetEventCommand: FailureReportingCommand {
     @Argument(help: ArgumentHelp("The event's key.", valueName: "key"))
     public var key: String
 
-    /// How long to wait for the event.
-    @Option(help: ArgumentHelp("How long to wait for the event, e.g. 250ms, 30s, 5m, 1h30m.", valueName: "duration"))
+    /// How long to wait for the event (parsed unconditionally, so `-1s` gets the duration error).
+    @Option(parsing: .unconditional, help: ArgumentHelp("How long to wait for the event, e.g. 250ms, 30s, 5m, 1h30m.", valueName: "duration"))
     public var timeout = "30s"
 
     /// Print the value as JSON even when it is a string.

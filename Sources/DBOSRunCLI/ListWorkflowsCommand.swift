@@ -29,8 +29,9 @@ public struct ListWorkflowsCommand: FailureReportingCommand {
     @Option(help: ArgumentHelp("Only runs started on this queue.", valueName: "queue"))
     public var queue: String?
 
-    /// At most this many runs.
-    @Option(help: ArgumentHelp("List at most this many runs.", valueName: "n"))
+    /// At most this many runs. Parsed unconditionally so `--limit -1` reaches the range check instead of
+    /// being taken for a flag ("missing value").
+    @Option(parsing: .unconditional, help: ArgumentHelp("List at most this many runs.", valueName: "n"))
     public var limit: Int?
 
     /// Print a JSON array instead of a table.

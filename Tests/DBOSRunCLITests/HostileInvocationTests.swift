@@ -53,6 +53,9 @@ import Testing
         Invocation(arguments: ["{hello}", "--id", ""], exitCode: 2, says: "--id must not be empty"),
         // Numbers that are not numbers.
         Invocation(arguments: ["workflows", "list", "--limit", "99999999999999999999"], exitCode: 2, says: "--limit"),
+        Invocation(arguments: ["workflows", "list", "--limit", "-1"], exitCode: 2, says: "--limit must be at least 1, got -1"),
+        Invocation(arguments: ["workflows", "fork", "stored-1", "--from-step", "-5"], exitCode: 2, says: "cannot be negative"),
+        Invocation(arguments: ["get-event", "stored-1", "k", "--timeout", "-1s"], exitCode: 2, says: "invalid duration '-1s' for --timeout"),
         Invocation(arguments: ["workflows", "fork", "stored-1", "--from-step", "abc"], exitCode: 2, says: "--from-step"),
         Invocation(arguments: ["get-event", "stored-1", "k", "--timeout", "forever"], exitCode: 2, says: "invalid duration 'forever'"),
         // Spec files that are not specs.
