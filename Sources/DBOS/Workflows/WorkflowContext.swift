@@ -105,6 +105,13 @@ public final class WorkflowContext: Sendable {
         return record
     }
 
+    /// The operations recorded for this run, by slot: those loaded when this execution began (after a
+    /// crash, a fork) and those it wrote since. What `DBOSRuntime.listSteps` reads, without its two
+    /// round trips to the database.
+    package var recordedSteps: [StepInfo] {
+        state.withLock { Array($0.checkpoints.values) }.sorted { $0.functionID < $1.functionID }.map(StepInfo.init)
+    }
+
     private func remember(_ record: OperationRecord) {
         state.withLock { $0.checkpoints[record.functionID] = record }
     }

@@ -33,9 +33,10 @@ struct StepListExecutor: Sendable {
 
     /// The steps not started yet whose `needs` all have results.
     private func readySteps(started: Set<String>, results: [String: StepOutcome]) -> [StepGraph.Node] {
-        graph.nodes.filter { node in
-            !started.contains(node.id) && node.needs.allSatisfy { results[$0] != nil }
-        }
+        // By index, so only the ready nodes are copied (a node holds its whole step).
+        graph.nodes.indices.filter { index in
+            !started.contains(graph.nodes[index].id) && graph.nodes[index].needs.allSatisfy { results[$0] != nil }
+        }.map { graph.nodes[$0] }
     }
 
     /// Runs the list; returns each step's result, or throws the first failure after compensating.
