@@ -294,6 +294,34 @@ struct WorkflowTests {
         await runtime.shutdown()
     }
 
+    @Test(arguments: Backend.allCases) func runsInALongSleepStopWhenAnotherProcessCancelsThem(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let napper = try runtime.register("napper") { (context: WorkflowContext, _: String) -> String in
+            try await context.sleep(for: .seconds(3_600))
+            return "awake"
+        }
+        try await runtime.launch()
+        // Two runs asleep for an hour; another process cancels the younger one. No step will ever
+        // notice: only the watchdog can stop it, and it must leave the other one asleep.
+        let kept = try await runtime.startWorkflow(napper, input: "", options: WorkflowOptions(workflowID: "kept"))
+        let napping = try await runtime.startWorkflow(napper, input: "", options: WorkflowOptions(workflowID: "nap"))
+        for id in ["kept", "nap"] {
+            #expect(await eventually { (try? await runtime.listSteps(workflowID: id).count) == 1 })
+        }
+        let other = try await setup.make(executorID: "cli", recovers: false)
+        try await other.launch()
+        try await other.cancelWorkflow(id: "nap")
+        await other.shutdown()
+        await #expect {
+            try await napping.result()
+        } throws: { error in (error as? WorkflowError)?.isCancellation == true }
+        #expect(runtime.localTask(of: "kept") != nil)
+        #expect(try await kept.status().state == .pending)
+        await runtime.shutdown(gracePeriod: .zero)
+    }
+
     @Test(arguments: Backend.allCases) func operationsAtExplicitSlotsReplayFromThoseSlots(backend: Backend) async throws {
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }

@@ -53,8 +53,10 @@ extension JSONValue: Codable {
 
 extension JSONValue {
     /// Parses JSON text (any top-level value, not only objects and arrays).
+    ///
+    /// - Throws: `JSONSyntaxError` saying what is wrong and where.
     public init(parsing text: String) throws {
-        self = try JSONDepthGuard.decode(JSONValue.self, from: Data(text.utf8))
+        self = try JSONTextParser.parse(text)
     }
 
     /// Compact JSON text with sorted object keys, so equal values always print the same.
@@ -99,19 +101,31 @@ extension JSONValue {
 
     private static func writeQuoted(_ text: String, to output: inout String) {
         output += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": output += "\\\""
-            case "\\": output += "\\\\"
-            case "\n": output += "\\n"
-            case "\r": output += "\\r"
-            case "\t": output += "\\t"
-            case _ where scalar.value < 0x20:
-                output += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                    + String(scalar.value, radix: 16)
-            default: output.unicodeScalars.append(scalar)
+        // Copy the runs between the bytes that need escaping whole. Those bytes are ASCII, so each
+        // run is valid UTF-8 on its own. (Not `text[range]`: a String subscript rounds to
+        // Character boundaries, and "\r\n" is one Character.)
+        let utf8 = text.utf8
+        var runStart = utf8.startIndex
+        var index = runStart
+        while index != utf8.endIndex {
+            let byte = utf8[index]
+            if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                output += String(decoding: utf8[runStart..<index], as: UTF8.self)
+                switch byte {
+                case UInt8(ascii: "\""): output += "\\\""
+                case UInt8(ascii: "\\"): output += "\\\\"
+                case UInt8(ascii: "\n"): output += "\\n"
+                case UInt8(ascii: "\r"): output += "\\r"
+                case UInt8(ascii: "\t"): output += "\\t"
+                default:
+                    let hex = String(byte, radix: 16)
+                    output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                }
+                runStart = utf8.index(after: index)
             }
+            index = utf8.index(after: index)
         }
+        output += String(decoding: utf8[runStart...], as: UTF8.self)
         output += "\""
     }
 }

@@ -15,6 +15,8 @@ enum PortableJSON {
 
     /// Encodes a value as JSON text.
     static func encode<T: Encodable>(_ value: T) throws -> String {
+        // The spec interpreter's values: their own writer is several times faster than JSONEncoder.
+        if let value = value as? JSONValue { return value.jsonText }
         do {
             return String(decoding: try encoder.encode(value), as: UTF8.self)
         } catch {
@@ -24,6 +26,13 @@ enum PortableJSON {
 
     /// Decodes JSON text into a value; `nil` text decodes as JSON `null`.
     static func decode<T: Decodable>(_ type: T.Type, from text: String?) throws -> T {
+        if T.self == JSONValue.self {
+            do {
+                return try JSONValue(parsing: text ?? "null") as! T
+            } catch {
+                throw WorkflowError.deserializationFailed(type: "JSONValue", reason: "\(error)")
+            }
+        }
         do {
             return try JSONDepthGuard.decode(T.self, from: Data((text ?? "null").utf8))
         } catch {
@@ -38,6 +47,12 @@ enum PortableJSON {
 
     /// Unwraps positional argument 0 of a stored input.
     static func decodeInput<T: Decodable>(_ type: T.Type, from text: String?) throws -> T {
+        if T.self == JSONValue.self {
+            guard case .array(let arguments)? = try decode(JSONValue.self, from: text)["positionalArgs"] else {
+                throw WorkflowError.deserializationFailed(type: "JSONValue", reason: "missing key 'positionalArgs'")
+            }
+            return (arguments.first ?? .null) as! T
+        }
         let arguments = try decode(InputArguments<T>.self, from: text)
         guard let first = arguments.positionalArgs.first else {
             return try decode(T.self, from: "null")

@@ -164,16 +164,16 @@ final class SQLSystemDatabase: SystemDatabase {
         }
     }
 
-    func workflowStates(ids: [String]) async throws -> [String: WorkflowState] {
-        guard !ids.isEmpty else { return [:] }
-        return try await backend.autocommit("reading workflow states") { runner in
-            var states: [String: WorkflowState] = [:]
-            for row in try runner.query("SELECT workflow_uuid, status FROM workflow_status WHERE workflow_uuid IN (\(list: ids))") {
-                if let id = row.string("workflow_uuid"), let state = WorkflowState(rawValue: row.string("status") ?? "") {
-                    states[id] = state
-                }
-            }
-            return states
+    func stoppedWorkflowIDs(createdAtOrAfter createdAt: EpochMilliseconds) async throws -> [String] {
+        try await backend.autocommit("reading cancelled workflows") { runner in
+            // The first IN repeats the predicate of the partial index on (status, created_at), so
+            // that SQLite, which has no statistics, uses it too instead of the created_at index
+            // (which would visit every run created since, running or not).
+            try runner.query("""
+                SELECT workflow_uuid FROM workflow_status
+                WHERE status IN ('ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+                    AND status IN ('CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED') AND created_at >= \(createdAt)
+                """).compactMap { $0.string("workflow_uuid") }
         }
     }
 

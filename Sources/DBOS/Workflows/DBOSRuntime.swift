@@ -18,6 +18,8 @@ public final class DBOSRuntime: Sendable {
     public let configuration: DBOSConfiguration
     let database: any SystemDatabase
     let wakeups = WakeupRegistry()
+    /// Wakes the runs in a durable sleep.
+    let sleepTimer = SleepTimer()
 
     /// Why a local run's task was cancelled, so its end is recorded (or not) correctly.
     enum StopReason: Sendable {
@@ -27,6 +29,8 @@ public final class DBOSRuntime: Sendable {
 
     struct RunningWorkflow {
         var task: Task<String, any Error>
+        /// The run's `created_at`, which bounds the watchdog's query.
+        var createdAt: EpochMilliseconds
         var stopReason: StopReason?
         var timer: Task<Void, Never>?
         var queueName: String?
@@ -371,13 +375,17 @@ public final class DBOSRuntime: Sendable {
         let context = WorkflowContext(
             workflowID: id, workflowName: registered.name, deadline: record.deadline, runtime: self,
             checkpoints: checkpoints, attributes: record.attributes.flatMap { try? JSONValue(parsing: $0) })
+        // The tasks capture these fields, not the whole record: a captured value is copied into
+        // the closure and into its frames, which a run keeps for as long as it is (say) asleep.
+        let inputs = record.inputs
+        let timeoutMilliseconds = record.timeoutMilliseconds
         state.withLock { state in
             guard state.running[id] == nil else { return }
             let task = Task<String, any Error> {
                 defer { self.finishRunning(id) }
                 do {
                     let output = try await withTaskCancellationHandler {
-                        try await registered.run(context, record.inputs)
+                        try await registered.run(context, inputs)
                     } onCancel: {
                         context.cancelConcurrentSteps()
                     }
@@ -402,13 +410,14 @@ public final class DBOSRuntime: Sendable {
                     }
                 }
             }
-            var running = RunningWorkflow(task: task, queueName: record.queueName, partitionKey: record.partitionKey)
+            var running = RunningWorkflow(
+                task: task, createdAt: record.createdAt, queueName: record.queueName, partitionKey: record.partitionKey)
             if let deadline = record.deadline {
                 running.timer = Task { [weak self] in
                     let wait = deadline - Date().epochMilliseconds
                     if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
                     guard !Task.isCancelled else { return }
-                    await self?.cancelForTimeout(id, timeoutMilliseconds: record.timeoutMilliseconds)
+                    await self?.cancelForTimeout(id, timeoutMilliseconds: timeoutMilliseconds)
                 }
             }
             state.running[id] = running
@@ -451,14 +460,15 @@ public final class DBOSRuntime: Sendable {
     }
 
     /// The watchdog's check: runs of this process that another process cancelled stop here too.
+    /// It asks for the stopped runs created since this process's oldest running one, from an
+    /// index, rather than for the state of every running run: with many runs asleep, a list of
+    /// all their IDs grew each query past the databases' parameter limits.
     private func stopRunsCancelledElsewhere() async {
-        let ids = state.withLock { Array($0.running.keys) }
-        guard !ids.isEmpty, let states = try? await database.workflowStates(ids: ids) else { return }
-        let stopped = ids.filter { id in
-            guard let state = states[id] else { return false }
-            return state == .cancelled || state == .maxRecoveryAttemptsExceeded
-        }
-        if !stopped.isEmpty { stopLocalRuns(stopped, reason: nil) }
+        guard let oldest = state.withLock({ $0.running.values.lazy.map(\.createdAt).min() }),
+            let stopped = try? await database.stoppedWorkflowIDs(createdAtOrAfter: oldest)
+        else { return }
+        let running = state.withLock { state in stopped.filter { state.running[$0] != nil } }
+        if !running.isEmpty { stopLocalRuns(running, reason: nil) }
     }
 
     // MARK: Waiting for outcomes

@@ -105,6 +105,13 @@ public final class WorkflowContext: Sendable {
         return record
     }
 
+    /// The operations recorded for this run, by slot: those loaded when this execution began (after a
+    /// crash, a fork) and those it wrote since. What `DBOSRuntime.listSteps` reads, without its two
+    /// round trips to the database.
+    package var recordedSteps: [StepInfo] {
+        state.withLock { Array($0.checkpoints.values) }.sorted { $0.functionID < $1.functionID }.map(StepInfo.init)
+    }
+
     private func remember(_ record: OperationRecord) {
         state.withLock { $0.checkpoints[record.functionID] = record }
     }
@@ -237,19 +244,29 @@ public final class WorkflowContext: Sendable {
     /// A durable sleep at an explicit checkpoint slot.
     package func sleep(for duration: Duration, functionID: Int) async throws {
         try requireOutsideStep("sleep(for:)")
-        let wakeUp = try await durableWakeUpTime(functionID: functionID, after: duration)
-        let remaining = wakeUp - Self.now
-        guard remaining > 0 else { return }
+        let wakeUp: EpochMilliseconds
+        if let recorded = try recordedOperation(functionID, name: Self.sleepName) {
+            wakeUp = try PortableJSON.decode(EpochMilliseconds.self, from: recorded.output)
+        } else {
+            try checkNotCancelled()
+            // A task keeps the memory its deepest chain of calls needed until it ends (the task
+            // allocator does not give it back), so the checkpoint's database call runs in a task
+            // of its own and a run asleep holds little more than its own frames.
+            wakeUp = try await Task { try await self.durableWakeUpTime(functionID: functionID, after: duration) }.value
+        }
+        guard wakeUp > Self.now else { return }
         do {
-            try await Task.sleep(for: .milliseconds(remaining))
+            try await runtime.sleepTimer.sleep(until: wakeUp)
         } catch {
             throw cancellationError()
         }
     }
 
+    private static let sleepName = "DBOS.sleep"
+
     /// The wake-up time recorded at a `DBOS.sleep` slot, recording now + `duration` first if absent.
     func durableWakeUpTime(functionID: Int, after duration: Duration) async throws -> EpochMilliseconds {
-        let name = "DBOS.sleep"
+        let name = Self.sleepName
         if let recorded = try recordedOperation(functionID, name: name) {
             return try PortableJSON.decode(EpochMilliseconds.self, from: recorded.output)
         }

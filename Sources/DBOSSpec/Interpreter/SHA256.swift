@@ -1,9 +1,24 @@
+import Synchronization
+
 /// SHA-256 of spec texts, so runs can name the exact text that started them and parsed specs can be
 /// cached by content. (Foundation on Linux has no digest API and the package takes no crypto dependency
 /// for this one use.)
 enum SHA256 {
+    /// Digests of recent texts: every start of a spec stores the digest of the same few texts.
+    private static let recentDigests = Mutex<[String: String]>([:])
+
     /// The lowercase hexadecimal digest of `text`'s UTF-8 bytes.
     static func hexDigest(of text: String) -> String {
+        if let known = recentDigests.withLock({ $0[text] }) { return known }
+        let digest = computeHexDigest(of: text)
+        recentDigests.withLock { digests in
+            if digests.count >= 64 { digests.removeAll() }
+            digests[text] = digest
+        }
+        return digest
+    }
+
+    private static func computeHexDigest(of text: String) -> String {
         digest(Array(text.utf8)).map { byte in
             let hex = String(byte, radix: 16)
             return hex.count == 1 ? "0" + hex : hex

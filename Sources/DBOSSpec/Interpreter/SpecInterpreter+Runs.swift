@@ -5,17 +5,18 @@ import Foundation
 extension SpecInterpreter {
     /// A run of a spec: its steps list, then its `output:` (default: the last listed step's output).
     func executeSpecRun(context: WorkflowContext, registeredName: String, input: JSONValue) async throws -> JSONValue {
-        let (spec, _, rootID) = try await resolveSpec(
+        let (spec, _, rootID, key) = try await resolveSpec(
             workflowID: context.workflowID, attributes: context.attributes, registeredName: registeredName)
         let prepared = try preparedInput(for: spec, input: input)
-        let run = try await execution(context: context, spec: spec, rootWorkflowID: rootID, path: [])
+        let run = execution(context: context, spec: spec, secretNames: secretNames(of: spec, key: key), rootWorkflowID: rootID, path: [])
+        let graph = stepGraph(of: spec.steps, key: key)
         let variables: [String: JSONValue] = [
             "input": prepared,
             "workflow": .object(["id": .string(context.workflowID), "name": .string(spec.name)]),
             "steps": .object([:]),
         ]
         return try await run.finish(spec.name) {
-            let executor = StepListExecutor(run: run, graph: StepGraph(steps: spec.steps), variables: variables)
+            let executor = StepListExecutor(run: run, graph: graph, variables: variables)
             let results = try await executor.execute()
             guard let output = spec.output else { return spec.steps.last.flatMap { results[$0.id]?.output } ?? .null }
             let scope = run.scope(executor.variables(with: results))
@@ -32,7 +33,7 @@ extension SpecInterpreter {
         guard let stored = RunAttributes(context.attributes), let path = stored.path else {
             throw SpecRunError.unknownStepsList(workflowID: context.workflowID, path: "(none stored)")
         }
-        let (spec, _, rootID) = try await resolveSpec(
+        let (spec, _, rootID, key) = try await resolveSpec(
             workflowID: context.workflowID, attributes: context.attributes, registeredName: stored.specName ?? "")
         guard let steps = Self.steps(at: path, in: spec.steps) else {
             throw SpecRunError.unknownStepsList(
@@ -40,9 +41,10 @@ extension SpecInterpreter {
         }
         var variables: [String: JSONValue] = [:]
         if case .object(let members)? = input["variables"] { variables = members }
-        let run = try await execution(context: context, spec: spec, rootWorkflowID: rootID, path: path)
+        let run = execution(context: context, spec: spec, secretNames: secretNames(of: spec, key: key), rootWorkflowID: rootID, path: path)
+        let graph = stepGraph(of: steps, key: key, path: path)
         return try await run.finish(spec.name) {
-            let results = try await StepListExecutor(run: run, graph: StepGraph(steps: steps), variables: variables).execute()
+            let results = try await StepListExecutor(run: run, graph: graph, variables: variables).execute()
             return steps.last.flatMap { results[$0.id]?.output } ?? .null
         }
     }
@@ -103,10 +105,10 @@ extension SpecInterpreter {
     }
 
     /// What a run's steps share: its masker (for every secret the spec reads) and the slots already completed.
-    func execution(context: WorkflowContext, spec: WorkflowSpec, rootWorkflowID: String, path: [JSONValue])
-        async throws -> RunExecution
-    {
-        let steps = try await runtime.listSteps(workflowID: context.workflowID)
+    func execution(
+        context: WorkflowContext, spec: WorkflowSpec, secretNames: Set<String>, rootWorkflowID: String, path: [JSONValue]
+    ) -> RunExecution {
+        let steps = context.recordedSteps
         // A sleep's checkpoint is written when it starts and "completes" at its wake-up time: one still ahead
         // is resumed, not replayed. Child records are re-attached to, not replayed.
         let now = Date()
@@ -116,7 +118,7 @@ extension SpecInterpreter {
         }.map(\.functionID)
         return RunExecution(
             interpreter: self, context: context, spec: spec, rootWorkflowID: rootWorkflowID, path: path,
-            masker: SecretMasker(names: Self.secretNames(in: spec), lookup: secretLookup), completedSlots: Set(completed))
+            masker: SecretMasker(names: secretNames, lookup: secretLookup), completedSlots: Set(completed))
     }
 
     /// Every secret a spec reads anywhere.

@@ -47,6 +47,8 @@ public final class SpecInterpreter: Sendable {
     let specsByName: [String: WorkflowSpec]
     /// Parsed stored spec texts by SHA-256, so recovering many runs of one spec parses it once.
     private let parsedSpecs = Mutex<[String: WorkflowSpec]>([:])
+    /// What every run of a spec shares, built once per spec and steps list (see `resolveSpec`'s `cacheKey`).
+    private let prepared = Mutex<PreparedSpecs>(PreparedSpecs())
     private let observers = Mutex<[UUID: @Sendable (SpecRunEvent) -> Void]>([:])
     /// Reads `secrets.NAME`.
     let secretLookup: @Sendable (String) -> String?
@@ -263,15 +265,18 @@ public final class SpecInterpreter: Sendable {
     var loader: SpecLoader { Self.loader(handlers: handlers) }
 
     /// The spec a run executes and its top-level run's ID.
+    ///
+    /// `cacheKey` names the spec for `stepGraph(of:key:)` and `secretNames(of:key:)`: the hash of the
+    /// stored text it was parsed from, or the name it is registered under (those specs never change).
     func resolveSpec(workflowID: String, attributes: JSONValue?, registeredName: String) async throws
-        -> (spec: WorkflowSpec, stored: RunAttributes?, rootWorkflowID: String)
+        -> (spec: WorkflowSpec, stored: RunAttributes?, rootWorkflowID: String, cacheKey: String)
     {
         guard let stored = RunAttributes(attributes) else {
             guard let spec = specsByName[registeredName] else { throw SpecRunError.unknownSpec(registeredName) }
-            return (spec, nil, workflowID)
+            return (spec, nil, workflowID, "name:" + registeredName)
         }
         if let own = stored.spec {
-            return (try parse(own, others: stored.childSpecs, workflowID: workflowID), stored, workflowID)
+            return (try parse(own, others: stored.childSpecs, workflowID: workflowID), stored, workflowID, "text:" + own.hash)
         }
         let rootID = stored.rootWorkflowID ?? workflowID
         let name = stored.specName ?? registeredName
@@ -279,16 +284,34 @@ public final class SpecInterpreter: Sendable {
         if let rootAttributes = RunAttributes(root?.attributes), let rootSpec = rootAttributes.spec {
             let rootName = root?.name ?? ""
             if name == rootName {
-                return (try parse(rootSpec, others: rootAttributes.childSpecs, workflowID: workflowID), stored, rootID)
+                let spec = try parse(rootSpec, others: rootAttributes.childSpecs, workflowID: workflowID)
+                return (spec, stored, rootID, "text:" + rootSpec.hash)
             }
             if let child = rootAttributes.childSpecs[name] {
                 var others = rootAttributes.childSpecs
                 others[rootName] = rootSpec
-                return (try parse(child, others: others, workflowID: workflowID), stored, rootID)
+                return (try parse(child, others: others, workflowID: workflowID), stored, rootID, "text:" + child.hash)
             }
         }
         guard let spec = specsByName[name] else { throw SpecRunError.unknownSpec(name) }
-        return (spec, stored, rootID)
+        return (spec, stored, rootID, "name:" + name)
+    }
+
+    /// The graph of a steps list of the spec `key` names (`path` locates a nested list), built once.
+    func stepGraph(of steps: [StepSpec], key: String, path: [JSONValue] = []) -> StepGraph {
+        let key = path.isEmpty ? key : key + "|" + JSONValue.array(path).jsonText
+        if let graph = prepared.withLock({ $0.graphs[key] }) { return graph }
+        let graph = StepGraph(steps: steps)
+        prepared.withLock { $0.graphs[key] = graph }
+        return graph
+    }
+
+    /// Every secret the spec `key` names reads, found once.
+    func secretNames(of spec: WorkflowSpec, key: String) -> Set<String> {
+        if let names = prepared.withLock({ $0.secretNames[key] }) { return names }
+        let names = Self.secretNames(in: spec)
+        prepared.withLock { $0.secretNames[key] = names }
+        return names
     }
 
     /// Parses and validates a stored text (once per distinct text).
@@ -311,6 +334,12 @@ public final class SpecInterpreter: Sendable {
         parsedSpecs.withLock { $0[stored.hash] = spec }
         return spec
     }
+}
+
+/// The step graphs and secret names of the specs runs executed, by `resolveSpec`'s `cacheKey`.
+struct PreparedSpecs {
+    var graphs: [String: StepGraph] = [:]
+    var secretNames: [String: Set<String>] = [:]
 }
 
 extension WorkflowQueue {

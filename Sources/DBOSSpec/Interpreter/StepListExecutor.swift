@@ -33,27 +33,54 @@ struct StepListExecutor: Sendable {
 
     /// The steps not started yet whose `needs` all have results.
     private func readySteps(started: Set<String>, results: [String: StepOutcome]) -> [StepGraph.Node] {
-        graph.nodes.filter { node in
-            !started.contains(node.id) && node.needs.allSatisfy { results[$0] != nil }
+        // By index, so only the ready nodes are copied (a node holds its whole step).
+        graph.nodes.indices.filter { index in
+            !started.contains(graph.nodes[index].id) && graph.nodes[index].needs.allSatisfy { results[$0] != nil }
+        }.map { graph.nodes[$0] }
+    }
+
+    /// What the list has done so far: the steps started, their results, and the first failure.
+    private struct Progress {
+        var results: [String: StepOutcome] = [:]
+        var completionOrder: [String] = []
+        var started: Set<String> = []
+        var failure: (any Error)?
+
+        mutating func record(_ finished: Completion, run: RunExecution) {
+            switch finished.outcome {
+            case .success(let result):
+                results[finished.id] = result
+                if result.status == .success { completionOrder.append(finished.id) }
+            case .failure(let error):
+                // A stop outranks a step failure: the run is not failing, it is being stopped.
+                if failure == nil || run.isStop(error) { failure = error }
+            }
         }
     }
 
     /// Runs the list; returns each step's result, or throws the first failure after compensating.
     func execute() async throws -> [String: StepOutcome] {
-        var results: [String: StepOutcome] = [:]
-        var completionOrder: [String] = []
-        var started: Set<String> = []
-        var failure: (any Error)?
+        var progress = Progress()
         // Kept deliberately plain (a struct result, `while let`, helpers instead of nested closures over
         // the loop's variables): a denser form of this loop was miscompiled by Swift 6.3.1 in release
         // builds, running only the first step.
         await withTaskGroup(of: Completion.self) { group in
             var running = 0
             while true {
-                if failure == nil {
-                    for node in readySteps(started: started, results: results) {
-                        started.insert(node.id)
-                        let scope = run.scope(variables(with: results))
+                if progress.failure == nil {
+                    let ready = readySteps(started: progress.started, results: progress.results)
+                    if running == 0, ready.count == 1 {
+                        // One step at a time (a chain, the usual case): run it in this task. A child task
+                        // would cost a task and two hand-offs between threads per step.
+                        let node = ready[0]
+                        progress.started.insert(node.id)
+                        let finished = await completion(of: node, scope: run.scope(variables(with: progress.results)))
+                        progress.record(finished, run: run)
+                        continue
+                    }
+                    for node in ready {
+                        progress.started.insert(node.id)
+                        let scope = run.scope(variables(with: progress.results))
                         group.addTask { await self.completion(of: node, scope: scope) }
                         running += 1
                     }
@@ -61,23 +88,16 @@ struct StepListExecutor: Sendable {
                 if running == 0 { break }
                 guard let finished = await group.next() else { break }
                 running -= 1
-                switch finished.outcome {
-                case .success(let result):
-                    results[finished.id] = result
-                    if result.status == .success { completionOrder.append(finished.id) }
-                case .failure(let error):
-                    // A stop outranks a step failure: the run is not failing, it is being stopped.
-                    if failure == nil || run.isStop(error) { failure = error }
-                }
+                progress.record(finished, run: run)
             }
         }
-        if let failure {
+        if let failure = progress.failure {
             if !run.isStop(failure) {
-                try await compensate(completionOrder.reversed(), results: results)
+                try await compensate(progress.completionOrder.reversed(), results: progress.results)
             }
             throw failure
         }
-        return results
+        return progress.results
     }
 
     /// The variables with `steps` holding the enclosing lists' steps and this list's results so far.
