@@ -14,14 +14,18 @@ struct SQLDialect: Sendable {
     var lockingClause: String
     /// The tie-breaker that keeps insertion order among rows created in the same millisecond.
     var insertionOrder: String
+    /// Whether `WITH name AS (INSERT/UPDATE … RETURNING …) SELECT …` works, so a write and the
+    /// reads that go with it take one round trip (PostgreSQL; SQLite allows only SELECT there).
+    var writesInCommonTableExpressions: Bool
     /// Run first in a dequeue from a queue whose limits every worker counts together (global
     /// concurrency, rate limit), so workers in other processes count and claim one at a time;
     /// nil where write transactions are serial anyway (SQLite).
     var queueLock: (@Sendable (_ queueName: String) -> SQL)?
 
-    static let sqlite = SQLDialect(lockingClause: "", insertionOrder: "rowid", queueLock: nil)
+    static let sqlite = SQLDialect(
+        lockingClause: "", insertionOrder: "rowid", writesInCommonTableExpressions: false, queueLock: nil)
     static let postgres = SQLDialect(
-        lockingClause: " FOR UPDATE SKIP LOCKED", insertionOrder: "workflow_uuid",
+        lockingClause: " FOR UPDATE SKIP LOCKED", insertionOrder: "workflow_uuid", writesInCommonTableExpressions: true,
         // Held until the transaction ends; under READ COMMITTED the counts that follow see what
         // the previous holder committed. The first key keeps these locks apart from others.
         queueLock: { queueName in "SELECT pg_advisory_xact_lock(1146441074, hashtext(\(queueName)))" })

@@ -113,8 +113,47 @@ final class SQLSystemDatabase: SystemDatabase {
 
     // MARK: Workflows
 
+    /// The INSERT of a new `workflow_status` row.
+    private static func insertWorkflowStatement(_ insert: WorkflowInsert) -> SQL {
+        let attempts = insert.state == .pending ? 1 : 0
+        return """
+            INSERT INTO workflow_status (
+                workflow_uuid, status, name, inputs, executor_id, application_version, queue_name,
+                created_at, updated_at, recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms,
+                parent_workflow_id, serialization, started_at_epoch_ms, owner_xid, priority, deduplication_id,
+                queue_partition_key, delay_until_epoch_ms, attributes)
+            VALUES (
+                \(insert.workflowID), \(insert.state.rawValue), \(insert.name), \(insert.inputs),
+                \(insert.executorID), \(insert.applicationVersion), \(insert.queueName),
+                \(insert.now), \(insert.now), \(attempts), \(insert.timeoutMilliseconds), \(insert.deadline),
+                \(insert.parentWorkflowID), \(PortableJSON.formatName),
+                \(insert.state == .pending ? insert.now : nil), \(insert.ownerID), \(insert.priority),
+                \(insert.deduplicationID), \(insert.partitionKey), \(insert.delayUntil), \(insert.attributes))
+            """
+    }
+
     func insertWorkflow(_ insert: WorkflowInsert) async throws -> WorkflowInsertOutcome {
-        let outcome: WorkflowInsertOutcome = try await backend.transaction("starting workflow \(insert.workflowID)") { runner in
+        let outcome = try await insertNewWorkflow(insert) ? .inserted : insertWorkflowChecked(insert)
+        if case .inserted = outcome, let queueName = insert.queueName {
+            await backend.publish([.queue(name: queueName)])
+        }
+        return outcome
+    }
+
+    /// The common start in one statement that commits by itself: a new ID, no deduplication ID
+    /// and no parent slot to write with it. Returns false when that is not the case or the ID is
+    /// taken; then `insertWorkflowChecked` sorts out why, in a transaction.
+    private func insertNewWorkflow(_ insert: WorkflowInsert) async throws -> Bool {
+        guard insert.deduplicationID == nil, insert.parentOperation == nil else { return false }
+        let statement = Self.insertWorkflowStatement(insert)
+            + " ON CONFLICT (workflow_uuid) DO NOTHING RETURNING workflow_uuid"
+        return try await backend.autocommit("starting workflow \(insert.workflowID)") { runner in
+            try !runner.query(statement).isEmpty
+        }
+    }
+
+    private func insertWorkflowChecked(_ insert: WorkflowInsert) async throws -> WorkflowInsertOutcome {
+        try await backend.transaction("starting workflow \(insert.workflowID)") { runner in
             if let existing = try Self.selectWorkflow(runner, id: insert.workflowID) {
                 // Our own insert, committed before a lost acknowledgement: it is still ours.
                 if existing.ownerID == insert.ownerID { return .inserted }
@@ -132,30 +171,12 @@ final class SQLSystemDatabase: SystemDatabase {
             {
                 return .deduplicated(existingWorkflowID: holder)
             }
-            let attempts = insert.state == .pending ? 1 : 0
-            try runner.execute("""
-                INSERT INTO workflow_status (
-                    workflow_uuid, status, name, inputs, executor_id, application_version, queue_name,
-                    created_at, updated_at, recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms,
-                    parent_workflow_id, serialization, started_at_epoch_ms, owner_xid, priority, deduplication_id,
-                    queue_partition_key, delay_until_epoch_ms, attributes)
-                VALUES (
-                    \(insert.workflowID), \(insert.state.rawValue), \(insert.name), \(insert.inputs),
-                    \(insert.executorID), \(insert.applicationVersion), \(insert.queueName),
-                    \(insert.now), \(insert.now), \(attempts), \(insert.timeoutMilliseconds), \(insert.deadline),
-                    \(insert.parentWorkflowID), \(PortableJSON.formatName),
-                    \(insert.state == .pending ? insert.now : nil), \(insert.ownerID), \(insert.priority),
-                    \(insert.deduplicationID), \(insert.partitionKey), \(insert.delayUntil), \(insert.attributes))
-                """)
+            try runner.execute(Self.insertWorkflowStatement(insert))
             if let operation = insert.parentOperation {
                 try Self.insertOperation(runner, operation, ignoringExisting: true)
             }
             return .inserted
         }
-        if case .inserted = outcome, let queueName = insert.queueName {
-            await backend.publish([.queue(name: queueName)])
-        }
-        return outcome
     }
 
     func workflow(id: String) async throws -> WorkflowRecord? {
@@ -303,23 +324,37 @@ final class SQLSystemDatabase: SystemDatabase {
     }
 
     func recordOperation(_ record: OperationRecord) async throws -> (existing: OperationRecord?, state: WorkflowState?) {
-        // The hot path of every step: two statements that each commit on their own (no BEGIN and
-        // COMMIT round trips). The insert keeps a checkpoint that exists already (then read back
-        // below) and writes nothing for a run that no longer exists.
-        try await backend.autocommit("checkpointing step \(record.functionID) of workflow \(record.workflowID)") { runner in
-            let inserted = try runner.execute("""
-                INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error, child_workflow_id,
-                    started_at_epoch_ms, completed_at_epoch_ms, serialization)
-                SELECT CAST(\(record.workflowID) AS TEXT), CAST(\(record.functionID) AS INTEGER),
-                    CAST(\(record.functionName) AS TEXT), CAST(\(record.output) AS TEXT), CAST(\(record.error) AS TEXT),
-                    CAST(\(record.childWorkflowID) AS TEXT), CAST(\(record.startedAt) AS BIGINT),
-                    CAST(\(record.completedAt) AS BIGINT), CAST(\(PortableJSON.formatName) AS TEXT)
-                WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_uuid = \(record.workflowID))
-                ON CONFLICT (workflow_uuid, function_id) DO NOTHING
-                """) > 0
-            let state = try runner.query(
-                "SELECT status FROM workflow_status WHERE workflow_uuid = \(record.workflowID)"
-            ).first?.string("status").flatMap(WorkflowState.init(rawValue:))
+        // The hot path of every step. The insert keeps a checkpoint that exists already (then read
+        // back below) and writes nothing for a run that no longer exists. PostgreSQL runs it and the
+        // read of the run's status (to notice a cancellation) as one statement, one round trip;
+        // SQLite runs the two statements in one job of its own thread, which costs no round trip.
+        let insert: SQL = """
+            INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error, child_workflow_id,
+                started_at_epoch_ms, completed_at_epoch_ms, serialization)
+            SELECT CAST(\(record.workflowID) AS TEXT), CAST(\(record.functionID) AS INTEGER),
+                CAST(\(record.functionName) AS TEXT), CAST(\(record.output) AS TEXT), CAST(\(record.error) AS TEXT),
+                CAST(\(record.childWorkflowID) AS TEXT), CAST(\(record.startedAt) AS BIGINT),
+                CAST(\(record.completedAt) AS BIGINT), CAST(\(PortableJSON.formatName) AS TEXT)
+            WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_uuid = \(record.workflowID))
+            ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+            """
+        let status: SQL = "SELECT status FROM workflow_status WHERE workflow_uuid = \(record.workflowID)"
+        let writesInCommonTableExpressions = dialect.writesInCommonTableExpressions
+        return try await backend.autocommit("checkpointing step \(record.functionID) of workflow \(record.workflowID)") { runner in
+            let inserted: Bool
+            let state: WorkflowState?
+            if writesInCommonTableExpressions {
+                // Both subqueries read the statement's snapshot: the status as of the insert.
+                let row = try runner.query(
+                    "WITH inserted AS (" + insert + " RETURNING function_id) SELECT (" + status
+                        + ") AS status, (SELECT count(*) FROM inserted) AS inserted"
+                ).first
+                inserted = (row?.int("inserted") ?? 0) > 0
+                state = row?.string("status").flatMap(WorkflowState.init(rawValue:))
+            } else {
+                inserted = try runner.execute(insert) > 0
+                state = try runner.query(status).first?.string("status").flatMap(WorkflowState.init(rawValue:))
+            }
             if inserted { return (nil, state) }
             return (try Self.selectOperation(runner, workflowID: record.workflowID, functionID: record.functionID), state)
         }
@@ -431,14 +466,23 @@ final class SQLSystemDatabase: SystemDatabase {
         let dialect = dialect
         // The claim token lets a retry after a lost acknowledgement find the rows it claimed.
         let token = UUID().uuidString
-        let ids = try await backend.transaction("dequeueing from \(queue.name)") { runner -> [String] in
+        return try await backend.transaction("dequeueing from \(queue.name)") { runner -> [WorkflowRecord] in
+            // The claimed rows are read in the same transaction (they are PENDING and ours), in
+            // the order the queue starts them.
+            func records(_ ids: [String]) throws -> [WorkflowRecord] {
+                guard !ids.isEmpty else { return [] }
+                return try runner.query("""
+                    \(unescaped: Self.workflowSelect) WHERE ws.workflow_uuid IN (\(list: ids))
+                    ORDER BY ws.priority, ws.created_at, ws.\(unescaped: dialect.insertionOrder)
+                    """).map(Self.workflowRecord)
+            }
             if let queueLock = dialect.queueLock, queue.globalConcurrency != nil || queue.rateLimit != nil {
                 try runner.query(queueLock(queue.name))
             }
             let alreadyClaimed = try runner.query("""
                 SELECT workflow_uuid FROM workflow_status WHERE owner_xid = \(token) AND status = 'PENDING'
                 """).compactMap { $0.string("workflow_uuid") }
-            if !alreadyClaimed.isEmpty { return alreadyClaimed }
+            if !alreadyClaimed.isEmpty { return try records(alreadyClaimed) }
             try runner.execute("""
                 UPDATE workflow_status SET status = 'ENQUEUED', updated_at = \(request.now)
                 WHERE queue_name = \(queue.name) AND status = 'DELAYED' AND delay_until_epoch_ms <= \(request.now)
@@ -491,27 +535,25 @@ final class SQLSystemDatabase: SystemDatabase {
                     + " ORDER BY priority, created_at, \(unescaped: dialect.insertionOrder)"
                 if available != Int.max { candidates = candidates + " LIMIT \(available)" }
                 candidates = candidates + "\(unescaped: dialect.lockingClause)"
-                for id in try runner.query(candidates).compactMap({ $0.string("workflow_uuid") }) {
-                    let changed = try runner.execute("""
-                        UPDATE workflow_status
-                        SET status = 'PENDING', executor_id = \(request.executorID),
-                            application_version = \(request.applicationVersion), started_at_epoch_ms = \(request.now),
-                            updated_at = \(request.now), rate_limited = \(queue.rateLimit != nil),
-                            recovery_attempts = recovery_attempts + 1, owner_xid = \(token),
-                            workflow_deadline_epoch_ms = CASE
-                                WHEN workflow_timeout_ms IS NOT NULL AND workflow_deadline_epoch_ms IS NULL
-                                THEN \(request.now) + workflow_timeout_ms ELSE workflow_deadline_epoch_ms END
-                        WHERE workflow_uuid = \(id) AND status = 'ENQUEUED'
-                        """)
-                    if changed > 0 { claimed.append(id) }
-                }
+                // One statement claims them all. The candidates are MATERIALIZED so they are
+                // selected (and, on PostgreSQL, row-locked) once: a subquery under IN could be
+                // rescanned, and with SKIP LOCKED each scan may find other rows, past the limit.
+                let claim: SQL = """
+                    UPDATE workflow_status
+                    SET status = 'PENDING', executor_id = \(request.executorID),
+                        application_version = \(request.applicationVersion), started_at_epoch_ms = \(request.now),
+                        updated_at = \(request.now), rate_limited = \(queue.rateLimit != nil),
+                        recovery_attempts = recovery_attempts + 1, owner_xid = \(token),
+                        workflow_deadline_epoch_ms = CASE
+                            WHEN workflow_timeout_ms IS NOT NULL AND workflow_deadline_epoch_ms IS NULL
+                            THEN \(request.now) + workflow_timeout_ms ELSE workflow_deadline_epoch_ms END
+                    WHERE status = 'ENQUEUED' AND workflow_uuid IN (SELECT workflow_uuid FROM candidates)
+                    RETURNING workflow_uuid
+                    """
+                claimed += try runner.query("WITH candidates AS MATERIALIZED (" + candidates + ") " + claim)
+                    .compactMap { $0.string("workflow_uuid") }
             }
-            return claimed
-        }
-        guard !ids.isEmpty else { return [] }
-        return try await backend.autocommit("reading claimed workflows") { runner in
-            try runner.query("\(unescaped: Self.workflowSelect) WHERE ws.workflow_uuid IN (\(list: ids))")
-                .map(Self.workflowRecord)
+            return try records(claimed)
         }
     }
 

@@ -16,6 +16,7 @@ final class PostgresBackend: SQLBackend {
     let dialect = SQLDialect.postgres
     private let pool: PostgresConnectionPool
     private let listener = ListenerBox()
+    private let publisher = NotificationQueue()
     /// How long an operation keeps retrying a lost connection (nil: until the server is back).
     private let retryPolicy: PostgresRetryPolicy
 
@@ -178,12 +179,24 @@ final class PostgresBackend: SQLBackend {
             case .queue(let name): (Channel.queues, name)
             }
         }
-        guard !pairs.isEmpty else { return }
-        // Best effort: a lost notification only delays a waiter until its fallback poll.
-        _ = try? await pool.withConnection { connection in
-            try await connection.session { session in
-                for (channel, payload) in pairs {
-                    try session.execute("SELECT pg_notify(\(channel), \(payload))")
+        guard !pairs.isEmpty, publisher.enqueue(pairs) else { return }
+        // Sent from a task of its own, so the write that published does not wait a round trip
+        // for it: waiters in this process were already woken directly, and a lost notification
+        // only delays a waiter in another process until its fallback poll (best effort, no
+        // retries). The task sends everything queued until nothing is left; calls made meanwhile
+        // only queue theirs, so under load many notifications share one statement.
+        let pool = pool
+        let publisher = publisher
+        Task {
+            while let batch = publisher.next() {
+                _ = try? await pool.withConnection { connection in
+                    try await connection.session { session in
+                        var statement: SQL = "SELECT "
+                        for (index, (channel, payload)) in batch.enumerated() {
+                            statement = statement + (index == 0 ? "" : ", ") + "pg_notify(\(channel), \(payload))"
+                        }
+                        try session.execute(statement)
+                    }
                 }
             }
         }
@@ -192,6 +205,40 @@ final class PostgresBackend: SQLBackend {
     func close() async {
         listener.stop()
         pool.close()
+    }
+}
+
+/// Notifications waiting to be sent, and whether a `publish` call is sending them.
+private final class NotificationQueue: Sendable {
+    /// The most notifications one statement sends.
+    static let batchLimit = 500
+    private struct State {
+        var pending: [(String, String)] = []
+        var isSending = false
+    }
+    private let state = Mutex(State())
+
+    /// Queues `pairs`; true if the caller must start sending (nobody else is).
+    func enqueue(_ pairs: [(String, String)]) -> Bool {
+        state.withLock { state in
+            state.pending += pairs
+            if state.isSending { return false }
+            state.isSending = true
+            return true
+        }
+    }
+
+    /// The next batch to send, or nil (and the sender's turn ends) when nothing is left.
+    func next() -> [(String, String)]? {
+        state.withLock { state in
+            guard !state.pending.isEmpty else {
+                state.isSending = false
+                return nil
+            }
+            let batch = Array(state.pending.prefix(Self.batchLimit))
+            state.pending.removeFirst(batch.count)
+            return batch
+        }
     }
 }
 
