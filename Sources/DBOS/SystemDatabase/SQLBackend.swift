@@ -48,6 +48,10 @@ enum DatabaseNotification: Sendable, Hashable {
 protocol SQLBackend: Sendable {
     var dialect: SQLDialect { get }
 
+    /// Whether the backend already commits the work of concurrent calls together (SQLite's one
+    /// writer thread does); if not, the system database batches concurrent writes itself.
+    var groupsCommits: Bool { get }
+
     /// Runs `body` in one write transaction, retrying it where the backend knows that is safe.
     func transaction<T: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T

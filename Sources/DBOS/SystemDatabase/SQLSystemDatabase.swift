@@ -10,8 +10,67 @@ final class SQLSystemDatabase: SystemDatabase {
     let backend: any SQLBackend
     private var dialect: SQLDialect { backend.dialect }
 
+    /// What a step checkpoint found: the checkpoint stored before (nil when this one was written)
+    /// and the run's state.
+    typealias CheckpointOutcome = (existing: OperationRecord?, state: WorkflowState?)
+
+    /// A finished run's outcome, as `completeWorkflow` writes it.
+    struct Completion: Sendable {
+        var id: String
+        var state: WorkflowState
+        var output: String?
+        var error: String?
+        var now: EpochMilliseconds
+    }
+
+    /// Concurrent starts, checkpoints and completions of many workflows, grouped into shared
+    /// statements on a backend that does not group commits itself (PostgreSQL; nil on SQLite,
+    /// whose one writer thread already commits concurrent jobs together).
+    private let batches: Batches?
+
+    private struct Batches {
+        let starts: WriteBatcher<WorkflowInsert, Bool>
+        let checkpoints: WriteBatcher<OperationRecord, CheckpointOutcome>
+        let completions: WriteBatcher<Completion, Bool>
+    }
+
     init(backend: any SQLBackend) {
         self.backend = backend
+        guard !backend.groupsCommits, backend.dialect.writesInCommonTableExpressions else {
+            batches = nil
+            return
+        }
+        // A few batches of each kind in flight at once keep the pool's connections busy without
+        // taking all of them: reads and other writes still find one.
+        let size = 100
+        let concurrent = 2
+        batches = Batches(
+            starts: WriteBatcher(maximumBatchSize: size, concurrentBatches: concurrent) { inserts in
+                await Self.outcomes(of: inserts) { try await Self.insertNewWorkflows($0, backend: backend) }
+            },
+            checkpoints: WriteBatcher(maximumBatchSize: size, concurrentBatches: concurrent) { records in
+                await Self.outcomes(of: records) { try await Self.recordOperations($0, backend: backend) }
+            },
+            completions: WriteBatcher(maximumBatchSize: size, concurrentBatches: concurrent) { completions in
+                await Self.outcomes(of: completions) { try await Self.completeWorkflows($0, backend: backend) }
+            })
+    }
+
+    /// The outcomes of `write` on all the items in one statement, or, if that fails as a whole, of
+    /// `write` on each item alone: one workflow's bad row must not fail the others.
+    static func outcomes<Item, Output>(
+        of items: [Item], _ write: ([Item]) async throws -> [Output]
+    ) async -> [Result<Output, any Error>] {
+        if items.count > 1, let outputs = try? await write(items) { return outputs.map { .success($0) } }
+        var outcomes: [Result<Output, any Error>] = []
+        for item in items {
+            do {
+                outcomes.append(.success(try await write([item])[0]))
+            } catch {
+                outcomes.append(.failure(error))
+            }
+        }
+        return outcomes
     }
 
     func migrate() async throws {
@@ -113,17 +172,18 @@ final class SQLSystemDatabase: SystemDatabase {
 
     // MARK: Workflows
 
-    /// The INSERT of a new `workflow_status` row.
-    private static func insertWorkflowStatement(_ insert: WorkflowInsert) -> SQL {
+    private static let workflowStatusColumns = """
+        workflow_uuid, status, name, inputs, executor_id, application_version, queue_name,
+        created_at, updated_at, recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms,
+        parent_workflow_id, serialization, started_at_epoch_ms, owner_xid, priority, deduplication_id,
+        queue_partition_key, delay_until_epoch_ms, attributes
+        """
+
+    /// The parenthesized values of a new `workflow_status` row, in `workflowStatusColumns` order.
+    private static func workflowStatusValues(_ insert: WorkflowInsert) -> SQL {
         let attempts = insert.state == .pending ? 1 : 0
         return """
-            INSERT INTO workflow_status (
-                workflow_uuid, status, name, inputs, executor_id, application_version, queue_name,
-                created_at, updated_at, recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms,
-                parent_workflow_id, serialization, started_at_epoch_ms, owner_xid, priority, deduplication_id,
-                queue_partition_key, delay_until_epoch_ms, attributes)
-            VALUES (
-                \(insert.workflowID), \(insert.state.rawValue), \(insert.name), \(insert.inputs),
+            (\(insert.workflowID), \(insert.state.rawValue), \(insert.name), \(insert.inputs),
                 \(insert.executorID), \(insert.applicationVersion), \(insert.queueName),
                 \(insert.now), \(insert.now), \(attempts), \(insert.timeoutMilliseconds), \(insert.deadline),
                 \(insert.parentWorkflowID), \(PortableJSON.formatName),
@@ -133,23 +193,35 @@ final class SQLSystemDatabase: SystemDatabase {
     }
 
     func insertWorkflow(_ insert: WorkflowInsert) async throws -> WorkflowInsertOutcome {
-        let outcome = try await insertNewWorkflow(insert) ? .inserted : insertWorkflowChecked(insert)
+        // The common start (no deduplication ID, no parent slot to write with it) is one statement
+        // that commits by itself; when the ID is taken, the checked path below sorts out why.
+        var inserted = false
+        if insert.deduplicationID == nil, insert.parentOperation == nil {
+            if let batches {
+                inserted = try await batches.starts.submit(insert)
+            } else {
+                inserted = try await Self.insertNewWorkflows([insert], backend: backend)[0]
+            }
+        }
+        let outcome = inserted ? .inserted : try await insertWorkflowChecked(insert)
         if case .inserted = outcome, let queueName = insert.queueName {
             await backend.publish([.queue(name: queueName)])
         }
         return outcome
     }
 
-    /// The common start in one statement that commits by itself: a new ID, no deduplication ID
-    /// and no parent slot to write with it. Returns false when that is not the case or the ID is
-    /// taken; then `insertWorkflowChecked` sorts out why, in a transaction.
-    private func insertNewWorkflow(_ insert: WorkflowInsert) async throws -> Bool {
-        guard insert.deduplicationID == nil, insert.parentOperation == nil else { return false }
-        let statement = Self.insertWorkflowStatement(insert)
+    /// Inserts new rows in one statement; for each insert, whether its row is new (false when the
+    /// ID was taken, or is given twice and an earlier row of the batch took it).
+    static func insertNewWorkflows(_ inserts: [WorkflowInsert], backend: any SQLBackend) async throws -> [Bool] {
+        let statement: SQL = "INSERT INTO workflow_status (\(unescaped: workflowStatusColumns)) VALUES "
+            + SQL.joined(inserts.map(workflowStatusValues))
             + " ON CONFLICT (workflow_uuid) DO NOTHING RETURNING workflow_uuid"
-        return try await backend.autocommit("starting workflow \(insert.workflowID)") { runner in
-            try !runner.query(statement).isEmpty
+        let operation = inserts.count == 1 ? "starting workflow \(inserts[0].workflowID)" : "starting \(inserts.count) workflows"
+        let inserted = try await backend.autocommit(operation) { runner in
+            Set(try runner.query(statement).compactMap { $0.string("workflow_uuid") })
         }
+        var taken = Set<String>()
+        return inserts.map { inserted.contains($0.workflowID) && taken.insert($0.workflowID).inserted }
     }
 
     private func insertWorkflowChecked(_ insert: WorkflowInsert) async throws -> WorkflowInsertOutcome {
@@ -171,7 +243,8 @@ final class SQLSystemDatabase: SystemDatabase {
             {
                 return .deduplicated(existingWorkflowID: holder)
             }
-            try runner.execute(Self.insertWorkflowStatement(insert))
+            try runner.execute("INSERT INTO workflow_status (\(unescaped: Self.workflowStatusColumns)) VALUES "
+                + Self.workflowStatusValues(insert))
             if let operation = insert.parentOperation {
                 try Self.insertOperation(runner, operation, ignoringExisting: true)
             }
@@ -201,17 +274,51 @@ final class SQLSystemDatabase: SystemDatabase {
     func completeWorkflow(
         id: String, state: WorkflowState, output: String?, error: String?, at now: EpochMilliseconds
     ) async throws -> Bool {
-        // One statement that commits by itself: no explicit transaction needed.
-        let completed = try await backend.autocommit("recording the outcome of workflow \(id)") { runner in
-            try runner.execute("""
-                UPDATE workflow_status
-                SET status = \(state.rawValue), output = \(output), error = \(error), updated_at = \(now),
-                    completed_at = \(now), deduplication_id = NULL
-                WHERE workflow_uuid = \(id) AND status = 'PENDING'
-                """) > 0
-        }
+        let completion = Completion(id: id, state: state, output: output, error: error, now: now)
+        let completed =
+            if let batches {
+                try await batches.completions.submit(completion)
+            } else {
+                try await Self.completeWorkflows([completion], backend: backend)[0]
+            }
         if completed { await backend.publish([.completion(workflowID: id)]) }
         return completed
+    }
+
+    /// Writes outcomes of runs that are still PENDING, in one statement that commits by itself;
+    /// for each, whether it was.
+    static func completeWorkflows(_ completions: [Completion], backend: any SQLBackend) async throws -> [Bool] {
+        if completions.count == 1, let completion = completions.first {
+            return [try await backend.autocommit("recording the outcome of workflow \(completion.id)") { runner in
+                try runner.execute("""
+                    UPDATE workflow_status
+                    SET status = \(completion.state.rawValue), output = \(completion.output), error = \(completion.error),
+                        updated_at = \(completion.now), completed_at = \(completion.now), deduplication_id = NULL
+                    WHERE workflow_uuid = \(completion.id) AND status = 'PENDING'
+                    """) > 0
+            }]
+        }
+        // Several rows at once (PostgreSQL only: SQLite names no columns of a VALUES list).
+        let values = SQL.joined(completions.map { completion in
+            """
+            (CAST(\(completion.id) AS TEXT), CAST(\(completion.state.rawValue) AS TEXT), CAST(\(completion.output) AS TEXT),
+                CAST(\(completion.error) AS TEXT), CAST(\(completion.now) AS BIGINT))
+            """
+        })
+        let statement: SQL = """
+            UPDATE workflow_status AS ws
+            SET status = input.status, output = input.output, error = input.error, updated_at = input.completed_at,
+                completed_at = input.completed_at, deduplication_id = NULL
+            FROM (VALUES 
+            """ + values + """
+            ) AS input (workflow_uuid, status, output, error, completed_at)
+            WHERE ws.workflow_uuid = input.workflow_uuid AND ws.status = 'PENDING'
+            RETURNING ws.workflow_uuid
+            """
+        let completed = try await backend.autocommit("recording the outcomes of \(completions.count) workflows") { runner in
+            Set(try runner.query(statement).compactMap { $0.string("workflow_uuid") })
+        }
+        return completions.map { completed.contains($0.id) }
     }
 
     func cancelWorkflows(
@@ -323,40 +430,81 @@ final class SQLSystemDatabase: SystemDatabase {
         }
     }
 
-    func recordOperation(_ record: OperationRecord) async throws -> (existing: OperationRecord?, state: WorkflowState?) {
-        // The hot path of every step. The insert keeps a checkpoint that exists already (then read
-        // back below) and writes nothing for a run that no longer exists. PostgreSQL runs it and the
-        // read of the run's status (to notice a cancellation) as one statement, one round trip;
-        // SQLite runs the two statements in one job of its own thread, which costs no round trip.
-        let insert: SQL = """
-            INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error, child_workflow_id,
-                started_at_epoch_ms, completed_at_epoch_ms, serialization)
-            SELECT CAST(\(record.workflowID) AS TEXT), CAST(\(record.functionID) AS INTEGER),
-                CAST(\(record.functionName) AS TEXT), CAST(\(record.output) AS TEXT), CAST(\(record.error) AS TEXT),
-                CAST(\(record.childWorkflowID) AS TEXT), CAST(\(record.startedAt) AS BIGINT),
-                CAST(\(record.completedAt) AS BIGINT), CAST(\(PortableJSON.formatName) AS TEXT)
-            WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_uuid = \(record.workflowID))
-            ON CONFLICT (workflow_uuid, function_id) DO NOTHING
-            """
-        let status: SQL = "SELECT status FROM workflow_status WHERE workflow_uuid = \(record.workflowID)"
-        let writesInCommonTableExpressions = dialect.writesInCommonTableExpressions
-        return try await backend.autocommit("checkpointing step \(record.functionID) of workflow \(record.workflowID)") { runner in
-            let inserted: Bool
-            let state: WorkflowState?
-            if writesInCommonTableExpressions {
-                // Both subqueries read the statement's snapshot: the status as of the insert.
-                let row = try runner.query(
-                    "WITH inserted AS (" + insert + " RETURNING function_id) SELECT (" + status
-                        + ") AS status, (SELECT count(*) FROM inserted) AS inserted"
-                ).first
-                inserted = (row?.int("inserted") ?? 0) > 0
-                state = row?.string("status").flatMap(WorkflowState.init(rawValue:))
-            } else {
-                inserted = try runner.execute(insert) > 0
-                state = try runner.query(status).first?.string("status").flatMap(WorkflowState.init(rawValue:))
+    func recordOperation(_ record: OperationRecord) async throws -> CheckpointOutcome {
+        if let batches { return try await batches.checkpoints.submit(record) }
+        return try await Self.recordOperations([record], backend: backend)[0]
+    }
+
+    /// The hot path of every step: inserts checkpoints and reads their runs' states (to notice a
+    /// cancellation). An insert keeps a checkpoint that exists already (then read back) and writes
+    /// nothing for a run that no longer exists. PostgreSQL does it all in one statement, one round
+    /// trip, for any number of checkpoints; SQLite runs two statements per checkpoint in one job
+    /// of its own thread, which costs no round trip.
+    static func recordOperations(
+        _ records: [OperationRecord], backend: any SQLBackend
+    ) async throws -> [CheckpointOutcome] {
+        let operation = records.count == 1
+            ? "checkpointing step \(records[0].functionID) of workflow \(records[0].workflowID)"
+            : "checkpointing \(records.count) steps"
+        guard backend.dialect.writesInCommonTableExpressions else {
+            return try await backend.autocommit(operation) { runner in
+                try records.map { record in
+                    let inserted = try runner.execute("""
+                        INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error,
+                            child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms, serialization)
+                        SELECT \(record.workflowID), \(record.functionID), \(record.functionName), \(record.output),
+                            \(record.error), \(record.childWorkflowID), \(record.startedAt), \(record.completedAt),
+                            \(PortableJSON.formatName)
+                        WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_uuid = \(record.workflowID))
+                        ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+                        """) > 0
+                    let state = try runner.query("SELECT status FROM workflow_status WHERE workflow_uuid = \(record.workflowID)")
+                        .first?.string("status").flatMap(WorkflowState.init(rawValue:))
+                    if inserted { return (nil, state) }
+                    return (try selectOperation(runner, workflowID: record.workflowID, functionID: record.functionID), state)
+                }
             }
-            if inserted { return (nil, state) }
-            return (try Self.selectOperation(runner, workflowID: record.workflowID, functionID: record.functionID), state)
+        }
+        @Sendable func key(_ workflowID: String?, _ functionID: Int?) -> String { "\(functionID ?? -1):\(workflowID ?? "")" }
+        guard Set(records.map { key($0.workflowID, $0.functionID) }).count == records.count else {
+            // Two checkpoints of one slot cannot share a statement: each must see the other's row.
+            throw SystemDatabaseError.queryFailed(operation: operation, reason: "a checkpoint slot is written twice at once")
+        }
+        let values = SQL.joined(records.map { record in
+            """
+            (CAST(\(record.workflowID) AS TEXT), CAST(\(record.functionID) AS INTEGER), CAST(\(record.functionName) AS TEXT),
+                CAST(\(record.output) AS TEXT), CAST(\(record.error) AS TEXT), CAST(\(record.childWorkflowID) AS TEXT),
+                CAST(\(record.startedAt) AS BIGINT), CAST(\(record.completedAt) AS BIGINT))
+            """
+        })
+        // The final SELECT reads the statement's snapshot: each run's state as of the insert.
+        let statement: SQL = """
+            WITH input (workflow_uuid, function_id, function_name, output, error, child_workflow_id,
+                started_at_epoch_ms, completed_at_epoch_ms) AS (VALUES 
+            """ + values + """
+            ), inserted AS (
+                INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error, child_workflow_id,
+                    started_at_epoch_ms, completed_at_epoch_ms, serialization)
+                SELECT input.workflow_uuid, input.function_id, input.function_name, input.output, input.error,
+                    input.child_workflow_id, input.started_at_epoch_ms, input.completed_at_epoch_ms,
+                    CAST(\(PortableJSON.formatName) AS TEXT)
+                FROM input WHERE EXISTS (SELECT 1 FROM workflow_status AS ws WHERE ws.workflow_uuid = input.workflow_uuid)
+                ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+                RETURNING workflow_uuid, function_id)
+            SELECT input.workflow_uuid, input.function_id, ws.status, inserted.function_id IS NOT NULL AS inserted
+            FROM input LEFT JOIN workflow_status AS ws ON ws.workflow_uuid = input.workflow_uuid
+                LEFT JOIN inserted ON inserted.workflow_uuid = input.workflow_uuid
+                    AND inserted.function_id = input.function_id
+            """
+        return try await backend.autocommit(operation) { runner in
+            var rows: [String: SQLRow] = [:]
+            for row in try runner.query(statement) { rows[key(row.string("workflow_uuid"), row.int("function_id"))] = row }
+            return try records.map { record in
+                let row = rows[key(record.workflowID, record.functionID)]
+                let state = row?.string("status").flatMap(WorkflowState.init(rawValue:))
+                if row?.bool("inserted") == true { return (nil, state) }
+                return (try selectOperation(runner, workflowID: record.workflowID, functionID: record.functionID), state)
+            }
         }
     }
 

@@ -13,6 +13,7 @@ final class PostgresBackend: SQLBackend {
     /// The URL as the user gave it, password hidden, for messages: `url` carries session options
     /// of the engine's own.
     private let redactedURL: String
+    let groupsCommits = false
     let dialect = SQLDialect.postgres
     private let pool: PostgresConnectionPool
     private let listener = ListenerBox()
@@ -187,7 +188,7 @@ final class PostgresBackend: SQLBackend {
         // only queue theirs, so under load many notifications share one statement.
         let pool = pool
         let publisher = publisher
-        Task {
+        publisher.started(Task {
             while let batch = publisher.next() {
                 _ = try? await pool.withConnection { connection in
                     try await connection.session { session in
@@ -199,26 +200,29 @@ final class PostgresBackend: SQLBackend {
                     }
                 }
             }
-        }
+        })
     }
 
     func close() async {
+        // What was published before closing is still sent, so no connection work outlives close().
+        await publisher.drained()
         listener.stop()
         pool.close()
     }
 }
 
-/// Notifications waiting to be sent, and whether a `publish` call is sending them.
+/// Notifications waiting to be sent, and the task sending them (at most one at a time).
 private final class NotificationQueue: Sendable {
     /// The most notifications one statement sends.
     static let batchLimit = 500
     private struct State {
         var pending: [(String, String)] = []
         var isSending = false
+        var sender: Task<Void, Never>?
     }
     private let state = Mutex(State())
 
-    /// Queues `pairs`; true if the caller must start sending (nobody else is).
+    /// Queues `pairs`; true if the caller must start a sender (none is running).
     func enqueue(_ pairs: [(String, String)]) -> Bool {
         state.withLock { state in
             state.pending += pairs
@@ -226,6 +230,11 @@ private final class NotificationQueue: Sendable {
             state.isSending = true
             return true
         }
+    }
+
+    /// Records the sender the caller of a true `enqueue` started.
+    func started(_ sender: Task<Void, Never>) {
+        state.withLock { $0.sender = sender }
     }
 
     /// The next batch to send, or nil (and the sender's turn ends) when nothing is left.
@@ -238,6 +247,15 @@ private final class NotificationQueue: Sendable {
             let batch = Array(state.pending.prefix(Self.batchLimit))
             state.pending.removeFirst(batch.count)
             return batch
+        }
+    }
+
+    /// Waits until every queued notification was sent (or failed to be).
+    func drained() async {
+        while let sender = state.withLock({ $0.isSending ? $0.sender : nil }) {
+            await sender.value
+            // A new sender may be starting and not yet recorded: let it.
+            await Task.yield()
         }
     }
 }
