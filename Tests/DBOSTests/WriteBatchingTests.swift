@@ -140,21 +140,7 @@ import Testing
             return total
         }
         try await runtime.launch()
-        let target = try PostgresURL(setup.url)
-        let database = try #require(target.database)
-        let killer = Task {
-            let admin = try await PostgresConnection.connect(target.withDatabase("postgres"))
-            defer { admin.close() }
-            var killed = 0
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(100))
-                killed += try await admin.query("""
-                    SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity
-                    WHERE datname = \(database) AND pid <> pg_backend_pid()
-                    """).count
-            }
-            return killed
-        }
+        let killer = try connectionKiller(of: setup.url)
         let runs = 300
         try await withThrowingTaskGroup(of: Void.self) { group in
             for run in 0..<runs {
