@@ -203,7 +203,14 @@ final class SQLSystemDatabase: SystemDatabase {
                 inserted = try await Self.insertNewWorkflows([insert], backend: backend)[0]
             }
         }
-        let outcome = inserted ? .inserted : try await insertWorkflowChecked(insert)
+        if inserted {
+            // The statement itself told the queue's workers where the dialect lets it.
+            if let queueName = insert.queueName, dialect.enqueueNotice == nil {
+                await backend.publish([.queue(name: queueName)])
+            }
+            return .inserted
+        }
+        let outcome = try await insertWorkflowChecked(insert)
         if case .inserted = outcome, let queueName = insert.queueName {
             await backend.publish([.queue(name: queueName)])
         }
@@ -216,6 +223,7 @@ final class SQLSystemDatabase: SystemDatabase {
         let statement: SQL = "INSERT INTO workflow_status (\(unescaped: workflowStatusColumns)) VALUES "
             + SQL.joined(inserts.map(workflowStatusValues))
             + " ON CONFLICT (workflow_uuid) DO NOTHING RETURNING workflow_uuid"
+            + (backend.dialect.enqueueNotice.map { SQL(stringLiteral: ", \($0) AS notified") } ?? "")
         let operation = inserts.count == 1 ? "starting workflow \(inserts[0].workflowID)" : "starting \(inserts.count) workflows"
         let inserted = try await backend.autocommit(operation) { runner in
             Set(try runner.query(statement).compactMap { $0.string("workflow_uuid") })
@@ -281,21 +289,24 @@ final class SQLSystemDatabase: SystemDatabase {
             } else {
                 try await Self.completeWorkflows([completion], backend: backend)[0]
             }
-        if completed { await backend.publish([.completion(workflowID: id)]) }
+        if completed, dialect.completionNotice == nil { await backend.publish([.completion(workflowID: id)]) }
         return completed
     }
 
     /// Writes outcomes of runs that are still PENDING, in one statement that commits by itself;
     /// for each, whether it was.
     static func completeWorkflows(_ completions: [Completion], backend: any SQLBackend) async throws -> [Bool] {
+        let notice = backend.dialect.completionNotice.map { ", \($0) AS notified" } ?? ""
         if completions.count == 1, let completion = completions.first {
+            let statement: SQL = """
+                UPDATE workflow_status AS ws
+                SET status = \(completion.state.rawValue), output = \(completion.output), error = \(completion.error),
+                    updated_at = \(completion.now), completed_at = \(completion.now), deduplication_id = NULL
+                WHERE workflow_uuid = \(completion.id) AND status = 'PENDING'
+                RETURNING workflow_uuid\(unescaped: notice)
+                """
             return [try await backend.autocommit("recording the outcome of workflow \(completion.id)") { runner in
-                try runner.execute("""
-                    UPDATE workflow_status
-                    SET status = \(completion.state.rawValue), output = \(completion.output), error = \(completion.error),
-                        updated_at = \(completion.now), completed_at = \(completion.now), deduplication_id = NULL
-                    WHERE workflow_uuid = \(completion.id) AND status = 'PENDING'
-                    """) > 0
+                try !runner.query(statement).isEmpty
             }]
         }
         // Several rows at once (PostgreSQL only: SQLite names no columns of a VALUES list).
@@ -313,7 +324,7 @@ final class SQLSystemDatabase: SystemDatabase {
             """ + values + """
             ) AS input (workflow_uuid, status, output, error, completed_at)
             WHERE ws.workflow_uuid = input.workflow_uuid AND ws.status = 'PENDING'
-            RETURNING ws.workflow_uuid
+            RETURNING ws.workflow_uuid\(unescaped: notice)
             """
         let completed = try await backend.autocommit("recording the outcomes of \(completions.count) workflows") { runner in
             Set(try runner.query(statement).compactMap { $0.string("workflow_uuid") })
