@@ -121,6 +121,28 @@ import Testing
         }
     }
 
+    @Test func aRepeatedOneStatementClaimReturnsWhatItClaimedAndClaimsNoMore() async throws {
+        // A retry after a lost acknowledgement runs the claim again with the same token.
+        try await withSystemDatabase(.postgres) { database, now in
+            for index in 0..<5 {
+                var run = newRun("queued-\(index)", now: now + Int64(index))
+                run.state = .enqueued
+                run.queueName = "claims"
+                _ = try await database.insertWorkflow(run)
+            }
+            let request = DequeueRequest(
+                queue: WorkflowQueue(name: "claims", workerConcurrency: 2), executorID: "local",
+                applicationVersion: "v1", workflowNames: ["batched"], localRunning: [:], now: now + 10)
+            let first = try await database.claimInOneStatement(request, token: "claim-token")
+            #expect(first.map(\.workflowID) == ["queued-0", "queued-1"])
+            #expect(first.allSatisfy { $0.state == .pending && $0.recoveryAttempts == 1 && $0.inputs == "[]" })
+            let again = try await database.claimInOneStatement(request, token: "claim-token")
+            #expect(again.map(\.workflowID) == ["queued-0", "queued-1"])
+            let states = try await database.workflowStates(ids: (0..<5).map { "queued-\($0)" })
+            #expect(states.values.filter { $0 == .enqueued }.count == 3)
+        }
+    }
+
     @Test func concurrentWorkflowsFinishOnceWhileBatchConnectionsAreKilled() async throws {
         // Many workflows at once make starts, checkpoints and completions share statements; every
         // connection of the database is terminated every 100 ms meanwhile. A batch whose

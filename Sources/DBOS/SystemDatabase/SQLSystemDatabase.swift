@@ -89,17 +89,22 @@ final class SQLSystemDatabase: SystemDatabase {
 
     /// The columns the engine reads, with inputs and outcomes taken from DBOS's separate
     /// `workflow_input`/`workflow_output` tables when a DBOS SDK wrote them there.
-    private static let workflowSelect = """
+    private static let workflowSelect = workflowSelect(from: "workflow_status")
+
+    /// `workflowSelect` reading `workflow_status` rows from `source`, a table or a CTE's name.
+    private static func workflowSelect(from source: String) -> String {
+        """
         SELECT ws.workflow_uuid, ws.status, ws.name, COALESCE(wi.inputs, ws.inputs) AS inputs,
             COALESCE(wo.output, ws.output) AS output, COALESCE(wo.error, ws.error) AS error, ws.executor_id,
             ws.application_version, ws.queue_name, ws.created_at, ws.updated_at, ws.recovery_attempts,
             ws.workflow_timeout_ms, ws.workflow_deadline_epoch_ms, ws.parent_workflow_id, ws.serialization,
             ws.started_at_epoch_ms, ws.completed_at, ws.forked_from, ws.priority, ws.deduplication_id,
             ws.queue_partition_key, ws.delay_until_epoch_ms, ws.attributes, ws.owner_xid
-        FROM workflow_status AS ws
+        FROM \(source) AS ws
             LEFT JOIN workflow_input AS wi ON wi.workflow_uuid = ws.workflow_uuid
             LEFT JOIN workflow_output AS wo ON wo.workflow_uuid = ws.workflow_uuid
         """
+    }
 
     private static func workflowRecord(_ row: SQLRow) -> WorkflowRecord {
         WorkflowRecord(
@@ -613,18 +618,24 @@ final class SQLSystemDatabase: SystemDatabase {
         let queue = request.queue
         guard !request.workflowNames.isEmpty else { return [] }
         // A read first, outside any write transaction: an idle queue costs no write lock.
-        let waiting = try await backend.autocommit("looking at queue \(queue.name)") { runner in
-            try !runner.query("""
-                SELECT 1 AS waiting FROM workflow_status
-                WHERE queue_name = \(queue.name)
-                    AND (status = 'ENQUEUED' OR (status = 'DELAYED' AND delay_until_epoch_ms <= \(request.now)))
-                LIMIT 1
-                """).isEmpty
+        let (waiting, delayedDue) = try await backend.autocommit("looking at queue \(queue.name)") { runner in
+            let row = try runner.query("""
+                SELECT EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = \(queue.name) AND status = 'ENQUEUED')
+                        AS waiting,
+                    EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = \(queue.name) AND status = 'DELAYED'
+                        AND delay_until_epoch_ms <= \(request.now)) AS delayed
+                """).first
+            return (row?.bool("waiting") == true, row?.bool("delayed") == true)
         }
-        guard waiting else { return [] }
-        let dialect = dialect
+        guard waiting || delayedDue else { return [] }
         // The claim token lets a retry after a lost acknowledgement find the rows it claimed.
         let token = UUID().uuidString
+        if dialect.writesInCommonTableExpressions, !delayedDue, !queue.partitioned, queue.rateLimit == nil,
+            queue.globalConcurrency == nil
+        {
+            return try await claimInOneStatement(request, token: token)
+        }
+        let dialect = dialect
         return try await backend.transaction("dequeueing from \(queue.name)") { runner -> [WorkflowRecord] in
             // The claimed rows are read in the same transaction (they are PENDING and ours), in
             // the order the queue starts them.
@@ -642,10 +653,12 @@ final class SQLSystemDatabase: SystemDatabase {
                 SELECT workflow_uuid FROM workflow_status WHERE owner_xid = \(token) AND status = 'PENDING'
                 """).compactMap { $0.string("workflow_uuid") }
             if !alreadyClaimed.isEmpty { return try records(alreadyClaimed) }
-            try runner.execute("""
-                UPDATE workflow_status SET status = 'ENQUEUED', updated_at = \(request.now)
-                WHERE queue_name = \(queue.name) AND status = 'DELAYED' AND delay_until_epoch_ms <= \(request.now)
-                """)
+            if delayedDue {
+                try runner.execute("""
+                    UPDATE workflow_status SET status = 'ENQUEUED', updated_at = \(request.now)
+                    WHERE queue_name = \(queue.name) AND status = 'DELAYED' AND delay_until_epoch_ms <= \(request.now)
+                    """)
+            }
             let partitions: [String?] =
                 queue.partitioned
                 ? try runner.query("""
@@ -680,39 +693,66 @@ final class SQLSystemDatabase: SystemDatabase {
                     available = min(available, global - count)
                 }
                 guard available > 0 else { continue }
-                var candidates: SQL = """
-                    SELECT workflow_uuid FROM workflow_status
-                    WHERE queue_name = \(queue.name) AND status = 'ENQUEUED'
-                        AND (application_version = \(request.applicationVersion) OR application_version IS NULL)
-                        AND name IN (\(list: request.workflowNames))
-                    """
-                if let scope = request.onlyEnqueuedBy {
-                    candidates = candidates
-                        + " AND (executor_id = \(scope.executorID) OR workflow_uuid IN (\(list: scope.workflowIDs + [""])))"
-                }
-                candidates = candidates + partitionFilter
-                    + " ORDER BY priority, created_at, \(unescaped: dialect.insertionOrder)"
-                if available != Int.max { candidates = candidates + " LIMIT \(available)" }
-                candidates = candidates + "\(unescaped: dialect.lockingClause)"
-                // One statement claims them all. The candidates are MATERIALIZED so they are
-                // selected (and, on PostgreSQL, row-locked) once: a subquery under IN could be
-                // rescanned, and with SKIP LOCKED each scan may find other rows, past the limit.
-                let claim: SQL = """
-                    UPDATE workflow_status
-                    SET status = 'PENDING', executor_id = \(request.executorID),
-                        application_version = \(request.applicationVersion), started_at_epoch_ms = \(request.now),
-                        updated_at = \(request.now), rate_limited = \(queue.rateLimit != nil),
-                        recovery_attempts = recovery_attempts + 1, owner_xid = \(token),
-                        workflow_deadline_epoch_ms = CASE
-                            WHEN workflow_timeout_ms IS NOT NULL AND workflow_deadline_epoch_ms IS NULL
-                            THEN \(request.now) + workflow_timeout_ms ELSE workflow_deadline_epoch_ms END
-                    WHERE status = 'ENQUEUED' AND workflow_uuid IN (SELECT workflow_uuid FROM candidates)
-                    RETURNING workflow_uuid
-                    """
-                claimed += try runner.query("WITH candidates AS MATERIALIZED (" + candidates + ") " + claim)
-                    .compactMap { $0.string("workflow_uuid") }
+                claimed += try runner.query(
+                    Self.claim(request, token: token, dialect: dialect, filter: partitionFilter, limit: available)
+                        + " RETURNING workflow_uuid"
+                ).compactMap { $0.string("workflow_uuid") }
             }
             return try records(claimed)
+        }
+    }
+
+    /// Claims up to `limit` ENQUEUED runs matching `filter` in one statement. The candidates are
+    /// MATERIALIZED so they are selected (and, on PostgreSQL, row-locked) once: a subquery under IN
+    /// could be rescanned, and with SKIP LOCKED each scan may find other rows, past the limit.
+    private static func claim(
+        _ request: DequeueRequest, token: String, dialect: SQLDialect, filter: SQL, limit: Int
+    ) -> SQL {
+        let queue = request.queue
+        var candidates: SQL = """
+            SELECT workflow_uuid FROM workflow_status
+            WHERE queue_name = \(queue.name) AND status = 'ENQUEUED'
+                AND (application_version = \(request.applicationVersion) OR application_version IS NULL)
+                AND name IN (\(list: request.workflowNames))
+            """
+        if let scope = request.onlyEnqueuedBy {
+            candidates = candidates
+                + " AND (executor_id = \(scope.executorID) OR workflow_uuid IN (\(list: scope.workflowIDs + [""])))"
+        }
+        candidates = candidates + filter + " ORDER BY priority, created_at, \(unescaped: dialect.insertionOrder)"
+        if limit != Int.max { candidates = candidates + " LIMIT \(limit)" }
+        candidates = candidates + "\(unescaped: dialect.lockingClause)"
+        return "WITH candidates AS MATERIALIZED (" + candidates + ") " + """
+            UPDATE workflow_status
+            SET status = 'PENDING', executor_id = \(request.executorID),
+                application_version = \(request.applicationVersion), started_at_epoch_ms = \(request.now),
+                updated_at = \(request.now), rate_limited = \(queue.rateLimit != nil),
+                recovery_attempts = recovery_attempts + 1, owner_xid = \(token),
+                workflow_deadline_epoch_ms = CASE
+                    WHEN workflow_timeout_ms IS NOT NULL AND workflow_deadline_epoch_ms IS NULL
+                    THEN \(request.now) + workflow_timeout_ms ELSE workflow_deadline_epoch_ms END
+            WHERE status = 'ENQUEUED' AND workflow_uuid IN (SELECT workflow_uuid FROM candidates)
+            """
+    }
+
+    /// The dequeue of a queue limited only by its worker concurrency, as one statement that
+    /// commits by itself (PostgreSQL): claim, then read the claimed rows. A retry after a lost
+    /// acknowledgement claims nothing more and returns what the lost attempt claimed.
+    func claimInOneStatement(_ request: DequeueRequest, token: String) async throws -> [WorkflowRecord] {
+        let queue = request.queue
+        let available = queue.workerConcurrency.map { $0 - (request.localRunning[""] ?? 0) } ?? Int.max
+        guard available > 0 else { return [] }
+        let unclaimed: SQL = " AND NOT EXISTS (SELECT 1 FROM workflow_status WHERE owner_xid = \(token))"
+        let statement = "WITH claimed AS (" + Self.claim(request, token: token, dialect: dialect, filter: unclaimed, limit: available)
+            + """
+             RETURNING *)
+            \(unescaped: Self.workflowSelect(from: "claimed"))
+            UNION ALL
+            \(unescaped: Self.workflowSelect) WHERE ws.owner_xid = \(token) AND ws.status = 'PENDING'
+            ORDER BY priority, created_at, workflow_uuid
+            """
+        return try await backend.autocommit("dequeueing from \(queue.name)") { runner in
+            try runner.query(statement).map(Self.workflowRecord)
         }
     }
 
