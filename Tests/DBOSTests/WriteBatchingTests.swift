@@ -143,6 +143,41 @@ import Testing
         }
     }
 
+    @Test func aTransactionChosenAsADeadlockVictimIsRunAgain() async throws {
+        // Two transactions lock the same two rows in opposite orders, each waiting (on its first
+        // attempt) until the other holds its first row: PostgreSQL aborts one of them.
+        try await withSystemDatabase(.postgres) { database, _ in
+            let backend = database.backend
+            try await backend.transaction("preparing") { runner in
+                try runner.execute("CREATE TABLE deadlocked (id integer PRIMARY KEY, hits integer NOT NULL)")
+                try runner.execute("INSERT INTO deadlocked VALUES (1, 0), (2, 0)")
+            }
+            let holding = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
+            let attempts = Locked<[Int: Int]>([:])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (first, second) in [(1, 2), (2, 1)] {
+                    group.addTask {
+                        try await backend.transaction("locking \(first) then \(second)") { runner in
+                            let attempt = attempts.withLock { $0[first, default: 0] += 1; return $0[first]! }
+                            try runner.execute("UPDATE deadlocked SET hits = hits + 1 WHERE id = \(first)")
+                            if attempt == 1 {
+                                holding[first - 1].signal()
+                                _ = holding[second - 1].wait(timeout: .now() + 10)
+                            }
+                            try runner.execute("UPDATE deadlocked SET hits = hits + 1 WHERE id = \(second)")
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(attempts.withLock { $0.values.reduce(0, +) } == 3, "exactly one transaction ran twice")
+            let hits = try await backend.autocommit("reading") { runner in
+                try runner.query("SELECT hits FROM deadlocked ORDER BY id").map { $0.int("hits") }
+            }
+            #expect(hits == [2, 2], "both transactions committed, each once")
+        }
+    }
+
     @Test func concurrentWorkflowsFinishOnceWhileBatchConnectionsAreKilled() async throws {
         // Many workflows at once make starts, checkpoints and completions share statements; every
         // connection of the database is terminated every 100 ms meanwhile. A batch whose

@@ -58,14 +58,33 @@ final class PostgresBackend: SQLBackend {
         }
     }
 
-    /// Runs `work` with a pooled connection, retrying while the connection is lost.
+    /// Runs `body` again when PostgreSQL chose it as a deadlock's victim: its transaction was rolled
+    /// back entirely, so it can (as PostgreSQL's documentation advises). Batched writes lock many
+    /// rows in one statement and may meet a transaction that locks some of them in another order.
+    static func retryingDeadlocks<T>(
+        isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T
+    ) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch let error as PostgresError where error.sqlState == "40P01" && attempt < 5 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...10) * attempt))
+            }
+        }
+    }
+
+    /// Runs `work` with a pooled connection, retrying while the connection is lost or after a deadlock.
     private func withRetries<T: Sendable>(
         _ operation: String, policy: PostgresRetryPolicy? = nil,
         _ work: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         do {
             return try await retryingOnConnectionLoss(policy: policy ?? retryPolicy) {
-                try await pool.withConnection { connection in try await work(connection) }
+                try await Self.retryingDeadlocks {
+                    try await pool.withConnection { connection in try await work(connection) }
+                }
             }
         } catch let error as PostgresError {
             throw translate(error, operation: operation)
