@@ -55,15 +55,18 @@ public final class DBOSRuntime: Sendable {
         var recentOutputs = RecentOutputs()
     }
 
-    /// The outputs of the last `capacity` runs this process completed with SUCCESS. A SUCCESS is
-    /// final (resume and fork never change it), so a remembered output stays true.
+    /// The outputs (up to `largestOutput` bytes each) of the last `capacity` runs this process
+    /// completed with SUCCESS. A SUCCESS is final (resume and fork never change it), so a remembered
+    /// output stays true.
     struct RecentOutputs {
         static let capacity = 1024
+        static let largestOutput = 16 * 1024
         private var outputs: [String: String] = [:]
         private var order: [String] = []
         private var oldest = 0
 
         mutating func remember(_ output: String, of id: String) {
+            guard output.utf8.count <= Self.largestOutput else { return }
             if outputs.updateValue(output, forKey: id) != nil { return }
             if order.count < Self.capacity {
                 order.append(id)
