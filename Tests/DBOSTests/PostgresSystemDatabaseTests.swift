@@ -306,22 +306,7 @@ struct PostgresSystemDatabaseTests {
         }
         try await runtime.launch()
 
-        let target = try PostgresURL(setup.url)
-        let database = try #require(target.database)
-        let killer = Task {
-            let admin = try await PostgresConnection.connect(target.withDatabase("postgres"))
-            defer { admin.close() }
-            var killed = 0
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(100))
-                let rows = try await admin.query("""
-                    SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity
-                    WHERE datname = \(database) AND pid <> pg_backend_pid()
-                    """)
-                killed += rows.count
-            }
-            return killed
-        }
+        let killer = try connectionKiller(of: setup.url)
         var handles: [WorkflowHandle<Int>] = []
         for run in 0..<6 {
             handles.append(try await runtime.startWorkflow(
@@ -578,6 +563,27 @@ private final class StepExecutions: Sendable {
             guard let last = runs.keys.max() else { return [] }
             return (0...last).map { runs[$0] ?? 0 }
         }
+    }
+}
+
+/// Terminates every connection to the database of `url` every 100 ms until cancelled; its value is
+/// how many it terminated.
+func connectionKiller(of url: String) throws -> Task<Int, any Error> {
+    let target = try PostgresURL(url)
+    let database = try #require(target.database)
+    return Task {
+        let admin = try await PostgresConnection.connect(target.withDatabase("postgres"))
+        defer { admin.close() }
+        var killed = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(100))
+            let rows = try await admin.query("""
+                SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity
+                WHERE datname = \(database) AND pid <> pg_backend_pid()
+                """)
+            killed += rows.count
+        }
+        return killed
     }
 }
 

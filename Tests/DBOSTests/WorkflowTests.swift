@@ -29,6 +29,17 @@ extension TestRuntime {
 
 @Suite(.timeLimit(.minutes(2)))
 struct WorkflowTests {
+    @Test func theOutputsKeptForResultAreTheLastThousandSmallOnes() {
+        var outputs = DBOSRuntime.RecentOutputs()
+        for index in 0...DBOSRuntime.RecentOutputs.capacity { outputs.remember("\(index)", of: "run-\(index)") }
+        #expect(outputs.output(of: "run-0") == nil, "the oldest was forgotten")
+        #expect(outputs.output(of: "run-1") == "1")
+        #expect(outputs.output(of: "run-\(DBOSRuntime.RecentOutputs.capacity)") == "\(DBOSRuntime.RecentOutputs.capacity)")
+        let large = String(repeating: "x", count: DBOSRuntime.RecentOutputs.largestOutput + 1)
+        outputs.remember(large, of: "large")
+        #expect(outputs.output(of: "large") == nil, "a large output is read from the database instead")
+    }
+
     @Test(arguments: Backend.allCases) func workflowRunsItsStepsAndReturnsTheOutput(backend: Backend) async throws {
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }

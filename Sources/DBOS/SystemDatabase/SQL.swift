@@ -54,14 +54,29 @@ struct SQL: Sendable, ExpressibleByStringInterpolation, CustomStringConvertible 
     /// Appends another statement, renumbering its parameters.
     static func + (lhs: SQL, rhs: SQL) -> SQL {
         var result = lhs
-        let offset = lhs.bindings.count
-        for piece in rhs.pieces {
+        result.append(rhs)
+        return result
+    }
+
+    /// Appends another statement in place, renumbering its parameters.
+    mutating func append(_ other: SQL) {
+        let offset = bindings.count
+        for piece in other.pieces {
             switch piece {
-            case .text(let text): result.pieces.append(.text(text))
-            case .parameter(let index): result.pieces.append(.parameter(index + offset))
+            case .text(let text): pieces.append(.text(text))
+            case .parameter(let index): pieces.append(.parameter(index + offset))
             }
         }
-        result.bindings += rhs.bindings
+        bindings += other.bindings
+    }
+
+    /// The parts separated by `separator`, as for the rows of a multi-row `VALUES`.
+    static func joined(_ parts: [SQL], separator: String = ", ") -> SQL {
+        var result: SQL = ""
+        for (index, part) in parts.enumerated() {
+            if index > 0 { result.pieces.append(.text(separator)) }
+            result.append(part)
+        }
         return result
     }
 

@@ -14,14 +14,29 @@ struct SQLDialect: Sendable {
     var lockingClause: String
     /// The tie-breaker that keeps insertion order among rows created in the same millisecond.
     var insertionOrder: String
+    /// Whether `WITH name AS (INSERT/UPDATE … RETURNING …) SELECT …` works, so a write and the
+    /// reads that go with it take one round trip (PostgreSQL; SQLite allows only SELECT there).
+    var writesInCommonTableExpressions: Bool
+    /// Added to the RETURNING list of the statements that record outcomes (`ws` is the
+    /// `workflow_status` row), so that the same statement tells other processes (PostgreSQL's
+    /// NOTIFY, delivered at commit) without a statement of its own; nil when the backend cannot
+    /// push notifications.
+    var completionNotice: String?
+    /// The same for the statement that starts a run (unqualified columns of the new row): tells
+    /// the queue's workers when the run is enqueued.
+    var enqueueNotice: String?
     /// Run first in a dequeue from a queue whose limits every worker counts together (global
     /// concurrency, rate limit), so workers in other processes count and claim one at a time;
     /// nil where write transactions are serial anyway (SQLite).
     var queueLock: (@Sendable (_ queueName: String) -> SQL)?
 
-    static let sqlite = SQLDialect(lockingClause: "", insertionOrder: "rowid", queueLock: nil)
+    static let sqlite = SQLDialect(
+        lockingClause: "", insertionOrder: "rowid", writesInCommonTableExpressions: false, completionNotice: nil,
+        enqueueNotice: nil, queueLock: nil)
     static let postgres = SQLDialect(
-        lockingClause: " FOR UPDATE SKIP LOCKED", insertionOrder: "workflow_uuid",
+        lockingClause: " FOR UPDATE SKIP LOCKED", insertionOrder: "workflow_uuid", writesInCommonTableExpressions: true,
+        completionNotice: "pg_notify('\(PostgresBackend.Channel.completions)', ws.workflow_uuid)",
+        enqueueNotice: "CASE WHEN queue_name IS NOT NULL THEN pg_notify('\(PostgresBackend.Channel.queues)', queue_name) END",
         // Held until the transaction ends; under READ COMMITTED the counts that follow see what
         // the previous holder committed. The first key keeps these locks apart from others.
         queueLock: { queueName in "SELECT pg_advisory_xact_lock(1146441074, hashtext(\(queueName)))" })
@@ -43,6 +58,10 @@ enum DatabaseNotification: Sendable, Hashable {
 /// deliver notifications. `SQLSystemDatabase` holds the statements, written once for both.
 protocol SQLBackend: Sendable {
     var dialect: SQLDialect { get }
+
+    /// Whether the backend already commits the work of concurrent calls together (SQLite's one
+    /// writer thread does); if not, the system database batches concurrent writes itself.
+    var groupsCommits: Bool { get }
 
     /// Runs `body` in one write transaction, retrying it where the backend knows that is safe.
     func transaction<T: Sendable>(

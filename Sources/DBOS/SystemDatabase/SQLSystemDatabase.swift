@@ -10,8 +10,67 @@ final class SQLSystemDatabase: SystemDatabase {
     let backend: any SQLBackend
     private var dialect: SQLDialect { backend.dialect }
 
+    /// What a step checkpoint found: the checkpoint stored before (nil when this one was written)
+    /// and the run's state.
+    typealias CheckpointOutcome = (existing: OperationRecord?, state: WorkflowState?)
+
+    /// A finished run's outcome, as `completeWorkflow` writes it.
+    struct Completion: Sendable {
+        var id: String
+        var state: WorkflowState
+        var output: String?
+        var error: String?
+        var now: EpochMilliseconds
+    }
+
+    /// Concurrent starts, checkpoints and completions of many workflows, grouped into shared
+    /// statements on a backend that does not group commits itself (PostgreSQL; nil on SQLite,
+    /// whose one writer thread already commits concurrent jobs together).
+    private let batches: Batches?
+
+    private struct Batches {
+        let starts: WriteBatcher<WorkflowInsert, Bool>
+        let checkpoints: WriteBatcher<OperationRecord, CheckpointOutcome>
+        let completions: WriteBatcher<Completion, Bool>
+    }
+
     init(backend: any SQLBackend) {
         self.backend = backend
+        guard !backend.groupsCommits, backend.dialect.writesInCommonTableExpressions else {
+            batches = nil
+            return
+        }
+        // A few batches of each kind in flight at once keep the pool's connections busy without
+        // taking all of them: reads and other writes still find one.
+        let size = 100
+        let concurrent = 2
+        batches = Batches(
+            starts: WriteBatcher(maximumBatchSize: size, concurrentBatches: concurrent) { inserts in
+                await Self.outcomes(of: inserts) { try await Self.insertNewWorkflows($0, backend: backend) }
+            },
+            checkpoints: WriteBatcher(maximumBatchSize: size, concurrentBatches: concurrent) { records in
+                await Self.outcomes(of: records) { try await Self.recordOperations($0, backend: backend) }
+            },
+            completions: WriteBatcher(maximumBatchSize: size, concurrentBatches: concurrent) { completions in
+                await Self.outcomes(of: completions) { try await Self.completeWorkflows($0, backend: backend) }
+            })
+    }
+
+    /// The outcomes of `write` on all the items in one statement, or, if that fails as a whole, of
+    /// `write` on each item alone: one workflow's bad row must not fail the others.
+    static func outcomes<Item, Output>(
+        of items: [Item], _ write: ([Item]) async throws -> [Output]
+    ) async -> [Result<Output, any Error>] {
+        if items.count > 1, let outputs = try? await write(items) { return outputs.map { .success($0) } }
+        var outcomes: [Result<Output, any Error>] = []
+        for item in items {
+            do {
+                outcomes.append(.success(try await write([item])[0]))
+            } catch {
+                outcomes.append(.failure(error))
+            }
+        }
+        return outcomes
     }
 
     func migrate() async throws {
@@ -30,17 +89,22 @@ final class SQLSystemDatabase: SystemDatabase {
 
     /// The columns the engine reads, with inputs and outcomes taken from DBOS's separate
     /// `workflow_input`/`workflow_output` tables when a DBOS SDK wrote them there.
-    private static let workflowSelect = """
+    private static let workflowSelect = workflowSelect(from: "workflow_status")
+
+    /// `workflowSelect` reading `workflow_status` rows from `source`, a table or a CTE's name.
+    private static func workflowSelect(from source: String) -> String {
+        """
         SELECT ws.workflow_uuid, ws.status, ws.name, COALESCE(wi.inputs, ws.inputs) AS inputs,
             COALESCE(wo.output, ws.output) AS output, COALESCE(wo.error, ws.error) AS error, ws.executor_id,
             ws.application_version, ws.queue_name, ws.created_at, ws.updated_at, ws.recovery_attempts,
             ws.workflow_timeout_ms, ws.workflow_deadline_epoch_ms, ws.parent_workflow_id, ws.serialization,
             ws.started_at_epoch_ms, ws.completed_at, ws.forked_from, ws.priority, ws.deduplication_id,
             ws.queue_partition_key, ws.delay_until_epoch_ms, ws.attributes, ws.owner_xid
-        FROM workflow_status AS ws
+        FROM \(source) AS ws
             LEFT JOIN workflow_input AS wi ON wi.workflow_uuid = ws.workflow_uuid
             LEFT JOIN workflow_output AS wo ON wo.workflow_uuid = ws.workflow_uuid
         """
+    }
 
     private static func workflowRecord(_ row: SQLRow) -> WorkflowRecord {
         WorkflowRecord(
@@ -113,8 +177,68 @@ final class SQLSystemDatabase: SystemDatabase {
 
     // MARK: Workflows
 
+    private static let workflowStatusColumns = """
+        workflow_uuid, status, name, inputs, executor_id, application_version, queue_name,
+        created_at, updated_at, recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms,
+        parent_workflow_id, serialization, started_at_epoch_ms, owner_xid, priority, deduplication_id,
+        queue_partition_key, delay_until_epoch_ms, attributes
+        """
+
+    /// The parenthesized values of a new `workflow_status` row, in `workflowStatusColumns` order.
+    private static func workflowStatusValues(_ insert: WorkflowInsert) -> SQL {
+        let attempts = insert.state == .pending ? 1 : 0
+        return """
+            (\(insert.workflowID), \(insert.state.rawValue), \(insert.name), \(insert.inputs),
+                \(insert.executorID), \(insert.applicationVersion), \(insert.queueName),
+                \(insert.now), \(insert.now), \(attempts), \(insert.timeoutMilliseconds), \(insert.deadline),
+                \(insert.parentWorkflowID), \(PortableJSON.formatName),
+                \(insert.state == .pending ? insert.now : nil), \(insert.ownerID), \(insert.priority),
+                \(insert.deduplicationID), \(insert.partitionKey), \(insert.delayUntil), \(insert.attributes))
+            """
+    }
+
     func insertWorkflow(_ insert: WorkflowInsert) async throws -> WorkflowInsertOutcome {
-        let outcome: WorkflowInsertOutcome = try await backend.transaction("starting workflow \(insert.workflowID)") { runner in
+        // The common start (no deduplication ID, no parent slot to write with it) is one statement
+        // that commits by itself; when the ID is taken, the checked path below sorts out why.
+        var inserted = false
+        if insert.deduplicationID == nil, insert.parentOperation == nil {
+            if let batches {
+                inserted = try await batches.starts.submit(insert)
+            } else {
+                inserted = try await Self.insertNewWorkflows([insert], backend: backend)[0]
+            }
+        }
+        if inserted {
+            // The statement itself told the queue's workers where the dialect lets it.
+            if let queueName = insert.queueName, dialect.enqueueNotice == nil {
+                await backend.publish([.queue(name: queueName)])
+            }
+            return .inserted
+        }
+        let outcome = try await insertWorkflowChecked(insert)
+        if case .inserted = outcome, let queueName = insert.queueName {
+            await backend.publish([.queue(name: queueName)])
+        }
+        return outcome
+    }
+
+    /// Inserts new rows in one statement; for each insert, whether its row is new (false when the
+    /// ID was taken, or is given twice and an earlier row of the batch took it).
+    static func insertNewWorkflows(_ inserts: [WorkflowInsert], backend: any SQLBackend) async throws -> [Bool] {
+        let statement: SQL = "INSERT INTO workflow_status (\(unescaped: workflowStatusColumns)) VALUES "
+            + SQL.joined(inserts.map(workflowStatusValues))
+            + " ON CONFLICT (workflow_uuid) DO NOTHING RETURNING workflow_uuid"
+            + (backend.dialect.enqueueNotice.map { SQL(stringLiteral: ", \($0) AS notified") } ?? "")
+        let operation = inserts.count == 1 ? "starting workflow \(inserts[0].workflowID)" : "starting \(inserts.count) workflows"
+        let inserted = try await backend.autocommit(operation) { runner in
+            Set(try runner.query(statement).compactMap { $0.string("workflow_uuid") })
+        }
+        var taken = Set<String>()
+        return inserts.map { inserted.contains($0.workflowID) && taken.insert($0.workflowID).inserted }
+    }
+
+    private func insertWorkflowChecked(_ insert: WorkflowInsert) async throws -> WorkflowInsertOutcome {
+        try await backend.transaction("starting workflow \(insert.workflowID)") { runner in
             if let existing = try Self.selectWorkflow(runner, id: insert.workflowID) {
                 // Our own insert, committed before a lost acknowledgement: it is still ours.
                 if existing.ownerID == insert.ownerID { return .inserted }
@@ -132,30 +256,13 @@ final class SQLSystemDatabase: SystemDatabase {
             {
                 return .deduplicated(existingWorkflowID: holder)
             }
-            let attempts = insert.state == .pending ? 1 : 0
-            try runner.execute("""
-                INSERT INTO workflow_status (
-                    workflow_uuid, status, name, inputs, executor_id, application_version, queue_name,
-                    created_at, updated_at, recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms,
-                    parent_workflow_id, serialization, started_at_epoch_ms, owner_xid, priority, deduplication_id,
-                    queue_partition_key, delay_until_epoch_ms, attributes)
-                VALUES (
-                    \(insert.workflowID), \(insert.state.rawValue), \(insert.name), \(insert.inputs),
-                    \(insert.executorID), \(insert.applicationVersion), \(insert.queueName),
-                    \(insert.now), \(insert.now), \(attempts), \(insert.timeoutMilliseconds), \(insert.deadline),
-                    \(insert.parentWorkflowID), \(PortableJSON.formatName),
-                    \(insert.state == .pending ? insert.now : nil), \(insert.ownerID), \(insert.priority),
-                    \(insert.deduplicationID), \(insert.partitionKey), \(insert.delayUntil), \(insert.attributes))
-                """)
+            try runner.execute("INSERT INTO workflow_status (\(unescaped: Self.workflowStatusColumns)) VALUES "
+                + Self.workflowStatusValues(insert))
             if let operation = insert.parentOperation {
                 try Self.insertOperation(runner, operation, ignoringExisting: true)
             }
             return .inserted
         }
-        if case .inserted = outcome, let queueName = insert.queueName {
-            await backend.publish([.queue(name: queueName)])
-        }
-        return outcome
     }
 
     func workflow(id: String) async throws -> WorkflowRecord? {
@@ -180,17 +287,54 @@ final class SQLSystemDatabase: SystemDatabase {
     func completeWorkflow(
         id: String, state: WorkflowState, output: String?, error: String?, at now: EpochMilliseconds
     ) async throws -> Bool {
-        // One statement that commits by itself: no explicit transaction needed.
-        let completed = try await backend.autocommit("recording the outcome of workflow \(id)") { runner in
-            try runner.execute("""
-                UPDATE workflow_status
-                SET status = \(state.rawValue), output = \(output), error = \(error), updated_at = \(now),
-                    completed_at = \(now), deduplication_id = NULL
-                WHERE workflow_uuid = \(id) AND status = 'PENDING'
-                """) > 0
-        }
-        if completed { await backend.publish([.completion(workflowID: id)]) }
+        let completion = Completion(id: id, state: state, output: output, error: error, now: now)
+        let completed =
+            if let batches {
+                try await batches.completions.submit(completion)
+            } else {
+                try await Self.completeWorkflows([completion], backend: backend)[0]
+            }
+        if completed, dialect.completionNotice == nil { await backend.publish([.completion(workflowID: id)]) }
         return completed
+    }
+
+    /// Writes outcomes of runs that are still PENDING, in one statement that commits by itself;
+    /// for each, whether it was.
+    static func completeWorkflows(_ completions: [Completion], backend: any SQLBackend) async throws -> [Bool] {
+        let notice = backend.dialect.completionNotice.map { ", \($0) AS notified" } ?? ""
+        if completions.count == 1, let completion = completions.first {
+            let statement: SQL = """
+                UPDATE workflow_status AS ws
+                SET status = \(completion.state.rawValue), output = \(completion.output), error = \(completion.error),
+                    updated_at = \(completion.now), completed_at = \(completion.now), deduplication_id = NULL
+                WHERE workflow_uuid = \(completion.id) AND status = 'PENDING'
+                RETURNING workflow_uuid\(unescaped: notice)
+                """
+            return [try await backend.autocommit("recording the outcome of workflow \(completion.id)") { runner in
+                try !runner.query(statement).isEmpty
+            }]
+        }
+        // Several rows at once (PostgreSQL only: SQLite names no columns of a VALUES list).
+        let values = SQL.joined(completions.map { completion in
+            """
+            (CAST(\(completion.id) AS TEXT), CAST(\(completion.state.rawValue) AS TEXT), CAST(\(completion.output) AS TEXT),
+                CAST(\(completion.error) AS TEXT), CAST(\(completion.now) AS BIGINT))
+            """
+        })
+        let statement: SQL = """
+            UPDATE workflow_status AS ws
+            SET status = input.status, output = input.output, error = input.error, updated_at = input.completed_at,
+                completed_at = input.completed_at, deduplication_id = NULL
+            FROM (VALUES 
+            """ + values + """
+            ) AS input (workflow_uuid, status, output, error, completed_at)
+            WHERE ws.workflow_uuid = input.workflow_uuid AND ws.status = 'PENDING'
+            RETURNING ws.workflow_uuid\(unescaped: notice)
+            """
+        let completed = try await backend.autocommit("recording the outcomes of \(completions.count) workflows") { runner in
+            Set(try runner.query(statement).compactMap { $0.string("workflow_uuid") })
+        }
+        return completions.map { completed.contains($0.id) }
     }
 
     func cancelWorkflows(
@@ -304,26 +448,81 @@ final class SQLSystemDatabase: SystemDatabase {
         }
     }
 
-    func recordOperation(_ record: OperationRecord) async throws -> (existing: OperationRecord?, state: WorkflowState?) {
-        // The hot path of every step: two statements that each commit on their own (no BEGIN and
-        // COMMIT round trips). The insert keeps a checkpoint that exists already (then read back
-        // below) and writes nothing for a run that no longer exists.
-        try await backend.autocommit("checkpointing step \(record.functionID) of workflow \(record.workflowID)") { runner in
-            let inserted = try runner.execute("""
+    func recordOperation(_ record: OperationRecord) async throws -> CheckpointOutcome {
+        if let batches { return try await batches.checkpoints.submit(record) }
+        return try await Self.recordOperations([record], backend: backend)[0]
+    }
+
+    /// The hot path of every step: inserts checkpoints and reads their runs' states (to notice a
+    /// cancellation). An insert keeps a checkpoint that exists already (then read back) and writes
+    /// nothing for a run that no longer exists. PostgreSQL does it all in one statement, one round
+    /// trip, for any number of checkpoints; SQLite runs two statements per checkpoint in one job
+    /// of its own thread, which costs no round trip.
+    static func recordOperations(
+        _ records: [OperationRecord], backend: any SQLBackend
+    ) async throws -> [CheckpointOutcome] {
+        let operation = records.count == 1
+            ? "checkpointing step \(records[0].functionID) of workflow \(records[0].workflowID)"
+            : "checkpointing \(records.count) steps"
+        guard backend.dialect.writesInCommonTableExpressions else {
+            return try await backend.autocommit(operation) { runner in
+                try records.map { record in
+                    let inserted = try runner.execute("""
+                        INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error,
+                            child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms, serialization)
+                        SELECT \(record.workflowID), \(record.functionID), \(record.functionName), \(record.output),
+                            \(record.error), \(record.childWorkflowID), \(record.startedAt), \(record.completedAt),
+                            \(PortableJSON.formatName)
+                        WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_uuid = \(record.workflowID))
+                        ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+                        """) > 0
+                    let state = try runner.query("SELECT status FROM workflow_status WHERE workflow_uuid = \(record.workflowID)")
+                        .first?.string("status").flatMap(WorkflowState.init(rawValue:))
+                    if inserted { return (nil, state) }
+                    return (try selectOperation(runner, workflowID: record.workflowID, functionID: record.functionID), state)
+                }
+            }
+        }
+        @Sendable func key(_ workflowID: String?, _ functionID: Int?) -> String { "\(functionID ?? -1):\(workflowID ?? "")" }
+        guard Set(records.map { key($0.workflowID, $0.functionID) }).count == records.count else {
+            // Two checkpoints of one slot cannot share a statement: each must see the other's row.
+            throw SystemDatabaseError.queryFailed(operation: operation, reason: "a checkpoint slot is written twice at once")
+        }
+        let values = SQL.joined(records.map { record in
+            """
+            (CAST(\(record.workflowID) AS TEXT), CAST(\(record.functionID) AS INTEGER), CAST(\(record.functionName) AS TEXT),
+                CAST(\(record.output) AS TEXT), CAST(\(record.error) AS TEXT), CAST(\(record.childWorkflowID) AS TEXT),
+                CAST(\(record.startedAt) AS BIGINT), CAST(\(record.completedAt) AS BIGINT))
+            """
+        })
+        // The final SELECT reads the statement's snapshot: each run's state as of the insert.
+        let statement: SQL = """
+            WITH input (workflow_uuid, function_id, function_name, output, error, child_workflow_id,
+                started_at_epoch_ms, completed_at_epoch_ms) AS (VALUES 
+            """ + values + """
+            ), inserted AS (
                 INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error, child_workflow_id,
                     started_at_epoch_ms, completed_at_epoch_ms, serialization)
-                SELECT CAST(\(record.workflowID) AS TEXT), CAST(\(record.functionID) AS INTEGER),
-                    CAST(\(record.functionName) AS TEXT), CAST(\(record.output) AS TEXT), CAST(\(record.error) AS TEXT),
-                    CAST(\(record.childWorkflowID) AS TEXT), CAST(\(record.startedAt) AS BIGINT),
-                    CAST(\(record.completedAt) AS BIGINT), CAST(\(PortableJSON.formatName) AS TEXT)
-                WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_uuid = \(record.workflowID))
+                SELECT input.workflow_uuid, input.function_id, input.function_name, input.output, input.error,
+                    input.child_workflow_id, input.started_at_epoch_ms, input.completed_at_epoch_ms,
+                    CAST(\(PortableJSON.formatName) AS TEXT)
+                FROM input WHERE EXISTS (SELECT 1 FROM workflow_status AS ws WHERE ws.workflow_uuid = input.workflow_uuid)
                 ON CONFLICT (workflow_uuid, function_id) DO NOTHING
-                """) > 0
-            let state = try runner.query(
-                "SELECT status FROM workflow_status WHERE workflow_uuid = \(record.workflowID)"
-            ).first?.string("status").flatMap(WorkflowState.init(rawValue:))
-            if inserted { return (nil, state) }
-            return (try Self.selectOperation(runner, workflowID: record.workflowID, functionID: record.functionID), state)
+                RETURNING workflow_uuid, function_id)
+            SELECT input.workflow_uuid, input.function_id, ws.status, inserted.function_id IS NOT NULL AS inserted
+            FROM input LEFT JOIN workflow_status AS ws ON ws.workflow_uuid = input.workflow_uuid
+                LEFT JOIN inserted ON inserted.workflow_uuid = input.workflow_uuid
+                    AND inserted.function_id = input.function_id
+            """
+        return try await backend.autocommit(operation) { runner in
+            var rows: [String: SQLRow] = [:]
+            for row in try runner.query(statement) { rows[key(row.string("workflow_uuid"), row.int("function_id"))] = row }
+            return try records.map { record in
+                let row = rows[key(record.workflowID, record.functionID)]
+                let state = row?.string("status").flatMap(WorkflowState.init(rawValue:))
+                if row?.bool("inserted") == true { return (nil, state) }
+                return (try selectOperation(runner, workflowID: record.workflowID, functionID: record.functionID), state)
+            }
         }
     }
 
@@ -421,30 +620,47 @@ final class SQLSystemDatabase: SystemDatabase {
         let queue = request.queue
         guard !request.workflowNames.isEmpty else { return [] }
         // A read first, outside any write transaction: an idle queue costs no write lock.
-        let waiting = try await backend.autocommit("looking at queue \(queue.name)") { runner in
-            try !runner.query("""
-                SELECT 1 AS waiting FROM workflow_status
-                WHERE queue_name = \(queue.name)
-                    AND (status = 'ENQUEUED' OR (status = 'DELAYED' AND delay_until_epoch_ms <= \(request.now)))
-                LIMIT 1
-                """).isEmpty
+        let (waiting, delayedDue) = try await backend.autocommit("looking at queue \(queue.name)") { runner in
+            let row = try runner.query("""
+                SELECT EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = \(queue.name) AND status = 'ENQUEUED')
+                        AS waiting,
+                    EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = \(queue.name) AND status = 'DELAYED'
+                        AND delay_until_epoch_ms <= \(request.now)) AS delayed
+                """).first
+            return (row?.bool("waiting") == true, row?.bool("delayed") == true)
         }
-        guard waiting else { return [] }
-        let dialect = dialect
+        guard waiting || delayedDue else { return [] }
         // The claim token lets a retry after a lost acknowledgement find the rows it claimed.
         let token = UUID().uuidString
-        let ids = try await backend.transaction("dequeueing from \(queue.name)") { runner -> [String] in
+        if dialect.writesInCommonTableExpressions, !delayedDue, !queue.partitioned, queue.rateLimit == nil,
+            queue.globalConcurrency == nil
+        {
+            return try await claimInOneStatement(request, token: token)
+        }
+        let dialect = dialect
+        return try await backend.transaction("dequeueing from \(queue.name)") { runner -> [WorkflowRecord] in
+            // The claimed rows are read in the same transaction (they are PENDING and ours), in
+            // the order the queue starts them.
+            func records(_ ids: [String]) throws -> [WorkflowRecord] {
+                guard !ids.isEmpty else { return [] }
+                return try runner.query("""
+                    \(unescaped: Self.workflowSelect) WHERE ws.workflow_uuid IN (\(list: ids))
+                    ORDER BY ws.priority, ws.created_at, ws.\(unescaped: dialect.insertionOrder)
+                    """).map(Self.workflowRecord)
+            }
             if let queueLock = dialect.queueLock, queue.globalConcurrency != nil || queue.rateLimit != nil {
                 try runner.query(queueLock(queue.name))
             }
             let alreadyClaimed = try runner.query("""
                 SELECT workflow_uuid FROM workflow_status WHERE owner_xid = \(token) AND status = 'PENDING'
                 """).compactMap { $0.string("workflow_uuid") }
-            if !alreadyClaimed.isEmpty { return alreadyClaimed }
-            try runner.execute("""
-                UPDATE workflow_status SET status = 'ENQUEUED', updated_at = \(request.now)
-                WHERE queue_name = \(queue.name) AND status = 'DELAYED' AND delay_until_epoch_ms <= \(request.now)
-                """)
+            if !alreadyClaimed.isEmpty { return try records(alreadyClaimed) }
+            if delayedDue {
+                try runner.execute("""
+                    UPDATE workflow_status SET status = 'ENQUEUED', updated_at = \(request.now)
+                    WHERE queue_name = \(queue.name) AND status = 'DELAYED' AND delay_until_epoch_ms <= \(request.now)
+                    """)
+            }
             let partitions: [String?] =
                 queue.partitioned
                 ? try runner.query("""
@@ -479,41 +695,66 @@ final class SQLSystemDatabase: SystemDatabase {
                     available = min(available, global - count)
                 }
                 guard available > 0 else { continue }
-                var candidates: SQL = """
-                    SELECT workflow_uuid FROM workflow_status
-                    WHERE queue_name = \(queue.name) AND status = 'ENQUEUED'
-                        AND (application_version = \(request.applicationVersion) OR application_version IS NULL)
-                        AND name IN (\(list: request.workflowNames))
-                    """
-                if let scope = request.onlyEnqueuedBy {
-                    candidates = candidates
-                        + " AND (executor_id = \(scope.executorID) OR workflow_uuid IN (\(list: scope.workflowIDs + [""])))"
-                }
-                candidates = candidates + partitionFilter
-                    + " ORDER BY priority, created_at, \(unescaped: dialect.insertionOrder)"
-                if available != Int.max { candidates = candidates + " LIMIT \(available)" }
-                candidates = candidates + "\(unescaped: dialect.lockingClause)"
-                for id in try runner.query(candidates).compactMap({ $0.string("workflow_uuid") }) {
-                    let changed = try runner.execute("""
-                        UPDATE workflow_status
-                        SET status = 'PENDING', executor_id = \(request.executorID),
-                            application_version = \(request.applicationVersion), started_at_epoch_ms = \(request.now),
-                            updated_at = \(request.now), rate_limited = \(queue.rateLimit != nil),
-                            recovery_attempts = recovery_attempts + 1, owner_xid = \(token),
-                            workflow_deadline_epoch_ms = CASE
-                                WHEN workflow_timeout_ms IS NOT NULL AND workflow_deadline_epoch_ms IS NULL
-                                THEN \(request.now) + workflow_timeout_ms ELSE workflow_deadline_epoch_ms END
-                        WHERE workflow_uuid = \(id) AND status = 'ENQUEUED'
-                        """)
-                    if changed > 0 { claimed.append(id) }
-                }
+                claimed += try runner.query(
+                    Self.claim(request, token: token, dialect: dialect, filter: partitionFilter, limit: available)
+                        + " RETURNING workflow_uuid"
+                ).compactMap { $0.string("workflow_uuid") }
             }
-            return claimed
+            return try records(claimed)
         }
-        guard !ids.isEmpty else { return [] }
-        return try await backend.autocommit("reading claimed workflows") { runner in
-            try runner.query("\(unescaped: Self.workflowSelect) WHERE ws.workflow_uuid IN (\(list: ids))")
-                .map(Self.workflowRecord)
+    }
+
+    /// Claims up to `limit` ENQUEUED runs matching `filter` in one statement. The candidates are
+    /// MATERIALIZED so they are selected (and, on PostgreSQL, row-locked) once: a subquery under IN
+    /// could be rescanned, and with SKIP LOCKED each scan may find other rows, past the limit.
+    private static func claim(
+        _ request: DequeueRequest, token: String, dialect: SQLDialect, filter: SQL, limit: Int
+    ) -> SQL {
+        let queue = request.queue
+        var candidates: SQL = """
+            SELECT workflow_uuid FROM workflow_status
+            WHERE queue_name = \(queue.name) AND status = 'ENQUEUED'
+                AND (application_version = \(request.applicationVersion) OR application_version IS NULL)
+                AND name IN (\(list: request.workflowNames))
+            """
+        if let scope = request.onlyEnqueuedBy {
+            candidates = candidates
+                + " AND (executor_id = \(scope.executorID) OR workflow_uuid IN (\(list: scope.workflowIDs + [""])))"
+        }
+        candidates = candidates + filter + " ORDER BY priority, created_at, \(unescaped: dialect.insertionOrder)"
+        if limit != Int.max { candidates = candidates + " LIMIT \(limit)" }
+        candidates = candidates + "\(unescaped: dialect.lockingClause)"
+        return "WITH candidates AS MATERIALIZED (" + candidates + ") " + """
+            UPDATE workflow_status
+            SET status = 'PENDING', executor_id = \(request.executorID),
+                application_version = \(request.applicationVersion), started_at_epoch_ms = \(request.now),
+                updated_at = \(request.now), rate_limited = \(queue.rateLimit != nil),
+                recovery_attempts = recovery_attempts + 1, owner_xid = \(token),
+                workflow_deadline_epoch_ms = CASE
+                    WHEN workflow_timeout_ms IS NOT NULL AND workflow_deadline_epoch_ms IS NULL
+                    THEN \(request.now) + workflow_timeout_ms ELSE workflow_deadline_epoch_ms END
+            WHERE status = 'ENQUEUED' AND workflow_uuid IN (SELECT workflow_uuid FROM candidates)
+            """
+    }
+
+    /// The dequeue of a queue limited only by its worker concurrency, as one statement that
+    /// commits by itself (PostgreSQL): claim, then read the claimed rows. A retry after a lost
+    /// acknowledgement claims nothing more and returns what the lost attempt claimed.
+    func claimInOneStatement(_ request: DequeueRequest, token: String) async throws -> [WorkflowRecord] {
+        let queue = request.queue
+        let available = queue.workerConcurrency.map { $0 - (request.localRunning[""] ?? 0) } ?? Int.max
+        guard available > 0 else { return [] }
+        let unclaimed: SQL = " AND NOT EXISTS (SELECT 1 FROM workflow_status WHERE owner_xid = \(token))"
+        let statement = "WITH claimed AS (" + Self.claim(request, token: token, dialect: dialect, filter: unclaimed, limit: available)
+            + """
+             RETURNING *)
+            \(unescaped: Self.workflowSelect(from: "claimed"))
+            UNION ALL
+            \(unescaped: Self.workflowSelect) WHERE ws.owner_xid = \(token) AND ws.status = 'PENDING'
+            ORDER BY priority, created_at, workflow_uuid
+            """
+        return try await backend.autocommit("dequeueing from \(queue.name)") { runner in
+            try runner.query(statement).map(Self.workflowRecord)
         }
     }
 

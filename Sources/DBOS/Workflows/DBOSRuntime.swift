@@ -54,6 +54,34 @@ public final class DBOSRuntime: Sendable {
         var notificationsActive = false
         /// The last creation time handed out, so rows this process creates keep their order.
         var lastCreationTime: EpochMilliseconds = 0
+        /// Outputs of runs this process finished with SUCCESS, so `result()` called after the run
+        /// ended needs no database read.
+        var recentOutputs = RecentOutputs()
+    }
+
+    /// The outputs (up to `largestOutput` bytes each) of the last `capacity` runs this process
+    /// completed with SUCCESS. A SUCCESS is final (resume and fork never change it), so a remembered
+    /// output stays true.
+    struct RecentOutputs {
+        static let capacity = 1024
+        static let largestOutput = 16 * 1024
+        private var outputs: [String: String] = [:]
+        private var order: [String] = []
+        private var oldest = 0
+
+        mutating func remember(_ output: String, of id: String) {
+            guard output.utf8.count <= Self.largestOutput else { return }
+            if outputs.updateValue(output, forKey: id) != nil { return }
+            if order.count < Self.capacity {
+                order.append(id)
+                return
+            }
+            outputs[order[oldest]] = nil
+            order[oldest] = id
+            oldest = (oldest + 1) % Self.capacity
+        }
+
+        func output(of id: String) -> String? { outputs[id] }
     }
 
     let state = Mutex(State())
@@ -389,8 +417,11 @@ public final class DBOSRuntime: Sendable {
                     } onCancel: {
                         context.cancelConcurrentSteps()
                     }
-                    _ = try await self.database.completeWorkflow(
+                    if try await self.database.completeWorkflow(
                         id: id, state: .success, output: output, error: nil, at: Date().epochMilliseconds)
+                    {
+                        self.state.withLock { $0.recentOutputs.remember(output, of: id) }
+                    }
                     return output
                 } catch {
                     switch self.stopReason(of: id) {
@@ -515,6 +546,9 @@ public final class DBOSRuntime: Sendable {
             do {
                 return try PortableJSON.decode(Output.self, from: try await task.value)
             } catch let error as WorkflowError where error.isCancellation {}
+        }
+        if let output = state.withLock({ $0.recentOutputs.output(of: id) }) {
+            return try PortableJSON.decode(Output.self, from: output)
         }
         let record = try await awaitOutcome(of: id)
         switch record.state {

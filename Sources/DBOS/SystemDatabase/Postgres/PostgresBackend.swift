@@ -13,9 +13,11 @@ final class PostgresBackend: SQLBackend {
     /// The URL as the user gave it, password hidden, for messages: `url` carries session options
     /// of the engine's own.
     private let redactedURL: String
+    let groupsCommits = false
     let dialect = SQLDialect.postgres
     private let pool: PostgresConnectionPool
     private let listener = ListenerBox()
+    private let publisher = NotificationQueue()
     /// How long an operation keeps retrying a lost connection (nil: until the server is back).
     private let retryPolicy: PostgresRetryPolicy
 
@@ -56,14 +58,33 @@ final class PostgresBackend: SQLBackend {
         }
     }
 
-    /// Runs `work` with a pooled connection, retrying while the connection is lost.
+    /// Runs `body` again when PostgreSQL chose it as a deadlock's victim: its transaction was rolled
+    /// back entirely, so it can (as PostgreSQL's documentation advises). Batched writes lock many
+    /// rows in one statement and may meet a transaction that locks some of them in another order.
+    static func retryingDeadlocks<T>(
+        isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T
+    ) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch let error as PostgresError where error.sqlState == "40P01" && attempt < 5 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...10) * attempt))
+            }
+        }
+    }
+
+    /// Runs `work` with a pooled connection, retrying while the connection is lost or after a deadlock.
     private func withRetries<T: Sendable>(
         _ operation: String, policy: PostgresRetryPolicy? = nil,
         _ work: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         do {
             return try await retryingOnConnectionLoss(policy: policy ?? retryPolicy) {
-                try await pool.withConnection { connection in try await work(connection) }
+                try await Self.retryingDeadlocks {
+                    try await pool.withConnection { connection in try await work(connection) }
+                }
             }
         } catch let error as PostgresError {
             throw translate(error, operation: operation)
@@ -178,20 +199,83 @@ final class PostgresBackend: SQLBackend {
             case .queue(let name): (Channel.queues, name)
             }
         }
-        guard !pairs.isEmpty else { return }
-        // Best effort: a lost notification only delays a waiter until its fallback poll.
-        _ = try? await pool.withConnection { connection in
-            try await connection.session { session in
-                for (channel, payload) in pairs {
-                    try session.execute("SELECT pg_notify(\(channel), \(payload))")
+        guard !pairs.isEmpty, publisher.enqueue(pairs) else { return }
+        // Sent from a task of its own, so the write that published does not wait a round trip
+        // for it: waiters in this process were already woken directly, and a lost notification
+        // only delays a waiter in another process until its fallback poll (best effort, no
+        // retries). The task sends everything queued until nothing is left; calls made meanwhile
+        // only queue theirs, so under load many notifications share one statement.
+        let pool = pool
+        let publisher = publisher
+        publisher.started(Task {
+            while let batch = publisher.next() {
+                _ = try? await pool.withConnection { connection in
+                    try await connection.session { session in
+                        var statement: SQL = "SELECT "
+                        for (index, (channel, payload)) in batch.enumerated() {
+                            statement = statement + (index == 0 ? "" : ", ") + "pg_notify(\(channel), \(payload))"
+                        }
+                        try session.execute(statement)
+                    }
                 }
             }
-        }
+        })
     }
 
     func close() async {
+        // What was published before closing is still sent, so no connection work outlives close().
+        await publisher.drained()
         listener.stop()
         pool.close()
+    }
+}
+
+/// Notifications waiting to be sent, and the task sending them (at most one at a time).
+private final class NotificationQueue: Sendable {
+    /// The most notifications one statement sends.
+    static let batchLimit = 500
+    private struct State {
+        var pending: [(String, String)] = []
+        var isSending = false
+        var sender: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    /// Queues `pairs`; true if the caller must start a sender (none is running).
+    func enqueue(_ pairs: [(String, String)]) -> Bool {
+        state.withLock { state in
+            state.pending += pairs
+            if state.isSending { return false }
+            state.isSending = true
+            return true
+        }
+    }
+
+    /// Records the sender the caller of a true `enqueue` started.
+    func started(_ sender: Task<Void, Never>) {
+        state.withLock { $0.sender = sender }
+    }
+
+    /// The next batch to send, or nil (and the sender's turn ends) when nothing is left.
+    func next() -> [(String, String)]? {
+        state.withLock { state in
+            guard !state.pending.isEmpty else {
+                state.isSending = false
+                return nil
+            }
+            let batch = Array(state.pending.prefix(Self.batchLimit))
+            state.pending.removeFirst(batch.count)
+            return batch
+        }
+    }
+
+    /// Waits until every queued notification was sent (or failed to be).
+    func drained() async {
+        while let sender = state.withLock({ $0.isSending ? $0.sender : nil }) {
+            await sender.value
+            // A new sender may be starting and not yet recorded: let it.
+            await Task.yield()
+        }
     }
 }
 

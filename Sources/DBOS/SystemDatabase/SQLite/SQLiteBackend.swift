@@ -12,6 +12,7 @@ final class SQLiteBackend: SQLBackend {
     private let executor: SQLiteExecutor
     /// Where the database lives, for error messages: a path or `:memory:`.
     let location: String
+    let groupsCommits = true
     let dialect = SQLDialect.sqlite
 
     /// Opens (creating if needed, with mode 0600) the database at `path`, or an in-memory one
