@@ -13,7 +13,6 @@ import Testing
 struct ChaosTests {
     @Test func killedWorkersLoseNothingOnSQLite() async throws {
         let directory = try TemporaryDirectory(prefix: "dbos-chaos")
-        defer { directory.remove() }
         try await runWorkerKills(backend: "sqlite", databaseURL: "sqlite:" + directory.file("system.sqlite"), in: directory)
     }
 
@@ -21,7 +20,6 @@ struct ChaosTests {
         let server = try PostgresServer.start()
         defer { server.stop() }
         let directory = try TemporaryDirectory(prefix: "dbos-chaos")
-        defer { directory.remove() }
         try await runWorkerKills(backend: "postgres", databaseURL: server.url(database: "chaos"), in: directory)
     }
 
@@ -30,7 +28,6 @@ struct ChaosTests {
         let server = try PostgresServer.start(settings: ["synchronous_commit": "on"])
         defer { server.stop() }
         let directory = try TemporaryDirectory(prefix: "dbos-chaos")
-        defer { directory.remove() }
         var random = SplitMix64(seed: ChaosSettings.seed)
         let started = ContinuousClock.now
         let client = try await DBOSClient(systemDatabaseURL: server.url(database: "chaos"), pollingInterval: .milliseconds(100))
@@ -102,7 +99,11 @@ struct ChaosTests {
                 + "(one worker \(ledger.mostConcurrentWorkInOneWorker)/\(ExecutionLedger.workerLimit)) "
                 + "chaos \(seconds(chaosEnded - started)) s, drain \(seconds(ContinuousClock.now - chaosEnded)) s "
                 + "problems=\(problems.count)")
-        #expect(problems.isEmpty, "seed \(ChaosSettings.seed), files in \(workers.directory.path):\n\(problems.prefix(30).joined(separator: "\n"))")
+        #expect(
+            problems.isEmpty && finished,
+            "seed \(ChaosSettings.seed), worker output and log kept in \(workers.directory.path):\n\(problems.prefix(30).joined(separator: "\n"))")
+        // The files are kept for a failure's investigation, removed otherwise.
+        if problems.isEmpty && finished { workers.directory.remove() }
     }
 
     private func seconds(_ duration: Duration) -> String {
