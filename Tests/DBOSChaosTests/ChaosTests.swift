@@ -13,14 +13,20 @@ import Testing
 struct ChaosTests {
     @Test func killedWorkersLoseNothingOnSQLite() async throws {
         let directory = try TemporaryDirectory(prefix: "dbos-chaos")
-        try await runWorkerKills(backend: "sqlite", databaseURL: "sqlite:" + directory.file("system.sqlite"), in: directory)
+        try await runChaos("sqlite worker kills", databaseURL: "sqlite:" + directory.file("system.sqlite"), in: directory) {
+            random, workers, workload in
+            try await killWorkers(random: &random, workers: workers, workload: &workload)
+        }
     }
 
     @Test func killedWorkersLoseNothingOnPostgres() async throws {
         let server = try PostgresServer.start()
         defer { server.stop() }
         let directory = try TemporaryDirectory(prefix: "dbos-chaos")
-        try await runWorkerKills(backend: "postgres", databaseURL: server.url(database: "chaos"), in: directory)
+        try await runChaos("postgres worker kills", databaseURL: server.url(database: "chaos"), in: directory) {
+            random, workers, workload in
+            try await killWorkers(random: &random, workers: workers, workload: &workload)
+        }
     }
 
     @Test func postgresRestartedFastAndImmediatelyUnderLoadLosesNothing() async throws {
@@ -28,48 +34,54 @@ struct ChaosTests {
         let server = try PostgresServer.start(settings: ["synchronous_commit": "on"])
         defer { server.stop() }
         let directory = try TemporaryDirectory(prefix: "dbos-chaos")
-        var random = SplitMix64(seed: ChaosSettings.seed)
-        let started = ContinuousClock.now
-        let client = try await DBOSClient(systemDatabaseURL: server.url(database: "chaos"), pollingInterval: .milliseconds(100))
-        let workers = ChaosWorkers(directory: directory, databaseURL: server.url(database: "chaos"))
-        var workload = ChaosWorkload(client: client)
-        try await workers.startBoth()
-        try await workload.enqueueWave()
-        try await workload.enqueueWave()
-        let modes = (Array(repeating: PostgresServer.ShutdownMode.fast, count: ChaosSettings.restartsPerMode)
-            + Array(repeating: .immediate, count: ChaosSettings.restartsPerMode)).shuffled(using: &random)
-        for mode in modes {
-            try await Task.sleep(for: .milliseconds(Int.random(in: 500...2500, using: &random)))
-            try await workers.checkBothRunning()
-            if try await workload.unfinishedRuns() < ChaosWorkload.ordersPerWave { try await workload.enqueueWave() }
-            try server.restart(mode: mode)
+        try await runChaos("postgres restarts", databaseURL: server.url(database: "chaos"), in: directory) {
+            random, workers, workload in
+            let modes = (Array(repeating: PostgresServer.ShutdownMode.fast, count: ChaosSettings.restartsPerMode)
+                + Array(repeating: .immediate, count: ChaosSettings.restartsPerMode)).shuffled(using: &random)
+            for mode in modes {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 500...2500, using: &random)))
+                try await workers.checkBothRunning()
+                if try await workload.unfinishedRuns() < ChaosWorkload.ordersPerWave { try await workload.enqueueWave() }
+                try server.restart(mode: mode)
+            }
+            return "restarts=\(modes.count) (fast \(ChaosSettings.restartsPerMode), immediate \(ChaosSettings.restartsPerMode))"
         }
-        try await finishAndVerify(
-            "postgres restarts", chaos: "restarts=\(modes.count) (fast \(ChaosSettings.restartsPerMode), immediate "
-                + "\(ChaosSettings.restartsPerMode))", workload: workload, workers: workers, started: started)
-        await client.close()
     }
 
-    /// Starts two workers on `databaseURL`, keeps waves of runs coming while it SIGKILLs a random worker at
-    /// random moments and restarts it, `ChaosSettings.kills` times; then lets everything finish and verifies.
-    private func runWorkerKills(backend: String, databaseURL: String, in directory: TemporaryDirectory) async throws {
-        var random = SplitMix64(seed: ChaosSettings.seed)
-        let started = ContinuousClock.now
-        let client = try await DBOSClient(systemDatabaseURL: databaseURL, pollingInterval: .milliseconds(100))
-        let workers = ChaosWorkers(directory: directory, databaseURL: databaseURL)
-        var workload = ChaosWorkload(client: client)
-        try await workers.startBoth()
-        try await workload.enqueueWave()
-        try await workload.enqueueWave()
+    /// SIGKILLs a random worker at random moments and restarts it, `ChaosSettings.kills` times, keeping
+    /// waves of runs coming.
+    private func killWorkers(random: inout SplitMix64, workers: ChaosWorkers, workload: inout ChaosWorkload) async throws -> String {
         for _ in 0..<ChaosSettings.kills {
             try await Task.sleep(for: .milliseconds(Int.random(in: 150...1200, using: &random)))
             try await workers.checkBothRunning()
             if try await workload.unfinishedRuns() < ChaosWorkload.ordersPerWave { try await workload.enqueueWave() }
             try await workers.killAndRestart(Bool.random(using: &random) ? "a" : "b")
         }
-        try await finishAndVerify(
-            "\(backend) worker kills", chaos: "kills=\(await workers.killed.count)", workload: workload, workers: workers,
-            started: started)
+        return "kills=\(await workers.killed.count)"
+    }
+
+    /// Starts two workers on `databaseURL` and two waves of runs, applies `chaos` (which returns its
+    /// counts for the summary), then lets everything finish and verifies. The workers never outlive it.
+    private func runChaos(
+        _ label: String, databaseURL: String, in directory: TemporaryDirectory,
+        chaos: (inout SplitMix64, ChaosWorkers, inout ChaosWorkload) async throws -> String
+    ) async throws {
+        var random = SplitMix64(seed: ChaosSettings.seed)
+        let started = ContinuousClock.now
+        let client = try await DBOSClient(systemDatabaseURL: databaseURL, pollingInterval: .milliseconds(100))
+        let workers = ChaosWorkers(directory: directory, databaseURL: databaseURL)
+        var workload = ChaosWorkload(client: client)
+        do {
+            try await workers.startBoth()
+            try await workload.enqueueWave()
+            try await workload.enqueueWave()
+            let counts = try await chaos(&random, workers, &workload)
+            try await finishAndVerify(label, chaos: counts, workload: workload, workers: workers, started: started)
+        } catch {
+            await workers.killAll()
+            await client.close()
+            throw error
+        }
         await client.close()
     }
 

@@ -67,6 +67,15 @@ actor ChaosWorkers {
         }
     }
 
+    /// SIGKILLs both workers, when a test fails: no worker outlives its test.
+    func killAll() async {
+        for (_, process) in running.values {
+            process.kill()
+            _ = await process.waitForExit(timeout: .seconds(30))
+        }
+        running = [:]
+    }
+
     /// Stops both workers with SIGTERM; returns a problem for each that does not exit cleanly.
     func stop() async -> [String] {
         var problems: [String] = []
