@@ -83,8 +83,15 @@ let package = Package(
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "dbos-test-worker",
-            dependencies: ["DBOS"],
+            dependencies: ["DBOS", "DBOSTestSupport"],
             path: "Tests/DBOSTestWorker",
+            swiftSettings: swiftSettings),
+        // The chaos tests' worker: the `dbos-run` CLI plus handlers that record each execution (Docs/Chaos.md).
+        .executableTarget(
+            name: "dbos-chaos-worker",
+            dependencies: ["DBOS", "DBOSRunCLI", "DBOSSpec", "DBOSTestSupport"],
+            path: "Tests/DBOSChaosWorker",
+            exclude: ["Specs"],
             swiftSettings: swiftSettings),
         // The multi-process tests run the built `dbos-test-worker` and `dbos-run` binaries, hence the dependencies.
         .testTarget(
@@ -100,6 +107,11 @@ let package = Package(
         .testTarget(
             name: "DBOSRunCLITests",
             dependencies: ["DBOSRunCLI", "DBOS", "DBOSTestSupport", "dbos-run", "dbos-example-payments"],
+            swiftSettings: swiftSettings),
+        // Workers SIGKILLed at random and PostgreSQL restarted under load; nothing may be lost or run twice.
+        .testTarget(
+            name: "DBOSChaosTests",
+            dependencies: ["DBOS", "DBOSTestSupport", "dbos-chaos-worker"],
             swiftSettings: swiftSettings),
     ]
 )

@@ -1,20 +1,8 @@
 import DBOS
 import DBOSSpec
+import DBOSTestSupport
 import Foundation
 import Testing
-
-/// A small deterministic generator, so a failing mutation can be reproduced from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var value = state
-        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-        return value ^ (value >> 31)
-    }
-}
 
 @Suite struct MutatedSpecTests {
     static let fragments = [":", "-", "[", "]", "{", "}", "${{", "}}", "'", "\"", "\n", "  ", "&a", "*a", "needs: [x]",
@@ -25,7 +13,7 @@ struct SplitMix64: RandomNumberGenerator {
         for file in TestFiles.yamlFiles(in: TestFiles.specsDirectory) {
             let original = Array(try #require(FileManager.default.contents(atPath: file)))
             for seed in 0..<40 {
-                var random = SplitMix64(state: UInt64(seed) &* 7919 &+ UInt64(original.count))
+                var random = SplitMix64(seed: UInt64(seed) &* 7919 &+ UInt64(original.count))
                 var bytes = original
                 for _ in 0..<Int.random(in: 1...4, using: &random) {
                     let position = Int.random(in: 0...bytes.count, using: &random)
@@ -58,7 +46,7 @@ struct SplitMix64: RandomNumberGenerator {
         "secrets", "default", "toJSON", " ", "9223372036854775807", "contains"]
 
     @Test func randomExpressionsParseOrFailWithAnOffsetInsideTheText() {
-        var random = SplitMix64(state: 42)
+        var random = SplitMix64(seed: 42)
         let scope = ExpressionScope(variables: ["input": ["name": "x", "list": [1, 2]], "steps": [:]])
         for _ in 0..<5000 {
             let text = (0..<Int.random(in: 1...12, using: &random)).map { _ in

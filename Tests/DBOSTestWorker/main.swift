@@ -8,17 +8,12 @@
 //
 // DB_URL is a system database URL of either backend (`sqlite:PATH` or `postgresql://...`).
 import DBOS
+import DBOSTestSupport
 import Foundation
 
 /// Appends one line to WORK_DIR/executions.log with O_APPEND, so lines from killed processes survive.
 func logExecution(_ line: String, in directory: String) {
-    let path = "\(directory)/executions.log"
-    let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-    guard descriptor >= 0 else { fatalError("cannot open \(path)") }
-    let bytes = Array("\(line)\n".utf8)
-    _ = bytes.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count) }
-    fsync(descriptor)
-    close(descriptor)
+    appendLine(line, toFile: "\(directory)/executions.log")
 }
 
 /// While WORK_DIR/block exists, the step that checks it waits: the test kills the process then.

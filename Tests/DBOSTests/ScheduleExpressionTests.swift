@@ -1,3 +1,4 @@
+import DBOSTestSupport
 import Foundation
 import Testing
 
@@ -498,21 +499,4 @@ private func randomField(
     }
     let count = Int.random(in: 1...3, using: &generator)
     return (0..<count).map { _ in element(&generator) }.joined(separator: ",")
-}
-
-/// Sebastiano Vigna's SplitMix64: a seeded generator, so a failing random case reproduces.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var mixed = state
-        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-        return mixed ^ (mixed >> 31)
-    }
 }

@@ -42,7 +42,11 @@ public final class PostgresServer: Sendable {
     /// Creates a cluster with `initdb` and starts it. Binaries come from `PATH` or the newest
     /// `/usr/lib/postgresql/*/bin`. When running as root, the cluster is run by the `postgres` user,
     /// since PostgreSQL refuses to run as root.
-    public static func start() throws -> PostgresServer {
+    ///
+    /// The cluster trades durability for speed (`fsync`, `synchronous_commit` and `full_page_writes`
+    /// off); `settings` override any `postgresql.conf` setting, e.g. `synchronous_commit: "on"` for a
+    /// test that stops the server with `.immediate` and needs every acknowledged commit to survive.
+    public static func start(settings: [String: String] = [:]) throws -> PostgresServer {
         let binDirectory = try findBinDirectory()
         var lastFailure: (any Error)?
         // Another process may take the port between our probe and the server's bind: try again.
@@ -50,7 +54,7 @@ public final class PostgresServer: Sendable {
             let directory = NSTemporaryDirectory() + "dbos-pg-\(UUID().uuidString.prefix(8))"
             let server = PostgresServer(port: try freePort(), directory: directory, binDirectory: binDirectory)
             do {
-                try server.initialize()
+                try server.initialize(settings: settings)
                 try server.startServer()
                 register(server)
                 return server
@@ -110,7 +114,7 @@ public final class PostgresServer: Sendable {
         try runTool("pg_ctl", ["-D", dataDirectory, "-w", "reload"])
     }
 
-    private func initialize() throws {
+    private func initialize(settings overrides: [String: String]) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if Self.isRoot {
             try Self.run("/bin/chown", ["postgres:postgres", directory])
@@ -132,7 +136,7 @@ public final class PostgresServer: Sendable {
             max_wal_size = 1GB
             log_min_messages = warning
 
-            """
+            """ + overrides.sorted { $0.key < $1.key }.map { "\($0.key) = '\($0.value)'\n" }.joined()
         let configuration = FileHandle(forWritingAtPath: "\(dataDirectory)/postgresql.conf")
         guard let configuration else { throw Failure(description: "cannot open \(dataDirectory)/postgresql.conf") }
         configuration.seekToEndOfFile()
