@@ -1,5 +1,6 @@
 import DBOS
 import DBOSSpec
+import DBOSTestSupport
 import Foundation
 import Testing
 
@@ -28,7 +29,7 @@ import Testing
         /// Runs `body` once per iteration with a generator of its own, so any one case replays from (seed, iteration).
         func forEachCase(_ body: (inout SplitMix64, _ replay: String) throws -> Void) rethrows {
             for iteration in 0..<iterations {
-                var random = SplitMix64(state: seed ^ (UInt64(iteration) &* 0xD1B5_4A32_D192_ED03))
+                var random = SplitMix64(seed: seed ^ (UInt64(iteration) &* 0xD1B5_4A32_D192_ED03))
                 try body(&random, "\(target): DBOS_FUZZ_SEED=\(seed), iteration \(iteration)")
             }
         }
