@@ -106,7 +106,10 @@ let package = Package(
         // End-to-end tests of the commands: they run the built `dbos-run` and payments example binaries, hence the dependencies.
         .testTarget(
             name: "DBOSRunCLITests",
-            dependencies: ["DBOSRunCLI", "DBOS", "DBOSTestSupport", "dbos-run", "dbos-example-payments"],
+            dependencies: [
+                "DBOSRunCLI", "DBOS", "DBOSTestSupport", "dbos-run", "dbos-example-payments",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings),
         // Workers SIGKILLed at random and PostgreSQL restarted under load; nothing may be lost or run twice.
         .testTarget(

@@ -61,7 +61,7 @@ public struct ForkWorkflowCommand: FailureReportingCommand {
         let stored = try await StoredRun.open(database, workflowID: workflowID, executingID: forkedID)
         let run = AttachedRun(
             runtime: stored.runtime, workflowID: forkedID,
-            continueCommand: "dbos-run workflows resume \(ShellWord.quoted(forkedID))", printer: ValuePrinter(printsJSON: json))
+            continueCommand: "dbos-run workflows resume \(ShellWord.argument(forkedID))", printer: ValuePrinter(printsJSON: json))
         run.stopOnTerminationSignals()
         try await stored.runtime.launch()
         _ = try await stored.interpreter.fork(workflowID: workflowID, fromSlot: fromStep, newWorkflowID: forkedID)

@@ -47,7 +47,7 @@ public struct ResumeWorkflowCommand: FailureReportingCommand {
         let stored = try await StoredRun.open(database, workflowID: workflowID, executingID: workflowID)
         let run = AttachedRun(
             runtime: stored.runtime, workflowID: workflowID,
-            continueCommand: "dbos-run workflows resume \(ShellWord.quoted(workflowID))", printer: ValuePrinter(printsJSON: json))
+            continueCommand: "dbos-run workflows resume \(ShellWord.argument(workflowID))", printer: ValuePrinter(printsJSON: json))
         run.stopOnTerminationSignals()
         try await stored.runtime.launch()
         _ = try await stored.interpreter.resume(workflowID: workflowID)

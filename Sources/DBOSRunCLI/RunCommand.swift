@@ -109,7 +109,7 @@ public struct RunCommand: FailureReportingCommand {
 
         interpreter.addObserver(ProgressReporter(rootWorkflowID: id))
         let run = AttachedRun(
-            runtime: runtime, workflowID: id, continueCommand: "dbos-run \(ShellWord.quoted(file)) --id \(ShellWord.quoted(id))", printer: printer)
+            runtime: runtime, workflowID: id, continueCommand: "dbos-run \(ShellWord.quoted(ShellWord.path(file))) \(ShellWord.option("--id", id))", printer: printer)
         run.stopOnTerminationSignals()
         try await runtime.launch()
 

@@ -11,4 +11,20 @@ enum ShellWord {
         if plain { return text }
         return "'" + text.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
     }
+
+    /// `name value` as shell words; `name=value` when the value starts with `-`, which would
+    /// otherwise be read as an option of its own.
+    static func option(_ name: String, _ value: String) -> String {
+        value.hasPrefix("-") ? "\(name)=\(quoted(value))" : "\(name) \(quoted(value))"
+    }
+
+    /// A positional argument as shell words, after `--` when it starts with `-`.
+    static func argument(_ value: String) -> String {
+        value.hasPrefix("-") ? "-- \(quoted(value))" : quoted(value)
+    }
+
+    /// A file path that cannot be read as an option: `-spec.yaml` becomes `./-spec.yaml`.
+    static func path(_ path: String) -> String {
+        path.hasPrefix("-") ? "./" + path : path
+    }
 }

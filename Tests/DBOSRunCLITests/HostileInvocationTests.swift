@@ -1,3 +1,4 @@
+import ArgumentParser
 @testable import DBOSRunCLI
 import DBOSTestSupport
 import Foundation
@@ -100,6 +101,21 @@ import Testing
         #expect(ShellWord.quoted("$(touch pwned)") == "'$(touch pwned)'")
         #expect(ShellWord.quoted("it's; rm") == #"'it'\''s; rm'"#)
         #expect(ShellWord.quoted("a\nb") == "'a\nb'")
+    }
+
+    @Test func printedCommandsForValuesThatLookLikeOptionsParseBackToThoseValues() throws {
+        #expect(ShellWord.option("--id", "run-1") == "--id run-1")
+        #expect(ShellWord.option("--id", "-x") == "--id=-x")
+        #expect(ShellWord.argument("-x") == "-- -x")
+        #expect(ShellWord.path("-spec.yaml") == "./-spec.yaml")
+        // The words as a shell splits them (no quotes in these), read by the real command line parser.
+        let run = try DBOSRunCommand.parseAsRoot(
+            ["\(ShellWord.path("-spec.yaml"))", "\(ShellWord.option("--id", "-x"))"].flatMap { $0.split(separator: " ").map(String.init) })
+        let runCommand = try #require(run as? RunCommand)
+        #expect(runCommand.workflowID == "-x")
+        #expect(runCommand.file == "./-spec.yaml")
+        let resume = try DBOSRunCommand.parseAsRoot(["workflows", "resume"] + ShellWord.argument("-x").split(separator: " ").map(String.init))
+        #expect((resume as? ResumeWorkflowCommand)?.workflowID == "-x")
     }
 }
 
