@@ -7,6 +7,14 @@ import Testing
 /// Misuse and damaged inputs: unknown or duplicate workflow names, conflicting IDs, checkpoints that
 /// no longer decode, and system database URLs or files the engine cannot use.
 @Suite struct BadInputTests {
+    @Test func aNaNOrInfinityInsideAJSONValueIsRefusedNotStoredAsNull() throws {
+        // JSONEncoder refuses them; JSONValue's own writer must not quietly turn them into null.
+        for value: JSONValue in [.double(.infinity), .array([1, .double(.nan)]), .object(["a": .double(-.infinity)])] {
+            #expect(throws: WorkflowError.self) { try PortableJSON.encode(value) }
+        }
+        #expect(try PortableJSON.encode(JSONValue.array([.double(1.5), 2])) == "[1.5,2]")
+    }
+
     // MARK: Registration and starting
 
     @Test(arguments: Backend.allCases) func startingAnUnregisteredWorkflowThrows(backend: Backend) async throws {

@@ -48,6 +48,30 @@ import Testing
         }
     }
 
+    @Test func aCancelledLeaderDoesNotFailTheOtherItemsOfItsBatch() async throws {
+        // A batch runs in the task of the call that leads it; another workflow's cancellation must
+        // not reach the rows it carries for others.
+        let gate = Gate()
+        let batcher = WriteBatcher<Int, Int>(maximumBatchSize: 100, concurrentBatches: 1) { items in
+            if items == [0] { await gate.wait() }
+            if Task.isCancelled { return items.map { _ in .failure(CancellationError()) } }
+            return items.map { .success($0) }
+        }
+        let first = Task { try await batcher.submit(0) }
+        #expect(await eventually { await gate.waiterCount == 1 })
+        let leader = Task { try await batcher.submit(1) }
+        #expect(await eventually { batcher.waitingCount == 1 })
+        let others = (2...5).map { item in Task { try await batcher.submit(item) } }
+        #expect(await eventually { batcher.waitingCount == 5 })
+        leader.cancel()
+        await gate.open()
+        #expect(try await first.value == 0)
+        for (index, other) in others.enumerated() {
+            #expect(try await other.value == index + 2)
+        }
+        _ = await leader.result
+    }
+
     @Test(arguments: Backend.allCases)
     func aBatchOfCheckpointsReportsEachSlotAndStateOnItsOwn(backend: Backend) async throws {
         try await withSystemDatabase(backend) { database, now in
@@ -272,6 +296,9 @@ private final class Locked<Value: Sendable>: Sendable {
 private actor Gate {
     private var isOpen = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    /// How many callers are held.
+    var waiterCount: Int { waiters.count }
 
     func wait() async {
         if isOpen { return }

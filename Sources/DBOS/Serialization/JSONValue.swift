@@ -66,6 +66,16 @@ extension JSONValue {
         return output
     }
 
+    /// Whether a NaN or an infinity is somewhere in the value (JSON has no text for them).
+    var containsNonFiniteNumber: Bool {
+        switch self {
+        case .double(let value): !value.isFinite
+        case .array(let values): values.contains { $0.containsNonFiniteNumber }
+        case .object(let members): members.values.contains { $0.containsNonFiniteNumber }
+        case .null, .bool, .integer, .string: false
+        }
+    }
+
     private func write(to output: inout String) {
         switch self {
         case .null: output += "null"

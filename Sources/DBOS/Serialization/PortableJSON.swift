@@ -16,7 +16,14 @@ enum PortableJSON {
     /// Encodes a value as JSON text.
     static func encode<T: Encodable>(_ value: T) throws -> String {
         // The spec interpreter's values: their own writer is several times faster than JSONEncoder.
-        if let value = value as? JSONValue { return value.jsonText }
+        if let value = value as? JSONValue {
+            // JSONEncoder refuses NaN and infinity; so does this path, rather than storing null.
+            guard !value.containsNonFiniteNumber else {
+                throw WorkflowError.serializationFailed(
+                    type: "JSONValue", reason: "a number is NaN or infinite, which JSON cannot hold")
+            }
+            return value.jsonText
+        }
         do {
             return String(decoding: try encoder.encode(value), as: UTF8.self)
         } catch {

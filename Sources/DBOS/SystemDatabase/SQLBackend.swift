@@ -35,8 +35,14 @@ struct SQLDialect: Sendable {
         enqueueNotice: nil, queueLock: nil)
     static let postgres = SQLDialect(
         lockingClause: " FOR UPDATE SKIP LOCKED", insertionOrder: "workflow_uuid", writesInCommonTableExpressions: true,
-        completionNotice: "pg_notify('\(PostgresBackend.Channel.completions)', ws.workflow_uuid)",
-        enqueueNotice: "CASE WHEN queue_name IS NOT NULL THEN pg_notify('\(PostgresBackend.Channel.queues)', queue_name) END",
+        completionNotice: """
+            CASE WHEN octet_length(ws.workflow_uuid) < \(PostgresBackend.notificationPayloadLimit) \
+            THEN pg_notify('\(PostgresBackend.Channel.completions)', ws.workflow_uuid) END
+            """,
+        enqueueNotice: """
+            CASE WHEN octet_length(queue_name) < \(PostgresBackend.notificationPayloadLimit) \
+            THEN pg_notify('\(PostgresBackend.Channel.queues)', queue_name) END
+            """,
         // Held until the transaction ends; under READ COMMITTED the counts that follow see what
         // the previous holder committed. The first key keeps these locks apart from others.
         queueLock: { queueName in "SELECT pg_advisory_xact_lock(1146441074, hashtext(\(queueName)))" })

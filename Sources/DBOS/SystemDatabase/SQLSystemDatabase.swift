@@ -744,7 +744,9 @@ final class SQLSystemDatabase: SystemDatabase {
         let queue = request.queue
         let available = queue.workerConcurrency.map { $0 - (request.localRunning[""] ?? 0) } ?? Int.max
         guard available > 0 else { return [] }
-        let unclaimed: SQL = " AND NOT EXISTS (SELECT 1 FROM workflow_status WHERE owner_xid = \(token))"
+        // A lost attempt's claimed rows are PENDING: the condition lets the partial index of pending
+        // runs answer instead of a scan of the whole history (owner_xid has no index of its own).
+        let unclaimed: SQL = " AND NOT EXISTS (SELECT 1 FROM workflow_status WHERE status = 'PENDING' AND owner_xid = \(token))"
         let statement = "WITH claimed AS (" + Self.claim(request, token: token, dialect: dialect, filter: unclaimed, limit: available)
             + """
              RETURNING *)

@@ -86,7 +86,13 @@ final class WriteBatcher<Item: Sendable, Output: Sendable>: Sendable {
             defer { state.waiting.removeFirst(count) }
             return Array(state.waiting.prefix(count))
         }
-        let outcomes = await runBatch([item] + others.map(\.item))
+        let items = [item] + others.map(\.item)
+        // The batch runs in the leader's task, but the other items are not the leader's: if the
+        // leader's run is cancelled, its waits (a pool connection, a retry's backoff) would throw
+        // CancellationError for every row of the batch. So a shared batch runs in a task of its
+        // own, which does not inherit the cancellation; a lone item stays on the fast path.
+        let runBatch = runBatch
+        let outcomes = others.isEmpty ? await runBatch(items) : await Task { await runBatch(items) }.value
         for (waiter, outcome) in zip(others, outcomes.dropFirst()) {
             waiter.continuation.resume(returning: .done(outcome))
         }

@@ -252,7 +252,13 @@ public final class WorkflowContext: Sendable {
             // A task keeps the memory its deepest chain of calls needed until it ends (the task
             // allocator does not give it back), so the checkpoint's database call runs in a task
             // of its own and a run asleep holds little more than its own frames.
-            wakeUp = try await Task { try await self.durableWakeUpTime(functionID: functionID, after: duration) }.value
+            // Cancelling the run cancels that task too (a retry waiting for the database ends).
+            let checkpoint = Task { try await self.durableWakeUpTime(functionID: functionID, after: duration) }
+            wakeUp = try await withTaskCancellationHandler {
+                try await checkpoint.value
+            } onCancel: {
+                checkpoint.cancel()
+            }
         }
         guard wakeUp > Self.now else { return }
         do {

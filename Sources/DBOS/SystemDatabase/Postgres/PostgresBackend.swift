@@ -188,6 +188,9 @@ final class PostgresBackend: SQLBackend {
         }
     }
 
+    /// PostgreSQL's limit on a notification's payload: it must be shorter than this many bytes.
+    static let notificationPayloadLimit = 8000
+
     func publish(_ notifications: [DatabaseNotification]) async {
         let pairs: [(String, String)] = notifications.compactMap { notification in
             switch notification {
@@ -199,7 +202,10 @@ final class PostgresBackend: SQLBackend {
             case .queue(let name): (Channel.queues, name)
             }
         }
-        guard !pairs.isEmpty, publisher.enqueue(pairs) else { return }
+        // PostgreSQL refuses a payload of 8000 bytes or more, and one refused payload would fail
+        // the whole statement: such a waiter in another process learns by its fallback poll.
+        let sendable = pairs.filter { $0.1.utf8.count < Self.notificationPayloadLimit }
+        guard !sendable.isEmpty, publisher.enqueue(sendable) else { return }
         // Sent from a task of its own, so the write that published does not wait a round trip
         // for it: waiters in this process were already woken directly, and a lost notification
         // only delays a waiter in another process until its fallback poll (best effort, no
