@@ -1,6 +1,10 @@
 // The benchmark scenarios of BENCHMARKS.md, one JSON line each:
 //
-//   swift run -c release dbos-bench seq10|start1|queue1|sleepers|spec10 [--db URL] [-n N]
+//   swift run -c release dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|sleepers|spec10 [--db URL] [-n N]
+//
+// start1 starts its 1000 runs at once, from a task group; start1-seq starts them one after the other,
+// as the peer's par.py does. queue1 enqueues one after the other (its enqueue-to-start wait means
+// something only then); queue1-atonce enqueues all at once.
 //
 // spec10 is the seq10 workflow written as a YAML spec (10 `handler:` steps calling a no-op handler) run by
 // the interpreter; it also measures seq10 in the same process and reports the ratio of the p50s.
@@ -92,6 +96,24 @@ let interpreter = try SpecInterpreter(
 try await runtime.launch()
 let clock = ContinuousClock()
 
+/// Starts `count` runs, all at once from a task group or one after the other, and returns their
+/// handles in index order.
+func startAll(
+    _ count: Int, atOnce: Bool, _ start: @escaping @Sendable (Int) async throws -> WorkflowHandle<Int>
+) async throws -> [WorkflowHandle<Int>] {
+    guard atOnce else {
+        var handles: [WorkflowHandle<Int>] = []
+        for index in 0..<count { handles.append(try await start(index)) }
+        return handles
+    }
+    return try await withThrowingTaskGroup(of: (Int, WorkflowHandle<Int>).self) { group in
+        for index in 0..<count { group.addTask { (index, try await start(index)) } }
+        var handles: [WorkflowHandle<Int>?] = Array(repeating: nil, count: count)
+        for try await (index, handle) in group { handles[index] = handle }
+        return handles.compactMap { $0 }
+    }
+}
+
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
@@ -149,37 +171,39 @@ case "spec10":
         "spec10_over_seq10": rounded(codeP50 > 0 ? specP50 / codeP50 : 0, 1000),
         "spec_steps_checkpointed": .integer(Int64(specSteps)),
     ])
-case "start1":
+case "start1", "start1-seq":
+    // start1 starts all runs at once, from a task group (what "started at once" is in Swift);
+    // start1-seq starts them one after the other, as the peer's par.py does.
     let count = options.count ?? 1000
     _ = try await runtime.runWorkflow(oneStep, input: 0)
     let start = clock.now
-    var handles: [WorkflowHandle<Int>] = []
-    for index in 0..<count { handles.append(try await runtime.startWorkflow(oneStep, input: index)) }
+    let handles = try await startAll(count, atOnce: options.scenario == "start1") { index in
+        try await runtime.startWorkflow(oneStep, input: index)
+    }
     for handle in handles { _ = try await handle.result() }
     let elapsed = seconds(clock.now - start)
     report([
-        "impl": "dbos-swift", "scenario": "start1", "db": .string(backend), "n": .integer(Int64(count)),
+        "impl": "dbos-swift", "scenario": .string(options.scenario), "db": .string(backend), "n": .integer(Int64(count)),
         "wf_per_s": rounded(Double(count) / elapsed, 10),
     ])
-case "queue1":
+case "queue1", "queue1-atonce":
     let count = options.count ?? 1000
     _ = try await runtime.runWorkflow(oneStep, input: 0)
+    let enqueuedAt = Mutex<[String: ContinuousClock.Instant]>([:])
     let start = clock.now
-    var handles: [WorkflowHandle<Int>] = []
-    var enqueuedAt: [String: ContinuousClock.Instant] = [:]
-    for index in 0..<count {
+    let handles = try await startAll(count, atOnce: options.scenario == "queue1-atonce") { index in
         let id = "queued-\(index)"
-        enqueuedAt[id] = clock.now
-        handles.append(try await runtime.startWorkflow(
-            oneStep, input: index, options: WorkflowOptions(workflowID: id, queueName: "bench")))
+        enqueuedAt.withLock { $0[id] = clock.now }
+        return try await runtime.startWorkflow(
+            oneStep, input: index, options: WorkflowOptions(workflowID: id, queueName: "bench"))
     }
     for handle in handles { _ = try await handle.result() }
     let elapsed = seconds(clock.now - start)
     let started = startTimes.withLock { $0 }
-    var waits = enqueuedAt.compactMap { id, enqueued in started[id].map { seconds($0 - enqueued) * 1000 } }
+    var waits = enqueuedAt.withLock { $0 }.compactMap { id, enqueued in started[id].map { seconds($0 - enqueued) * 1000 } }
     waits.sort()
     report([
-        "impl": "dbos-swift", "scenario": "queue1", "db": .string(backend), "n": .integer(Int64(count)),
+        "impl": "dbos-swift", "scenario": .string(options.scenario), "db": .string(backend), "n": .integer(Int64(count)),
         "wf_per_s": rounded(Double(count) / elapsed, 10),
         "enqueue_to_start_p50_ms": rounded(percentile(waits, 0.5), 1000),
     ])
@@ -202,7 +226,7 @@ case "sleepers":
     ])
     for index in 0..<count { try await runtime.cancelWorkflow(id: "sleeper-\(index)") }
 default:
-    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|queue1|sleepers|spec10 [--db URL] [-n N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|sleepers|spec10 [--db URL] [-n N]\n".utf8))
     await runtime.shutdown(gracePeriod: .zero)
     exit(2)
 }
