@@ -8,6 +8,9 @@ import Foundation
 /// checkpoint checks before consuming a message or appending to a stream).
 final class SQLSystemDatabase: SystemDatabase {
     let backend: any SQLBackend
+    private let workflowThreads = WorkflowThreads(
+        threadCount: WorkflowThreads.defaultThreadCount, name: "dbos-workflow")
+    var workflowExecutor: any TaskExecutor { workflowThreads }
     private var dialect: SQLDialect { backend.dialect }
 
     /// What a step checkpoint found: the checkpoint stored before (nil when this one was written)
@@ -79,6 +82,7 @@ final class SQLSystemDatabase: SystemDatabase {
 
     func close() async {
         await backend.close()
+        workflowThreads.stop()
     }
 
     func startNotifications(_ handler: @escaping @Sendable (DatabaseNotification) -> Void) async throws -> Bool {

@@ -211,6 +211,10 @@ protocol SystemDatabase: Sendable {
     /// Closes every connection; later calls fail with `SystemDatabaseError.closed`.
     func close() async
 
+    /// The executor that workflow code prefers: threads of the database's own on which a
+    /// statement may run without a hand-off to its connection's thread (`WorkflowThreads`).
+    var workflowExecutor: any TaskExecutor { get }
+
     /// Starts pushing changes made by any process to `handler`; returns false when the database
     /// cannot push them (then waiters poll).
     func startNotifications(_ handler: @escaping @Sendable (DatabaseNotification) -> Void) async throws -> Bool

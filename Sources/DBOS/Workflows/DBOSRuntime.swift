@@ -409,7 +409,8 @@ public final class DBOSRuntime: Sendable {
         let timeoutMilliseconds = record.timeoutMilliseconds
         state.withLock { state in
             guard state.running[id] == nil else { return }
-            let task = Task<String, any Error> {
+            // On the database's workflow threads, a statement can often run without a thread hop.
+            let task = Task<String, any Error>(executorPreference: database.workflowExecutor) {
                 defer { self.finishRunning(id) }
                 do {
                     let output = try await withTaskCancellationHandler {

@@ -6,8 +6,12 @@ import Foundation
 /// a blocking `PQexecParams` there would stall unrelated tasks. Each connection owns one of these
 /// threads instead; async callers suspend on a continuation until their job has run.
 ///
-/// `@unchecked Sendable` is safe because the mutable state (`jobs`, `isStopping`) is only read or
-/// written while holding `condition`.
+/// A caller on a thread that may block (a workflow thread, never the cooperative pool) may instead
+/// run a job inline there (`runInlineIfIdle`) when nothing is queued or running here; this thread
+/// then starts no job until that one is done, so jobs still never overlap.
+///
+/// `@unchecked Sendable` is safe because the mutable state (`jobs`, `isStopping`, `isRunningJob`,
+/// `isRunningInline`, `backoff`) is only read or written while holding `condition`.
 final class PostgresOwnerThread: @unchecked Sendable {
     private enum Job {
         case run(@Sendable () -> Void)
@@ -17,11 +21,21 @@ final class PostgresOwnerThread: @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [Job] = []
     private var isStopping = false
+    private var isRunningJob = false
+    private var isRunningInline = false
+    private var backoff = InlineJobBackoff()
 
     init(name: String) {
         let thread = Thread { [self] in runJobs() }
         thread.name = name
         thread.start()
+    }
+
+    /// How many jobs wait for the thread; for tests.
+    var queuedJobCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return jobs.count
     }
 
     /// Queues `job`; false if the thread is stopping and the job will never run.
@@ -43,6 +57,29 @@ final class PostgresOwnerThread: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the calling thread if no job is queued or running on this thread (and it is
+    /// not stopping); nil if the caller must `run` it here instead. See `InlineJobBackoff` for
+    /// when a slow job sends the next ones back to the thread.
+    func runInlineIfIdle<T>(_ body: () throws -> T) -> Result<T, any Error>? {
+        condition.lock()
+        guard jobs.isEmpty, !isRunningJob, !isRunningInline, !isStopping, backoff.allowsInline() else {
+            condition.unlock()
+            return nil
+        }
+        isRunningInline = true
+        condition.unlock()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = Result { try body() }
+        let duration = clock.now - start
+        condition.lock()
+        isRunningInline = false
+        backoff.record(duration)
+        if !jobs.isEmpty { condition.signal() }
+        condition.unlock()
+        return result
+    }
+
     /// Lets already queued jobs finish, then runs `cleanup` and ends the thread. Later submissions
     /// are refused. Safe to call more than once; only the first cleanup runs.
     func stop(then cleanup: @escaping @Sendable () -> Void = {}) {
@@ -57,12 +94,16 @@ final class PostgresOwnerThread: @unchecked Sendable {
     private func runJobs() {
         while true {
             condition.lock()
-            while jobs.isEmpty { condition.wait() }
+            while jobs.isEmpty || isRunningInline { condition.wait() }
             let job = jobs.removeFirst()
+            isRunningJob = true
             condition.unlock()
             switch job {
             case .run(let body):
                 body()
+                condition.lock()
+                isRunningJob = false
+                condition.unlock()
             case .exit(let cleanup):
                 cleanup()
                 return

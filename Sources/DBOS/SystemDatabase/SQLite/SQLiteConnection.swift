@@ -148,6 +148,9 @@ final class SQLiteConnection {
         }
     }
 
+    /// True while a group-commit batch's transaction is open; for tests.
+    var isInBatch: Bool { batchOpen }
+
     /// Opens the transaction a batch of jobs shares.
     func beginBatch() throws {
         try execute(script: "BEGIN IMMEDIATE")

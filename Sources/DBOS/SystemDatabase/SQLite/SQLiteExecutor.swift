@@ -1,11 +1,23 @@
 import Foundation
 import Synchronization
 
-/// Runs every SQLite call of one connection on a thread it owns, so blocking SQLite calls
-/// (a busy wait, an fsync) never occupy Swift's cooperative thread pool.
+/// Runs the SQLite calls of one connection one job at a time, either on the calling thread (when
+/// that is a workflow thread with nothing else to do and the connection is idle) or on a thread
+/// the executor owns.
 ///
-/// Jobs are queued under a lock and run in order by the owner thread; `perform` suspends the
-/// calling task with a continuation until its job is done.
+/// Inline: a job called from a workflow thread (`WorkflowThreads.mayRunBlockingJobInline`) that
+/// finds nothing queued, no batch running and no other inline job runs at once on that thread
+/// and commits by itself, like a batch of one; this saves the two thread wake-ups of the hand-off
+/// (caller to owner thread, result back to the caller), which are most of a short statement's
+/// cost when one workflow writes at a time. Workflow threads belong to the system database, so a
+/// blocking call there never holds a cooperative thread. A busy wait (another process holds the
+/// write lock: up to the 5 s busy timeout) or a slow fsync would hold the workflow thread that
+/// long, so after a slow inline job, or after callers had to queue, the next jobs go through the
+/// owner thread for a while (`InlineJobBackoff`). Inline jobs never wait for each other (the one that loses the race
+/// queues), and the owner thread starts no batch while one runs.
+///
+/// Queued: jobs are queued under a lock and run in order by the owner thread; `perform` suspends
+/// the calling task with a continuation until its job is done.
 ///
 /// Group commit: when several jobs are waiting, the thread runs them all inside one write
 /// transaction (each job's own transaction becomes a savepoint) and commits once, so concurrent
@@ -23,6 +35,11 @@ final class SQLiteExecutor: Sendable {
     private struct State {
         var jobs: [Job] = []
         var isStopping = false
+        /// The owner thread is running a batch.
+        var isRunningBatch = false
+        /// A caller is running a job inline.
+        var isRunningInline = false
+        var backoff = InlineJobBackoff()
     }
 
     private let state = Mutex(State())
@@ -38,9 +55,14 @@ final class SQLiteExecutor: Sendable {
         thread.start()
     }
 
-    /// Runs `body` on the owner thread with the connection and returns its result.
+    /// How many jobs wait for the owner thread; for tests.
+    var queuedJobCount: Int { state.withLock { $0.jobs.count } }
+
+    /// Runs `body` with the connection (inline when it is idle, else on the owner thread) and
+    /// returns its result.
     func perform<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        if let result = performInlineIfIdle(body) { return try result.get() }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job: Job = { box in
                 let result = Result { try body(box.connection) }
                 return Completion(
@@ -60,6 +82,37 @@ final class SQLiteExecutor: Sendable {
             condition.signal()
             condition.unlock()
         }
+    }
+
+    /// Runs `body` on the calling thread if that is an idle workflow thread and nothing else uses
+    /// the connection; nil if it must queue.
+    private func performInlineIfIdle<T>(_ body: (SQLiteConnection) throws -> T) -> Result<T, any Error>? {
+        guard WorkflowThreads.mayRunBlockingJobInline else { return nil }
+        let claimed = state.withLock { state -> Bool in
+            guard state.jobs.isEmpty, !state.isRunningBatch, !state.isRunningInline, !state.isStopping else {
+                return false
+            }
+            guard state.backoff.allowsInline() else { return false }
+            state.isRunningInline = true
+            return true
+        }
+        guard claimed else { return nil }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = Result { try body(box.connection) }
+        let duration = clock.now - start
+        let ownerHasWork = state.withLock { state -> Bool in
+            state.isRunningInline = false
+            state.backoff.record(duration)
+            if !state.jobs.isEmpty { state.backoff.recordContention() }
+            return !state.jobs.isEmpty || state.isStopping
+        }
+        if ownerHasWork {
+            condition.lock()
+            condition.signal()
+            condition.unlock()
+        }
+        return result
     }
 
     /// Finishes the queued jobs, closes the connection and ends the thread.
@@ -103,8 +156,12 @@ final class SQLiteExecutor: Sendable {
             var stopping = false
             while true {
                 (batch, stopping) = state.withLock { state in
+                    // An inline job has the connection: wait for it (it signals when done).
+                    guard !state.isRunningInline else { return ([], false) }
                     let jobs = state.jobs
                     state.jobs.removeAll(keepingCapacity: true)
+                    state.isRunningBatch = !jobs.isEmpty
+                    if jobs.count > 1 { state.backoff.recordContention() }
                     return (jobs, state.isStopping)
                 }
                 if !batch.isEmpty || stopping { break }
@@ -112,6 +169,7 @@ final class SQLiteExecutor: Sendable {
             }
             condition.unlock()
             run(batch)
+            if !batch.isEmpty { state.withLock { $0.isRunningBatch = false } }
             if stopping && batch.isEmpty { break }
         }
         box.connection.close()
@@ -124,8 +182,8 @@ final class SQLiteExecutor: Sendable {
 
 /// Carries the connection into jobs.
 ///
-/// `@unchecked Sendable` is safe because the box is only dereferenced on the executor's owner
-/// thread: jobs run there and nowhere else.
+/// `@unchecked Sendable` is safe because the box is only dereferenced by the one job that holds the
+/// connection: a batch on the owner thread or a single inline job, never two at once (`State`).
 final class SQLiteConnectionBox: @unchecked Sendable {
     let connection: SQLiteConnection
     init(connection: SQLiteConnection) { self.connection = connection }
