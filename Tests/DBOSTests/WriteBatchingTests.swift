@@ -95,6 +95,27 @@ import Testing
         }
     }
 
+    @Test(arguments: Backend.allCases)
+    func theCheckpointsOfManyRunsAreReadTogetherEachUnderItsOwnID(backend: Backend) async throws {
+        // What a queue reads for the runs one claim took: more IDs than one statement binds.
+        try await withSystemDatabase(backend) { database, now in
+            let ids = (0..<1_203).map { "run-\($0)" } + ["it's %_\\ 'quoted'", "ünï\r\ncode"]
+            for id in ids { _ = try await database.insertWorkflow(newRun(id, now: now)) }
+            for (index, id) in ids.enumerated() {
+                for slot in 0..<(index % 3) { _ = try await database.recordOperation(step(id, slot, output: "\(index)")) }
+            }
+            let read = try await database.operations(workflowIDs: ids + ["missing"])
+            for (index, id) in ids.enumerated() {
+                let checkpoints = read[id] ?? []
+                #expect(checkpoints.map(\.functionID) == Array(0..<(index % 3)), "run \(id)")
+                #expect(checkpoints.allSatisfy { $0.workflowID == id && $0.output == "\(index)" }, "run \(id)")
+            }
+            #expect(read["missing"] == nil)
+            #expect(read.count == ids.indices.filter { $0 % 3 != 0 }.count)
+            #expect(try await database.operations(workflowIDs: []).isEmpty)
+        }
+    }
+
     @Test func aBatchOfStartsInsertsNewIDsOnceAndLeavesTakenOnesAlone() async throws {
         try await withSystemDatabase(.postgres) { database, now in
             let existing = newRun("taken", now: now)

@@ -48,6 +48,7 @@ extension DBOSRuntime {
             queue: queue, executorID: configuration.executorID, applicationVersion: applicationVersion,
             workflowNames: names, localRunning: localRunning, onlyEnqueuedBy: claimScopeFilter,
             now: Date().epochMilliseconds))
+        var runnable: [(WorkflowRecord, RegisteredWorkflow)] = []
         for record in claimed {
             guard let registered = state.withLock({ $0.workflows[record.name] }) else { continue }
             if let maxAttempts = registered.maxRecoveryAttempts, record.recoveryAttempts > maxAttempts + 1 {
@@ -55,9 +56,29 @@ extension DBOSRuntime {
                 wakeups.signal(WakeupRegistry.completionKey(workflowID: record.workflowID))
                 continue
             }
-            try await executeFromCheckpoints(record, registered: registered)
+            runnable.append((record, registered))
+        }
+        let checkpoints = try await checkpoints(ofClaimed: runnable.map(\.0.workflowID))
+        for (record, registered) in runnable {
+            execute(record, registered: registered, checkpoints: Self.bySlot(checkpoints[record.workflowID] ?? []))
         }
         return claimed.map(\.workflowID)
+    }
+
+    /// The checkpoints of runs just claimed (a forked or re-enqueued run has some), in one read.
+    /// The runs are PENDING and this executor's now, and nobody else would start them before this
+    /// process recovers its runs at its next launch, so a failed read is retried (backing off up to
+    /// 5 s) until it succeeds or the queue's task is cancelled at shutdown.
+    private func checkpoints(ofClaimed ids: [String]) async throws -> [String: [OperationRecord]] {
+        var backoff = Duration.milliseconds(50)
+        while true {
+            do {
+                return try await database.operations(workflowIDs: ids)
+            } catch {
+                try await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
     }
 
     /// The dequeue filter that `configuration.queueClaimScope` asks for.

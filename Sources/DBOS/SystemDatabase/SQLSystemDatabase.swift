@@ -446,6 +446,23 @@ final class SQLSystemDatabase: SystemDatabase {
         }
     }
 
+    func operations(workflowIDs: [String]) async throws -> [String: [OperationRecord]] {
+        guard !workflowIDs.isEmpty else { return [:] }
+        // Chunks keep each statement well below the databases' limits on bound parameters.
+        let chunks = stride(from: 0, to: workflowIDs.count, by: 500).map {
+            Array(workflowIDs[$0..<min($0 + 500, workflowIDs.count)])
+        }
+        let records = try await backend.autocommit("reading the steps of \(workflowIDs.count) workflows") { runner in
+            try chunks.flatMap { ids in
+                try runner.query("""
+                    SELECT \(unescaped: Self.operationColumns) FROM operation_outputs
+                    WHERE workflow_uuid IN (\(list: ids)) ORDER BY workflow_uuid, function_id
+                    """).map(Self.operationRecord)
+            }
+        }
+        return Dictionary(grouping: records, by: \.workflowID)
+    }
+
     func operation(workflowID: String, functionID: Int) async throws -> OperationRecord? {
         try await backend.autocommit("reading a step of workflow \(workflowID)") { runner in
             try Self.selectOperation(runner, workflowID: workflowID, functionID: functionID)

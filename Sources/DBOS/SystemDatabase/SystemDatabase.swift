@@ -234,6 +234,10 @@ protocol SystemDatabase: Sendable {
     /// Every checkpoint of a workflow, by function ID.
     func operations(workflowID: String) async throws -> [OperationRecord]
 
+    /// Every checkpoint of each of several workflows, by workflow ID (a run without any has no
+    /// entry): one read for all the runs a queue claimed at once.
+    func operations(workflowIDs: [String]) async throws -> [String: [OperationRecord]]
+
     /// One checkpoint, if recorded.
     func operation(workflowID: String, functionID: Int) async throws -> OperationRecord?
 

@@ -70,8 +70,11 @@ extension DBOSRuntime {
     /// Loads a run's checkpoints and executes it; completed operations replay their results.
     func executeFromCheckpoints(_ record: WorkflowRecord, registered: RegisteredWorkflow) async throws {
         let checkpoints = try await database.operations(workflowID: record.workflowID)
-        execute(
-            record, registered: registered,
-            checkpoints: Dictionary(checkpoints.map { ($0.functionID, $0) }, uniquingKeysWith: { first, _ in first }))
+        execute(record, registered: registered, checkpoints: Self.bySlot(checkpoints))
+    }
+
+    /// Checkpoints keyed by their function ID (the first one if a slot appears twice).
+    static func bySlot(_ checkpoints: [OperationRecord]) -> [Int: OperationRecord] {
+        Dictionary(checkpoints.map { ($0.functionID, $0) }, uniquingKeysWith: { first, _ in first })
     }
 }
