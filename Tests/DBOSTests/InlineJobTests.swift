@@ -113,33 +113,53 @@ import Testing
         #expect(pthread_equal(inline.1, ownerThread) == 0)
     }
 
-    @Test func aWorkflowThreadMayBlockOnlyWhileNoOtherWorkWaitsForItsExecutor() async throws {
-        #expect(!WorkflowThreads.mayRunBlockingJobInline, "the test's own thread counted as a workflow thread")
-        let plain = await Task { WorkflowThreads.mayRunBlockingJobInline }.value
+    @Test func aWorkflowThreadMayBlockOnlyWhileNoOtherWorkWaitsAndNeverAllOfThemAtOnce() async throws {
+        func mayBlock() -> Bool {
+            guard let slot = WorkflowThreads.reserveInlineSlot() else { return false }
+            slot.release()
+            return true
+        }
+        #expect(!mayBlock(), "the test's own thread counted as a workflow thread")
+        let plain = await Task { mayBlock() }.value
         #expect(!plain, "a cooperative thread may block")
 
-        let threads = WorkflowThreads(threadCount: 1, name: "test-workflow")
+        let threads = WorkflowThreads(threadCount: 2, name: "test-workflow")
         defer { threads.stop() }
-        let alone = await Task(executorPreference: threads) { WorkflowThreads.mayRunBlockingJobInline }.value
+        let alone = await Task(executorPreference: threads) { mayBlock() }.value
         #expect(alone, "an idle workflow thread may not run a job inline")
 
-        // Occupy the only thread, queue a second task behind it, then ask from the first.
+        // One thread holds the only slot of two threads (one must stay free)...
         let holding = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
-        let first = Task(executorPreference: threads) { () -> Bool in
+        let holder = Task(executorPreference: threads) { () -> Bool in
+            guard let slot = WorkflowThreads.reserveInlineSlot() else { return false }
             holding.signal()
             _ = release.wait(timeout: .now() + 60)
-            return WorkflowThreads.mayRunBlockingJobInline
+            slot.release()
+            return true
         }
         try await runOnOwnThread { _ = holding.wait(timeout: .now() + 60) }
-        let second = Task(executorPreference: threads) { WorkflowThreads.mayRunBlockingJobInline }
+        let other = await Task(executorPreference: threads) { mayBlock() }.value
+        #expect(!other, "both workflow threads could block at once")
+        // ...and with the other thread busy too, a queued job keeps the holder from blocking again.
+        let busy = DispatchSemaphore(value: 0)
+        let freeBusy = DispatchSemaphore(value: 0)
+        let occupier = Task(executorPreference: threads) {
+            busy.signal()
+            _ = freeBusy.wait(timeout: .now() + 60)
+        }
+        try await runOnOwnThread { _ = busy.wait(timeout: .now() + 60) }
+        let queued = Task(executorPreference: threads) { mayBlock() }
         #expect(await eventually { threads.queuedJobCount == 1 })
         release.signal()
-        #expect(await first.value == false, "a workflow thread blocked while other work waited for it")
-        #expect(await second.value == true)
+        #expect(await holder.value)
+        freeBusy.signal()
+        await occupier.value
+        #expect(await queued.value, "the slot was not given back")
     }
 
-    @Test func tasksThatPreferStoppedWorkflowThreadsStillRun() async throws {
+    @Test(.timeLimit(.minutes(1)))
+    func tasksThatPreferStoppedWorkflowThreadsStillRun() async throws {
         let threads = WorkflowThreads(threadCount: 2, name: "test-workflow")
         let (gate, opener) = AsyncStream<Void>.makeStream()
         let task = Task(executorPreference: threads) { () -> Int in
@@ -149,8 +169,78 @@ import Testing
         threads.stop()
         opener.yield()
         #expect(await task.value == 42)
-        let after = await Task(executorPreference: threads) { WorkflowThreads.mayRunBlockingJobInline }.value
+        let after = await Task(executorPreference: threads) { WorkflowThreads.isWorkflowThread }.value
         #expect(!after, "a stopped executor's job ran on a workflow thread")
+    }
+
+    @Test func aSlowInlineSQLiteJobSendsTheNextJobsToTheOwnerThread() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let connection = try SQLiteConnection(path: directory.file("slow.sqlite"))
+        let executor = SQLiteExecutor(connection: connection, name: "test-sqlite-owner")
+        defer { executor.shutdown() }
+        let ownerThread = try await executor.perform { _ in pthread_self() }
+        let threads = WorkflowThreads(threadCount: 2, name: "test-workflow")
+        defer { threads.stop() }
+        let ran = try await Task(executorPreference: threads) { () -> [Bool] in
+            var inline: [Bool] = []
+            let slow = try await executor.perform { _ -> pthread_t in
+                usleep(UInt32(InlineJobBackoff.slowJob.components.attoseconds / 1_000_000_000_000 * 3))
+                return pthread_self()
+            }
+            inline.append(pthread_equal(slow, ownerThread) == 0)
+            for _ in 0..<InlineJobBackoff.handOffsAfterSlowJob + 1 {
+                let thread = try await executor.perform { _ in pthread_self() }
+                inline.append(pthread_equal(thread, ownerThread) == 0)
+            }
+            return inline
+        }.value
+        #expect(ran.first == true, "the slow job did not run inline")
+        #expect(ran.dropFirst().prefix(InlineJobBackoff.handOffsAfterSlowJob).allSatisfy { !$0 },
+            "a job ran inline right after a slow one")
+        #expect(ran.last == true, "jobs never ran inline again")
+    }
+
+    @Test func aPostgresStatementRunsInlineOnlyFromAnIdleWorkflowThread() async throws {
+        let setup = try await TestRuntime(.postgres)
+        defer { setup.directory.remove() }
+        _ = try await PostgresConnection.createDatabaseIfMissing(PostgresURL(setup.url))
+        let connection = try await PostgresConnection.connect(PostgresURL(setup.url))
+        defer { connection.close() }
+        @Sendable func statementThread() async throws -> pthread_t {
+            try await connection.session { transaction in
+                _ = try transaction.query("SELECT 1 AS one")
+                return pthread_self()
+            }
+        }
+        let ownerThread = try await statementThread()
+        let fromPool = try await Task { try await statementThread() }.value
+        #expect(pthread_equal(fromPool, ownerThread) != 0, "a statement ran on a cooperative thread")
+        let threads = WorkflowThreads(threadCount: 2, name: "test-workflow")
+        defer { threads.stop() }
+        let fromWorkflow = try await Task(executorPreference: threads) { () -> (pthread_t, pthread_t) in
+            (pthread_self(), try await statementThread())
+        }.value
+        #expect(pthread_equal(fromWorkflow.0, fromWorkflow.1) != 0, "an idle workflow thread handed its statement off")
+    }
+
+    @Test(arguments: Backend.allCases)
+    func workflowCodeAndItsStepsRunOnTheDatabasesWorkflowThreads(backend: Backend) async throws {
+        try await withLaunchedRuntime(backend) { runtime in
+            try runtime.register("where") { (context: WorkflowContext, _: Int) -> [Bool] in
+                let body = WorkflowThreads.isWorkflowThread
+                let step = try await context.runStep("step") { WorkflowThreads.isWorkflowThread }
+                let child = await withTaskGroup(of: Bool.self) { group in
+                    group.addTask { WorkflowThreads.isWorkflowThread }
+                    return await group.next() ?? false
+                }
+                return [body, step, child]
+            }
+        } test: { runtime, workflow in
+            let ran: [Bool] = try await runtime.runWorkflow(workflow, input: 0)
+            #expect(ran == [true, true, true], "workflow body, step, child task on a workflow thread")
+            #expect(!WorkflowThreads.isWorkflowThread)
+        }
     }
 
     @Test func aSlowOrContendedJobSendsTheNextJobsToTheOwnerThread() {

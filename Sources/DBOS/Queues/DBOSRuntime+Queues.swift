@@ -66,19 +66,20 @@ extension DBOSRuntime {
     }
 
     /// The checkpoints of runs just claimed (a forked or re-enqueued run has some), in one read.
-    /// The runs are PENDING and this executor's now, and nobody else would start them before this
-    /// process recovers its runs at its next launch, so a failed read is retried (backing off up to
-    /// 5 s) until it succeeds or the queue's task is cancelled at shutdown.
+    /// The runs are PENDING and this executor's now, and nobody else starts them before this process
+    /// recovers its runs at its next launch, so a failed read is tried again a few times (backing
+    /// off from 50 ms) before the error goes to `runQueue`, which backs off itself.
     private func checkpoints(ofClaimed ids: [String]) async throws -> [String: [OperationRecord]] {
         var backoff = Duration.milliseconds(50)
-        while true {
+        for _ in 1..<5 {
             do {
                 return try await database.operations(workflowIDs: ids)
             } catch {
                 try await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(5))
+                backoff *= 2
             }
         }
+        return try await database.operations(workflowIDs: ids)
     }
 
     /// The dequeue filter that `configuration.queueClaimScope` asks for.

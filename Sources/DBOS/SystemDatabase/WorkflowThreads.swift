@@ -5,45 +5,29 @@ import Synchronization
 ///
 /// Every workflow task prefers this executor (`DBOSRuntime.execute`), so a workflow's code and
 /// its statements can run on one thread: when a statement finds its connection idle and this
-/// thread has nothing else queued, the statement's blocking call runs right here
-/// (`mayRunBlockingJobInline`) instead of being handed to the connection's thread and the
-/// result handed back, two thread wake-ups per statement that cost a sequential workflow more
-/// than a fifth of its time on SQLite. Blocking calls therefore still never run on Swift's
-/// cooperative pool, only on threads the database owns; and while other workflow work is
-/// queued here, statements go to their connection's thread as before, so that work is not held
-/// up and concurrent writes are still grouped into one commit.
+/// thread may block (`reserveInlineSlot`), the statement's blocking call runs right here instead
+/// of being handed to the connection's thread and the result handed back, two thread wake-ups per
+/// statement that cost a sequential workflow about a fifth of its time on SQLite. Blocking calls
+/// therefore still never run on Swift's cooperative pool, only on threads the database owns.
 ///
-/// Jobs run in the order they were queued, on `threadCount` threads. After `stop()` the threads
-/// finish what is queued and end; jobs enqueued later run on the global concurrent executor, so a
-/// task that still prefers this executor is never stranded.
+/// A workflow thread may block only while no other job waits for one of these threads (that work
+/// is not held up, and concurrent writes are still grouped into one commit by the connection's
+/// thread), and never all of them at once: one thread always stays free for the rest, even when a
+/// server stalls or another process holds a lock for long.
 ///
-/// `@unchecked Sendable` is safe because the mutable state (`jobs`, `head`, `idleThreads`,
-/// `isStopped`) is only touched while holding `condition`.
-final class WorkflowThreads: TaskExecutor, @unchecked Sendable {
-    private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []
-    /// The index of the next job to run in `jobs` (a queue without shifting the array).
-    private var head = 0
-    private var idleThreads = 0
-    private var isStopped = false
-    private let queuedCount = Atomic<Int>(0)
-
-    /// The thread-local marker of a workflow thread: the `WorkflowThreads` it belongs to.
-    private static let currentKey: pthread_key_t = {
-        var key = pthread_key_t()
-        let status = pthread_key_create(&key, nil)
-        precondition(status == 0, "pthread_key_create failed: \(status)")
-        return key
-    }()
+/// Jobs start in the order they were queued (first in, first out: task priorities are not looked
+/// at), on `threadCount` threads, which start with the first job. After `stop()`, or once the
+/// executor is released, the threads finish what is queued and end; jobs enqueued later run on the
+/// global concurrent executor, so a task that still prefers this executor is never stranded.
+final class WorkflowThreads: TaskExecutor, Sendable {
+    private let core: Core
 
     init(threadCount: Int, name: String) {
         precondition(threadCount > 0, "a workflow executor needs a thread")
-        for index in 0..<threadCount {
-            let thread = Thread { [self] in runJobs() }
-            thread.name = "\(name)-\(index)"
-            thread.start()
-        }
+        core = Core(threadCount: threadCount, name: name)
     }
+
+    deinit { core.stop() }
 
     /// The number of threads a system database gives its workflows: one per core, at least two,
     /// so that one workflow blocked in a statement leaves another thread to the rest.
@@ -51,68 +35,139 @@ final class WorkflowThreads: TaskExecutor, @unchecked Sendable {
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        condition.lock()
-        guard !isStopped else {
-            condition.unlock()
-            globalConcurrentExecutor.enqueue(job)
-            return
-        }
-        jobs.append(job)
-        queuedCount.add(1, ordering: .relaxed)
-        if idleThreads > 0 { condition.signal() }
-        condition.unlock()
+        if !core.append(job, executor: asUnownedTaskExecutor()) { globalConcurrentExecutor.enqueue(job) }
     }
-
-    /// How many jobs wait for a thread; for tests.
-    var queuedJobCount: Int { queuedCount.load(ordering: .relaxed) }
 
     /// Lets the queued jobs run, then ends the threads. Later jobs run on the global executor.
     func stop() {
-        condition.lock()
-        isStopped = true
-        condition.broadcast()
-        condition.unlock()
+        core.stop()
     }
 
-    /// True when the calling thread is a workflow thread with no other job waiting for a thread
-    /// of its executor: a blocking call made now keeps nothing else waiting, and it does not
-    /// occupy a cooperative thread.
-    static var mayRunBlockingJobInline: Bool {
-        guard let marker = pthread_getspecific(currentKey) else { return false }
-        let threads = Unmanaged<WorkflowThreads>.fromOpaque(marker).takeUnretainedValue()
-        return threads.queuedCount.load(ordering: .relaxed) == 0
+    /// How many jobs wait for a thread; for tests.
+    var queuedJobCount: Int { core.queuedCount.load(ordering: .relaxed) }
+
+    /// True on a thread of any `WorkflowThreads`.
+    static var isWorkflowThread: Bool { pthread_getspecific(Core.currentKey) != nil }
+
+    /// Reserves the right to make one blocking call on the calling thread: granted only on a
+    /// workflow thread, while no other job waits for its executor's threads and at least one other
+    /// of them is not blocked inline. Returns the slot to release when the call is done, or nil
+    /// (then hand the call to a thread of its own).
+    static func reserveInlineSlot() -> InlineSlot? {
+        guard let marker = pthread_getspecific(Core.currentKey) else { return nil }
+        let core = Unmanaged<Core>.fromOpaque(marker).takeUnretainedValue()
+        return core.reserveInlineSlot() ? InlineSlot(core: core) : nil
     }
 
-    private func runJobs() {
-        pthread_setspecific(Self.currentKey, Unmanaged.passUnretained(self).toOpaque())
-        defer { pthread_setspecific(Self.currentKey, nil) }
-        let executor = asUnownedTaskExecutor()
-        while let job = nextJob() {
-            job.runSynchronously(on: executor)
+    /// A reserved inline call; `release()` it once the call returned.
+    struct InlineSlot {
+        fileprivate let core: Core
+
+        func release() {
+            core.inlineCount.subtract(1, ordering: .releasing)
         }
     }
 
-    /// The next job, waiting for one; nil once stopped with nothing left to run.
-    private func nextJob() -> UnownedJob? {
-        condition.lock()
-        defer { condition.unlock() }
-        while head == jobs.count {
-            if isStopped { return nil }
-            idleThreads += 1
-            condition.wait()
-            idleThreads -= 1
+    /// The queue and the threads. The threads hold the core, not the executor, so releasing the
+    /// executor (`deinit`) can stop them.
+    ///
+    /// `@unchecked Sendable` is safe because the mutable state (`jobs`, `head`, `idleThreads`,
+    /// `startedThreads`, `isStopped`) is only touched while holding `condition`; the counters are atomic.
+    fileprivate final class Core: @unchecked Sendable {
+        /// The thread-local marker of a workflow thread: the `Core` it belongs to.
+        static let currentKey: pthread_key_t = {
+            var key = pthread_key_t()
+            let status = pthread_key_create(&key, nil)
+            precondition(status == 0, "pthread_key_create failed: \(status)")
+            return key
+        }()
+
+        let threadCount: Int
+        let name: String
+        let queuedCount = Atomic<Int>(0)
+        let inlineCount = Atomic<Int>(0)
+        private let condition = NSCondition()
+        private var jobs: [UnownedJob] = []
+        /// The index of the next job to run in `jobs` (a queue without shifting the array).
+        private var head = 0
+        private var idleThreads = 0
+        private var startedThreads = 0
+        private var isStopped = false
+
+        init(threadCount: Int, name: String) {
+            self.threadCount = threadCount
+            self.name = name
         }
-        let job = jobs[head]
-        head += 1
-        queuedCount.subtract(1, ordering: .relaxed)
-        // Drop the run jobs once the queue is empty, or once they are most of the array.
-        if head == jobs.count {
-            jobs.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 1024 && head * 2 >= jobs.count {
-            jobs.removeFirst(head)
-            head = 0
+
+        /// Queues `job`, starting the threads with the first one; false once stopped.
+        func append(_ job: UnownedJob, executor: UnownedTaskExecutor) -> Bool {
+            condition.lock()
+            defer { condition.unlock() }
+            guard !isStopped else { return false }
+            jobs.append(job)
+            queuedCount.add(1, ordering: .relaxed)
+            if startedThreads < threadCount {
+                while startedThreads < threadCount {
+                    let thread = Thread { [self] in runJobs(on: executor) }
+                    thread.name = "\(name)-\(startedThreads)"
+                    thread.start()
+                    startedThreads += 1
+                }
+            } else if idleThreads > 0 {
+                condition.signal()
+            }
+            return true
         }
-        return job
+
+        func stop() {
+            condition.lock()
+            isStopped = true
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        func reserveInlineSlot() -> Bool {
+            guard queuedCount.load(ordering: .relaxed) == 0 else { return false }
+            var current = inlineCount.load(ordering: .relaxed)
+            while current < threadCount - 1 {
+                let (exchanged, original) = inlineCount.compareExchange(
+                    expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+                if exchanged { return true }
+                current = original
+            }
+            return false
+        }
+
+        private func runJobs(on executor: UnownedTaskExecutor) {
+            pthread_setspecific(Self.currentKey, Unmanaged.passUnretained(self).toOpaque())
+            defer { pthread_setspecific(Self.currentKey, nil) }
+            while let job = nextJob() {
+                job.runSynchronously(on: executor)
+            }
+        }
+
+        /// The next job, waiting for one; nil once stopped with nothing left to run.
+        private func nextJob() -> UnownedJob? {
+            condition.lock()
+            defer { condition.unlock() }
+            while head == jobs.count {
+                if isStopped { return nil }
+                idleThreads += 1
+                condition.wait()
+                idleThreads -= 1
+            }
+            let job = jobs[head]
+            head += 1
+            queuedCount.subtract(1, ordering: .relaxed)
+            // Drop the jobs already taken once the queue is empty, or once they are most of the array.
+            if head == jobs.count {
+                jobs.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head >= 1024 && head * 2 >= jobs.count {
+                jobs.removeFirst(head)
+                head = 0
+            }
+            return job
+        }
     }
 }

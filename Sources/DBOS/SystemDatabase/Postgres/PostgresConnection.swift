@@ -5,8 +5,8 @@ import Synchronization
 ///
 /// The `PGconn` lives on a dedicated thread (`PostgresOwnerThread`). A connection is lent to one
 /// task at a time, so that thread is normally idle when its borrower calls; when the borrower runs
-/// on a workflow thread with nothing else to do (`WorkflowThreads.mayRunBlockingJobInline`), the
-/// statement's round trip runs inline there, which saves two thread wake-ups per statement.
+/// on a workflow thread that may block (`WorkflowThreads.reserveInlineSlot`), the statement's
+/// round trip runs inline there, which saves two thread wake-ups per statement.
 /// Workflow threads belong to the system database, never to the cooperative pool. A round trip
 /// that takes long (a lock wait, a server under load) sends the connection's next jobs to its
 /// thread for a while (`InlineJobBackoff`). Connecting and resetting, which can block up to
@@ -19,7 +19,7 @@ final class PostgresConnection: Sendable {
     let url: PostgresURL
     private let thread: PostgresOwnerThread
     private let handle: PostgresConnectionHandle
-    /// Set on the owner thread after each job, read by pools without a round trip to that thread.
+    /// Set after each job, read by pools without a round trip to the owner thread.
     private let linkBroken = Atomic<Bool>(false)
 
     private init(url: PostgresURL, thread: PostgresOwnerThread, handle: PostgresConnectionHandle) {
@@ -58,7 +58,8 @@ final class PostgresConnection: Sendable {
         try await perform { try $0.run(sql, prepared: prepared).rowsAffected }
     }
 
-    /// Runs `body` inside BEGIN ... COMMIT on the owner thread, so its statements run back to back
+    /// Runs `body` inside BEGIN ... COMMIT as one job (on the owner thread, or inline on an idle
+    /// workflow thread), so its statements run back to back
     /// with no suspension in between; a thrown error rolls the transaction back and is rethrown.
     ///
     /// The body is synchronous on purpose: awaiting inside an open transaction would hold its locks
@@ -97,7 +98,7 @@ final class PostgresConnection: Sendable {
         }
     }
 
-    /// Runs `body` on the owner thread with no explicit transaction: each statement commits on
+    /// Runs `body` as one job with no explicit transaction: each statement commits on
     /// its own. For reads that need no snapshot across statements, it saves BEGIN and COMMIT.
     func session<T: Sendable>(_ body: @escaping @Sendable (PostgresTransaction) throws -> T) async throws -> T {
         try await perform { handle in
@@ -133,8 +134,10 @@ final class PostgresConnection: Sendable {
             defer { linkBroken.store(handle.isBroken, ordering: .releasing) }
             return try body(handle)
         }
-        if inline, WorkflowThreads.mayRunBlockingJobInline, let result = thread.runInlineIfIdle(job) {
-            return try result.get()
+        if inline, let slot = WorkflowThreads.reserveInlineSlot() {
+            let result = thread.runInlineIfIdle(job)
+            slot.release()
+            if let result { return try result.get() }
         }
         return try await thread.run(job)
     }
@@ -148,7 +151,7 @@ enum PostgresIsolationLevel: String, Sendable {
 }
 
 /// The statements of one open transaction; only valid inside the `transaction` body that received
-/// it, on the connection's owner thread (hence deliberately not `Sendable`).
+/// it, on the thread that runs that job (hence deliberately not `Sendable`).
 final class PostgresTransaction {
     private let handle: PostgresConnectionHandle
     fileprivate var isFinished = false

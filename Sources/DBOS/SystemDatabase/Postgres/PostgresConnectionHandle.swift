@@ -9,10 +9,12 @@ import Darwin
 
 /// One libpq `PGconn` plus its prepared-statement cache, used synchronously.
 ///
-/// `@unchecked Sendable` is safe because every instance is created, used and finished on a single
-/// owner thread (a `PostgresOwnerThread`, or the listener's thread): libpq is thread-safe as long as
-/// no two threads use one `PGconn` at once, and the owner thread serialises all access. Other
-/// threads only pass the reference around inside jobs they hand to that thread.
+/// `@unchecked Sendable` is safe because one job at a time uses an instance: libpq is thread-safe as
+/// long as no two threads use one `PGconn` at once. The listener's handle lives on its thread; a
+/// pooled connection's handle is used by jobs of its `PostgresOwnerThread`, which runs them one at a
+/// time on its own thread or lets one run inline on a workflow thread while none runs there
+/// (`runInlineIfIdle`), the hand-over ordered by that thread's lock. Other threads only pass the
+/// reference around inside such jobs.
 final class PostgresConnectionHandle: @unchecked Sendable {
     /// The connection; `nil` once `finish()` ran.
     private(set) var pointer: OpaquePointer?

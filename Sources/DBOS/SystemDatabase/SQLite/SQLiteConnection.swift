@@ -23,8 +23,8 @@ struct SQLiteError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// One SQLite connection. Not thread-safe by itself: it is only ever used by the thread of the
-/// `SQLiteExecutor` that owns it.
+/// One SQLite connection. Not thread-safe by itself: only the `SQLiteExecutor` that owns it uses
+/// it, one job at a time (a batch on its thread, or one job inline on a workflow thread).
 final class SQLiteConnection {
     private var handle: OpaquePointer?
     private var statementCache: [String: OpaquePointer] = [:]

@@ -1,20 +1,19 @@
 import Foundation
 import Synchronization
 
-/// Runs the SQLite calls of one connection one job at a time, either on the calling thread (when
-/// that is a workflow thread with nothing else to do and the connection is idle) or on a thread
-/// the executor owns.
+/// Runs the SQLite calls of one connection one job at a time, either on the calling thread (a
+/// workflow thread that may block, while the connection is idle) or on a thread the executor owns.
 ///
-/// Inline: a job called from a workflow thread (`WorkflowThreads.mayRunBlockingJobInline`) that
-/// finds nothing queued, no batch running and no other inline job runs at once on that thread
-/// and commits by itself, like a batch of one; this saves the two thread wake-ups of the hand-off
-/// (caller to owner thread, result back to the caller), which are most of a short statement's
-/// cost when one workflow writes at a time. Workflow threads belong to the system database, so a
-/// blocking call there never holds a cooperative thread. A busy wait (another process holds the
-/// write lock: up to the 5 s busy timeout) or a slow fsync would hold the workflow thread that
-/// long, so after a slow inline job, or after callers had to queue, the next jobs go through the
-/// owner thread for a while (`InlineJobBackoff`). Inline jobs never wait for each other (the one that loses the race
-/// queues), and the owner thread starts no batch while one runs.
+/// Inline: a job whose caller holds an inline slot (`WorkflowThreads.reserveInlineSlot`) and
+/// that finds nothing queued, no batch running and no other inline job runs at once on the
+/// caller's thread and commits by itself, like a batch of one. This saves the two thread wake-ups
+/// of a hand-off (caller to owner thread, result back to the caller), which are most of a short
+/// statement's cost when one workflow writes at a time. Workflow threads belong to the system
+/// database, so a blocking call there never holds a cooperative thread. A busy wait (another
+/// process holds the write lock: up to the 5 s busy timeout) or a slow fsync holds the workflow
+/// thread that long, so after a slow inline job, or after callers had to queue, the next jobs go
+/// through the owner thread for a while (`InlineJobBackoff`). Inline jobs never wait for each
+/// other (the one that loses the race queues), and the owner thread starts no batch while one runs.
 ///
 /// Queued: jobs are queued under a lock and run in order by the owner thread; `perform` suspends
 /// the calling task with a continuation until its job is done.
@@ -29,7 +28,7 @@ final class SQLiteExecutor: Sendable {
         let fail: @Sendable (any Error) -> Void
     }
 
-    /// A queued job. It runs on the owner thread only, so it may touch the connection.
+    /// A queued job. It runs on the owner thread, which holds the connection while it runs.
     private typealias Job = @Sendable (SQLiteConnectionBox) -> Completion
 
     private struct State {
@@ -87,7 +86,8 @@ final class SQLiteExecutor: Sendable {
     /// Runs `body` on the calling thread if that is an idle workflow thread and nothing else uses
     /// the connection; nil if it must queue.
     private func performInlineIfIdle<T>(_ body: (SQLiteConnection) throws -> T) -> Result<T, any Error>? {
-        guard WorkflowThreads.mayRunBlockingJobInline else { return nil }
+        guard let slot = WorkflowThreads.reserveInlineSlot() else { return nil }
+        defer { slot.release() }
         let claimed = state.withLock { state -> Bool in
             guard state.jobs.isEmpty, !state.isRunningBatch, !state.isRunningInline, !state.isStopping else {
                 return false
@@ -126,26 +126,24 @@ final class SQLiteExecutor: Sendable {
         finished.unlock()
     }
 
-    private func run(_ batch: [Job]) {
-        guard batch.count > 1 else {
-            for job in batch { job(box).deliver() }
-            return
-        }
+    /// Runs a batch and returns what resumes its callers: they are resumed only once the batch no
+    /// longer holds the connection, so a resumed caller's next job may run inline at once.
+    private func run(_ batch: [Job]) -> [@Sendable () -> Void] {
+        guard batch.count > 1 else { return batch.map { $0(box).deliver } }
         let connection = box.connection
         do {
             try connection.beginBatch()
         } catch {
             // No shared transaction: run the jobs one by one, each committing by itself.
-            for job in batch { job(box).deliver() }
-            return
+            return batch.map { $0(box).deliver }
         }
         let completions = batch.map { $0(box) }
         do {
             try connection.commitBatch()
-            for completion in completions { completion.deliver() }
+            return completions.map(\.deliver)
         } catch {
             // Nothing of the batch was committed: every job fails, none half-succeeds.
-            for completion in completions { completion.fail(error) }
+            return completions.map { completion in { completion.fail(error) } }
         }
     }
 
@@ -168,8 +166,9 @@ final class SQLiteExecutor: Sendable {
                 condition.wait()
             }
             condition.unlock()
-            run(batch)
+            let resumptions = run(batch)
             if !batch.isEmpty { state.withLock { $0.isRunningBatch = false } }
+            for resume in resumptions { resume() }
             if stopping && batch.isEmpty { break }
         }
         box.connection.close()
