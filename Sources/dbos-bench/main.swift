@@ -1,10 +1,11 @@
 // The benchmark scenarios of BENCHMARKS.md, one JSON line each:
 //
-//   swift run -c release dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|sleepers|spec10 [--db URL] [-n N]
+//   swift run -c release dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|enqueue-only|sleepers|spec10 [--db URL] [-n N]
 //
 // start1 starts its 1000 runs at once, from a task group; start1-seq starts them one after the other,
 // as the peer's par.py does. queue1 enqueues one after the other (its enqueue-to-start wait means
-// something only then); queue1-atonce enqueues all at once.
+// something only then); queue1-atonce enqueues all at once. enqueue-only measures what one start
+// costs when nothing runs meanwhile (enqueues from a client to a queue nobody serves).
 //
 // spec10 is the seq10 workflow written as a YAML spec (10 `handler:` steps calling a no-op handler) run by
 // the interpreter; it also measures seq10 in the same process and reports the ratio of the p50s.
@@ -207,6 +208,25 @@ case "queue1", "queue1-atonce":
         "wf_per_s": rounded(Double(count) / elapsed, 10),
         "enqueue_to_start_p50_ms": rounded(percentile(waits, 0.5), 1000),
     ])
+case "enqueue-only":
+    // What one start costs by itself: enqueues, one after the other, on a queue no process serves,
+    // from a client (so nothing runs meanwhile). The bound of start1-seq and queue1.
+    let count = options.count ?? 1000
+    let client = try await DBOSClient(systemDatabaseURL: url)
+    for index in 0..<20 { _ = try await client.enqueue(workflowName: "one-step", queueName: "unserved", input: index) }
+    var latencies: [Double] = []
+    for index in 0..<count {
+        let began = clock.now
+        _ = try await client.enqueue(workflowName: "one-step", queueName: "unserved", input: index)
+        latencies.append(seconds(clock.now - began) * 1000)
+    }
+    await client.close()
+    latencies.sort()
+    report([
+        "impl": "dbos-swift", "scenario": "enqueue-only", "db": .string(backend), "n": .integer(Int64(count)),
+        "p50_ms": rounded(percentile(latencies, 0.5), 1000),
+        "starts_per_s": rounded(Double(count) / (latencies.reduce(0, +) / 1000), 10),
+    ])
 case "sleepers":
     let count = options.count ?? 100_000
     let start = clock.now
@@ -226,7 +246,7 @@ case "sleepers":
     ])
     for index in 0..<count { try await runtime.cancelWorkflow(id: "sleeper-\(index)") }
 default:
-    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|sleepers|spec10 [--db URL] [-n N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|enqueue-only|sleepers|spec10 [--db URL] [-n N]\n".utf8))
     await runtime.shutdown(gracePeriod: .zero)
     exit(2)
 }
