@@ -542,6 +542,15 @@ struct PostgresSystemDatabaseTests {
         #expect(try await streaming.result() == 3)
         #expect(clock.now - start < .seconds(10), "the stream reader was not woken by the notifications")
 
+        // (f) The client, which runs no queue, is not woken by every enqueue: it does not listen for
+        // them (and its result() in (d) was still woken by the completion).
+        func channels(_ runtime: DBOSRuntime) -> [String] {
+            ((runtime.database as? SQLSystemDatabase)?.backend as? PostgresBackend)?.listenedChannels ?? []
+        }
+        #expect(channels(first).contains(PostgresBackend.Channel.queues))
+        #expect(channels(client.runtime).contains(PostgresBackend.Channel.completions))
+        #expect(!channels(client.runtime).contains(PostgresBackend.Channel.queues))
+
         await client.close()
         await second.shutdown(gracePeriod: .zero)
         await first.shutdown(gracePeriod: .zero)

@@ -84,8 +84,10 @@ protocol SQLBackend: Sendable {
     func migrate() async throws
 
     /// Starts delivering notifications; returns false if the backend cannot push them (then
-    /// waiters poll).
-    func startNotifications(_ handler: @escaping @Sendable (DatabaseNotification) -> Void) async throws -> Bool
+    /// waiters poll). Without `queues`, enqueues are not delivered (a client runs no queue).
+    func startNotifications(
+        queues: Bool, _ handler: @escaping @Sendable (DatabaseNotification) -> Void
+    ) async throws -> Bool
 
     /// Tells other processes about a change, after the transaction that made it committed.
     func publish(_ notifications: [DatabaseNotification]) async

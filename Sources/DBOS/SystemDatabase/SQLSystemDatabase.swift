@@ -85,8 +85,10 @@ final class SQLSystemDatabase: SystemDatabase {
         workflowThreads.stop()
     }
 
-    func startNotifications(_ handler: @escaping @Sendable (DatabaseNotification) -> Void) async throws -> Bool {
-        try await backend.startNotifications(handler)
+    func startNotifications(
+        queues: Bool, _ handler: @escaping @Sendable (DatabaseNotification) -> Void
+    ) async throws -> Bool {
+        try await backend.startNotifications(queues: queues, handler)
     }
 
     // MARK: Rows

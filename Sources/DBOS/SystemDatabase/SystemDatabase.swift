@@ -216,8 +216,11 @@ protocol SystemDatabase: Sendable {
     var workflowExecutor: any TaskExecutor { get }
 
     /// Starts pushing changes made by any process to `handler`; returns false when the database
-    /// cannot push them (then waiters poll).
-    func startNotifications(_ handler: @escaping @Sendable (DatabaseNotification) -> Void) async throws -> Bool
+    /// cannot push them (then waiters poll). Without `queues`, enqueues are not pushed: a process
+    /// that runs no queue (a client) is then not woken by every enqueue of every process.
+    func startNotifications(
+        queues: Bool, _ handler: @escaping @Sendable (DatabaseNotification) -> Void
+    ) async throws -> Bool
 
     /// Inserts a workflow row, or returns the existing row with that ID (idempotent start).
     /// A child's `parentOperation` is written in the same transaction as a new row.

@@ -108,7 +108,8 @@ public final class DBOSRuntime: Sendable {
         do {
             try await database.migrate()
             let wakeups = wakeups
-            let active = try await database.startNotifications { notification in
+            // A client runs no queue: every enqueue anywhere would wake it for nothing.
+            let active = try await database.startNotifications(queues: role != .client) { notification in
                 Self.deliver(notification, to: wakeups)
             }
             state.withLock { $0.notificationsActive = active }

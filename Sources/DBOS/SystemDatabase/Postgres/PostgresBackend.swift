@@ -149,11 +149,13 @@ final class PostgresBackend: SQLBackend {
         }
     }
 
-    func startNotifications(_ handler: @escaping @Sendable (DatabaseNotification) -> Void) async throws -> Bool {
+    func startNotifications(
+        queues: Bool, _ handler: @escaping @Sendable (DatabaseNotification) -> Void
+    ) async throws -> Bool {
         let started: PostgresListener
         do {
             started = try await PostgresListener.start(
-                url: url, channels: Channel.all,
+                url: url, channels: queues ? Channel.all : Channel.all.filter { $0 != Channel.queues },
                 onNotification: { notification in
                     for decoded in Self.decode(notification) { handler(decoded) }
                 },
@@ -164,6 +166,9 @@ final class PostgresBackend: SQLBackend {
         listener.set(started)
         return true
     }
+
+    /// The channels the listener LISTENs on, once started; for tests.
+    var listenedChannels: [String]? { listener.channels }
 
     /// DBOS payloads are `<workflow ID>::<topic or key>`; IDs and topics may themselves contain
     /// `::`, so every split is delivered (a spurious wake-up only costs a re-check).
@@ -290,6 +295,7 @@ private final class ListenerBox: Sendable {
     private let listener = Mutex<PostgresListener?>(nil)
     func set(_ value: PostgresListener) { listener.withLock { $0 = value } }
     func stop() { listener.withLock { $0 }?.stop() }
+    var channels: [String]? { listener.withLock { $0?.channels } }
 }
 
 extension PostgresTransaction: SQLStatementRunner {

@@ -50,6 +50,9 @@ final class PostgresListener: Sendable {
         return PostgresListener(loop: loop)
     }
 
+    /// The channels it LISTENs on.
+    var channels: [String] { loop.channels }
+
     /// Asks the thread to close the connection and exit. Returns at once; a callback already running
     /// may finish, but no new one starts.
     func stop() {

@@ -118,7 +118,9 @@ final class SQLiteBackend: SQLBackend {
         try await perform(operation) { connection in try body(connection) }
     }
 
-    func startNotifications(_ handler: @escaping @Sendable (DatabaseNotification) -> Void) async throws -> Bool {
+    func startNotifications(
+        queues: Bool, _ handler: @escaping @Sendable (DatabaseNotification) -> Void
+    ) async throws -> Bool {
         false
     }
 
