@@ -14,20 +14,12 @@ final class SleepTimer: Sendable {
         var cancelled = false
     }
 
-    /// A heap entry; entries of sleepers that ended early stay until popped or compacted away.
-    private struct Entry {
-        var wakeUp: EpochMilliseconds
-        var id: UInt64
-
-        func isBefore(_ other: Entry) -> Bool { (wakeUp, id) < (other.wakeUp, other.id) }
-    }
-
     private struct State {
         /// The one timer; touched only with the lock held.
         var source: any DispatchSourceTimer
         var sleepers: [UInt64: Sleeper] = [:]
-        /// A binary min-heap ordered by wake-up time (then by arrival).
-        var heap: [Entry] = []
+        /// Wake-up times (epoch milliseconds) by sleeper.
+        var heap = DeadlineHeap()
         var nextID: UInt64 = 0
         /// The wake-up time the dispatch timer is armed for, if any.
         var armedFor: EpochMilliseconds?
@@ -36,38 +28,8 @@ final class SleepTimer: Sendable {
         /// were cancelled, so a burst of cancelled long sleeps does not hold memory until they expire.
         mutating func compactIfMostlyStale() {
             guard heap.count > 64, heap.count > 2 * sleepers.count else { return }
-            heap = heap.filter { sleepers[$0.id] != nil }
-            for index in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(from: index) }
-        }
-
-        mutating func push(_ entry: Entry) {
-            heap.append(entry)
-            var child = heap.count - 1
-            while child > 0 {
-                let parent = (child - 1) / 2
-                guard heap[child].isBefore(heap[parent]) else { break }
-                heap.swapAt(child, parent)
-                child = parent
-            }
-        }
-
-        mutating func popFirst() {
-            heap.swapAt(0, heap.count - 1)
-            heap.removeLast()
-            if !heap.isEmpty { siftDown(from: 0) }
-        }
-
-        private mutating func siftDown(from start: Int) {
-            var parent = start
-            while true {
-                let left = 2 * parent + 1
-                guard left < heap.count else { return }
-                var smallest = left
-                if left + 1 < heap.count, heap[left + 1].isBefore(heap[left]) { smallest = left + 1 }
-                guard heap[smallest].isBefore(heap[parent]) else { return }
-                heap.swapAt(smallest, parent)
-                parent = smallest
-            }
+            let sleepers = sleepers
+            heap.keep { sleepers[$0.id] != nil }
         }
     }
 
@@ -102,7 +64,7 @@ final class SleepTimer: Sendable {
                         return true
                     }
                     state.sleepers[id]?.continuation = continuation
-                    state.push(Entry(wakeUp: wakeUp, id: id))
+                    state.heap.push(DeadlineHeap.Entry(deadline: wakeUp, id: id))
                     if state.armedFor.map({ wakeUp < $0 }) ?? true { arm(for: wakeUp, in: &state) }
                     return false
                 }
@@ -128,14 +90,14 @@ final class SleepTimer: Sendable {
         let now = Date().epochMilliseconds
         let due = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
             var due: [CheckedContinuation<Void, any Error>] = []
-            while let first = state.heap.first, first.wakeUp <= now {
-                state.popFirst()
+            while let first = state.heap.first, first.deadline <= now {
+                state.heap.popFirst()
                 if let continuation = state.sleepers.removeValue(forKey: first.id)?.continuation {
                     due.append(continuation)
                 }
             }
             state.armedFor = nil
-            if let next = state.heap.first?.wakeUp { arm(for: next, in: &state) }
+            if let next = state.heap.first?.deadline { arm(for: next, in: &state) }
             return due
         }
         for continuation in due { continuation.resume() }
