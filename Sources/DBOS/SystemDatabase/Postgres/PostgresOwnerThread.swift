@@ -14,7 +14,9 @@ import Foundation
 /// `isRunningInline`, `backoff`) is only read or written while holding `condition`.
 final class PostgresOwnerThread: @unchecked Sendable {
     private enum Job {
-        case run(@Sendable () -> Void)
+        /// Runs on the thread and returns what hands its result back, which is called only once
+        /// the thread counts as idle again, so the resumed caller's next job may run inline.
+        case run(@Sendable () -> @Sendable () -> Void)
         case exit(@Sendable () -> Void)
     }
 
@@ -41,10 +43,17 @@ final class PostgresOwnerThread: @unchecked Sendable {
     /// Queues `job`; false if the thread is stopping and the job will never run.
     @discardableResult
     func submit(_ job: @escaping @Sendable () -> Void) -> Bool {
+        enqueue(.run {
+            job()
+            return {}
+        })
+    }
+
+    private func enqueue(_ job: Job) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         guard !isStopping else { return false }
-        jobs.append(.run(job))
+        jobs.append(job)
         condition.signal()
         return true
     }
@@ -52,7 +61,10 @@ final class PostgresOwnerThread: @unchecked Sendable {
     /// Runs `body` on the thread and returns its result to the suspended caller.
     func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            let accepted = submit { continuation.resume(with: Result { try body() }) }
+            let accepted = enqueue(.run {
+                let result = Result { try body() }
+                return { continuation.resume(with: result) }
+            })
             if !accepted { continuation.resume(throwing: PostgresError.closed()) }
         }
     }
@@ -100,10 +112,11 @@ final class PostgresOwnerThread: @unchecked Sendable {
             condition.unlock()
             switch job {
             case .run(let body):
-                body()
+                let handBack = body()
                 condition.lock()
                 isRunningJob = false
                 condition.unlock()
+                handBack()
             case .exit(let cleanup):
                 cleanup()
                 return
