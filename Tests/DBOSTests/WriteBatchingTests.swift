@@ -290,7 +290,7 @@ private func step(_ workflowID: String, _ functionID: Int, output: String) -> Op
 }
 
 /// Runs `body` on a migrated system database of `backend`, closed afterwards.
-private func withSystemDatabase(
+func withSystemDatabase(
     _ backend: Backend, _ body: (SQLSystemDatabase, EpochMilliseconds) async throws -> Void
 ) async throws {
     let setup = try await TestRuntime(backend)

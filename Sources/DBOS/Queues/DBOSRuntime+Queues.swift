@@ -37,17 +37,51 @@ extension DBOSRuntime {
     /// One dequeue: claim what the limits allow and start each claimed run.
     @discardableResult
     func dequeueOnce(_ queue: WorkflowQueue) async throws -> [String] {
-        let (names, localRunning) = state.withLock { state -> ([String], [String: Int]) in
-            var counts: [String: Int] = [:]
-            for running in state.running.values where running.queueName == queue.name {
-                counts[running.partitionKey ?? "", default: 0] += 1
-            }
-            return (Array(state.workflows.keys), counts)
-        }
-        let claimed = try await database.dequeue(DequeueRequest(
+        // No claim while a recovery puts runs back on their queues (it signals the runners after).
+        guard let names = state.withLock({ state -> [String]? in
+            guard state.recoveriesInProgress == 0 else { return nil }
+            state.queueClaimsInFlight += 1
+            return Array(state.workflows.keys)
+        }) else { return [] }
+        defer { state.withLock { $0.queueClaimsInFlight -= 1 } }
+        var request = DequeueRequest(
             queue: queue, executorID: configuration.executorID, applicationVersion: applicationVersion,
-            workflowNames: names, localRunning: localRunning, onlyEnqueuedBy: claimScopeFilter,
-            now: Date().epochMilliseconds))
+            workflowNames: names, localRunning: [:], onlyEnqueuedBy: claimScopeFilter, now: Date().epochMilliseconds)
+        // The free slots held from the claim until its runs execute (counted as running then).
+        let held = HeldSlots()
+        defer {
+            let count = held.count.withLock { $0 }
+            if count > 0 { state.withLock { $0.queueSlotsTaken[queue.name, default: count] -= count } }
+        }
+        if queue.partitioned {
+            request.localRunning = state.withLock { state in
+                var counts: [String: Int] = [:]
+                for running in state.running.values where running.queueName == queue.name {
+                    counts[running.partitionKey ?? "", default: 0] += 1
+                }
+                return counts
+            }
+        } else {
+            // Slots taken count the runs executing here and the enqueues that may start theirs
+            // (`reserveQueueSlot`). Once runs wait to be claimed, the free slots are held until the
+            // claimed runs execute, so that an enqueue meanwhile cannot start its run in one too.
+            request.localRunningAtClaim = { [self] in
+                held.foundWaitingRuns.withLock { $0 = true }
+                return state.withLock { state in
+                    // Runs wait: a run finishing from now on must send the runner to look again.
+                    state.queuesSeenIdle.remove(queue.name)
+                    let taken = state.queueSlotsTaken[queue.name] ?? 0
+                    let free = queue.workerConcurrency.map { max(0, $0 - taken) } ?? 0
+                    state.queueSlotsTaken[queue.name] = taken + free
+                    held.count.withLock { $0 += free }
+                    return ["": taken]
+                }
+            }
+        }
+        let claimed = try await database.dequeue(request)
+        if !queue.partitioned, !held.foundWaitingRuns.withLock({ $0 }) {
+            _ = state.withLock { $0.queuesSeenIdle.insert(queue.name) }
+        }
         var runnable: [(WorkflowRecord, RegisteredWorkflow)] = []
         for record in claimed {
             guard let registered = state.withLock({ $0.workflows[record.name] }) else { continue }
@@ -89,4 +123,11 @@ extension DBOSRuntime {
         case .enqueuedByThisExecutor(let workflowIDs): (configuration.executorID, workflowIDs)
         }
     }
+}
+
+/// The slots of a queue a dequeue holds from its claim until the claimed runs execute, and
+/// whether it found runs waiting at all.
+private final class HeldSlots: Sendable {
+    let count = Mutex(0)
+    let foundWaitingRuns = Mutex(false)
 }

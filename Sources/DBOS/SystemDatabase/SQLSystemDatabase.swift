@@ -204,6 +204,11 @@ final class SQLSystemDatabase: SystemDatabase {
     }
 
     func insertWorkflow(_ insert: WorkflowInsert) async throws -> WorkflowInsertOutcome {
+        if insert.claimsWhenQueueIdle, insert.deduplicationID == nil, insert.parentOperation == nil,
+            insert.delayUntil == nil, let queueName = insert.queueName
+        {
+            return try await insertClaimingWhenQueueIdle(insert, queueName: queueName)
+        }
         // The common start (no deduplication ID, no parent slot to write with it) is one statement
         // that commits by itself; when the ID is taken, the checked path below sorts out why.
         var inserted = false
@@ -243,11 +248,57 @@ final class SQLSystemDatabase: SystemDatabase {
         return inserts.map { inserted.contains($0.workflowID) && taken.insert($0.workflowID).inserted }
     }
 
+    /// A run enqueued by a process that serves its queue: one statement inserts it PENDING and
+    /// claimed by this executor when no older run waits on the queue (ENQUEUED, or DELAYED and due),
+    /// else ENQUEUED. The caller checked the local limit (a free slot of the queue's worker
+    /// concurrency); queues with limits that workers count together never get here.
+    private func insertClaimingWhenQueueIdle(_ insert: WorkflowInsert, queueName: String) async throws -> WorkflowInsertOutcome {
+        // Values under a CASE have no column to take their type from, hence the casts.
+        let claimed = "(SELECT NOT waiting FROM queue_state)"
+        let notice = dialect.enqueueNotice.map { ", CASE WHEN status = 'ENQUEUED' THEN \($0) END AS notified" } ?? ""
+        let statement: SQL = """
+            WITH queue_state AS (
+                SELECT EXISTS (
+                    SELECT 1 FROM workflow_status WHERE queue_name = \(queueName)
+                        AND (status = 'ENQUEUED' OR (status = 'DELAYED' AND delay_until_epoch_ms <= \(insert.now)))
+                ) AS waiting)
+            INSERT INTO workflow_status (\(unescaped: Self.workflowStatusColumns)) VALUES
+                (\(insert.workflowID), CASE WHEN \(unescaped: claimed) THEN 'PENDING' ELSE 'ENQUEUED' END, \(insert.name),
+                \(insert.inputs), \(insert.executorID), \(insert.applicationVersion), \(queueName), \(insert.now),
+                \(insert.now), CASE WHEN \(unescaped: claimed) THEN 1 ELSE 0 END, \(insert.timeoutMilliseconds),
+                CASE WHEN \(unescaped: claimed) THEN CAST(\(insert.deadline) AS BIGINT) END, \(insert.parentWorkflowID),
+                \(PortableJSON.formatName), CASE WHEN \(unescaped: claimed) THEN CAST(\(insert.now) AS BIGINT) END,
+                \(insert.ownerID), \(insert.priority), NULL, \(insert.partitionKey), NULL, \(insert.attributes))
+            ON CONFLICT (workflow_uuid) DO NOTHING RETURNING status\(unescaped: notice)
+            """
+        let status = try await backend.autocommit("enqueueing workflow \(insert.workflowID)") { runner in
+            try runner.query(statement).first.map { $0.string("status") }
+        }
+        switch status {
+        case WorkflowState.pending.rawValue:
+            return .claimed
+        case .some:
+            if dialect.enqueueNotice == nil { await backend.publish([.queue(name: queueName)]) }
+            return .inserted
+        case nil:
+            // The ID was taken (by this insert before a lost acknowledgement, or by another run).
+            // Should the row be gone since, it is inserted ENQUEUED, and a deadline starts at its claim.
+            var insert = insert
+            insert.deadline = nil
+            let outcome = try await insertWorkflowChecked(insert)
+            if case .inserted = outcome { await backend.publish([.queue(name: queueName)]) }
+            return outcome
+        }
+    }
+
     private func insertWorkflowChecked(_ insert: WorkflowInsert) async throws -> WorkflowInsertOutcome {
         try await backend.transaction("starting workflow \(insert.workflowID)") { runner in
             if let existing = try Self.selectWorkflow(runner, id: insert.workflowID) {
-                // Our own insert, committed before a lost acknowledgement: it is still ours.
-                if existing.ownerID == insert.ownerID { return .inserted }
+                // Our own insert, committed before a lost acknowledgement: it is still ours. A
+                // worker's claim replaces the owner token, so a PENDING row with it is our claim.
+                if existing.ownerID == insert.ownerID {
+                    return insert.claimsWhenQueueIdle && existing.state == .pending ? .claimed : .inserted
+                }
                 // A child started earlier under an explicit ID is still linked to this parent slot.
                 if let operation = insert.parentOperation {
                     try Self.insertOperation(runner, operation, ignoringExisting: true)
@@ -653,6 +704,11 @@ final class SQLSystemDatabase: SystemDatabase {
             return (row?.bool("waiting") == true, row?.bool("delayed") == true)
         }
         guard waiting || delayedDue else { return [] }
+        let request = request.localRunningAtClaim.map { count in
+            var request = request
+            request.localRunning = count()
+            return request
+        } ?? request
         // The claim token lets a retry after a lost acknowledgement find the rows it claimed.
         let token = UUID().uuidString
         if dialect.writesInCommonTableExpressions, !delayedDue, !queue.partitioned, queue.rateLimit == nil,

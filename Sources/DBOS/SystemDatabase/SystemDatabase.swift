@@ -90,12 +90,22 @@ struct WorkflowInsert: Sendable {
     var now: EpochMilliseconds
     /// For a child workflow: the parent's operation that records the child, written in the same transaction.
     var parentOperation: OperationRecord?
+    /// For a run enqueued (not delayed, no deduplication ID, no parent) by a process that serves the
+    /// queue and holds a free slot of it: the run starts at once, PENDING and this executor's as if
+    /// its worker had claimed it (`WorkflowInsertOutcome.claimed`), unless an older run waits on
+    /// the queue, which then keeps its turn and the new run is ENQUEUED like any other.
+    var claimsWhenQueueIdle = false
 }
 
 /// The result of inserting a workflow row.
 enum WorkflowInsertOutcome: Sendable {
-    /// The row is new: the caller owns it and runs the workflow.
+    /// The row is new: the caller owns it and runs the workflow (a queued run: it waits, ENQUEUED or
+    /// DELAYED, for the queue's workers).
     case inserted
+    /// The row is new, enqueued and claimed at once by the inserting executor (see
+    /// `WorkflowInsert.claimsWhenQueueIdle`): PENDING, `recovery_attempts` 1, started now, its
+    /// deadline the insert's; the caller runs it.
+    case claimed
     /// A row with this ID already existed; it is returned as stored.
     case existing(WorkflowRecord)
     /// Another run holds the deduplication ID on this queue; nothing was inserted.
@@ -111,6 +121,9 @@ struct DequeueRequest: Sendable {
     var workflowNames: [String]
     /// Runs of this queue this process is executing now, by partition key ("" for none).
     var localRunning: [String: Int]
+    /// When set, called once the queue has runs to claim, right before the claim, for the count
+    /// to use instead of `localRunning` (the caller may hold the free slots from then on).
+    var localRunningAtClaim: (@Sendable () -> [String: Int])? = nil
     /// When set, only runs enqueued by this executor ID, or with one of these IDs, are claimed.
     var onlyEnqueuedBy: (executorID: String, workflowIDs: [String])?
     var now: EpochMilliseconds

@@ -9,7 +9,12 @@ extension DBOSRuntime {
     @discardableResult
     public func recoverPendingWorkflows() async throws -> [String] {
         try ensureLaunched()
-        // Queued runs go back to their queue, so its limits hold while they are recovered.
+        // Queued runs go back to their queue, so its limits hold while they are recovered. Runs
+        // this process is claiming (an enqueue that starts its run, a queue runner's dequeue) are
+        // PENDING and not yet running here: no new claim starts, and those under way finish first.
+        state.withLock { $0.recoveriesInProgress += 1 }
+        defer { state.withLock { $0.recoveriesInProgress -= 1 } }
+        while state.withLock({ $0.queueClaimsInFlight > 0 }) { try await Task.sleep(for: .milliseconds(1)) }
         let requeued = try await database.requeuePendingWorkflows(
             executorID: configuration.executorID, applicationVersion: applicationVersion,
             excluding: state.withLock { Array($0.running.keys) }, at: Date().epochMilliseconds)

@@ -57,6 +57,18 @@ public final class DBOSRuntime: Sendable {
         /// Outputs of runs this process finished with SUCCESS, so `result()` called after the run
         /// ended needs no database read.
         var recentOutputs = RecentOutputs()
+        /// Runs of each queue executing here, and enqueues of this process that hold a slot of
+        /// the queue while their insert may claim the run at once (`reserveQueueSlot`).
+        var queueSlotsTaken: [String: Int] = [:]
+        /// Queues whose runner found no run waiting at its last look (`dequeueOnce`): a run of
+        /// theirs that finishes need not send the runner to look again.
+        var queuesSeenIdle: Set<String> = []
+        /// Enqueues holding a slot (`reserveQueueSlot`) and queue runners' dequeues under way: each
+        /// may claim runs that are not in `running` yet, which recovery must not put back.
+        var queueClaimsInFlight = 0
+        /// Recoveries under way: while one puts this executor's PENDING queued runs back on their
+        /// queues, no claim of this process starts (`recoverPendingWorkflows`).
+        var recoveriesInProgress = 0
     }
 
     /// The outputs (up to `largestOutput` bytes each) of the last `capacity` runs this process
@@ -354,7 +366,14 @@ public final class DBOSRuntime: Sendable {
             deadline = min(deadline ?? parentDeadline, parentDeadline)
         }
         let state: WorkflowState = !queued ? .pending : (options.delay != nil ? .delayed : .enqueued)
-        let insert = WorkflowInsert(
+        // An enqueue on a queue this process serves starts the run at once when a slot is free
+        // and no older run waits, saving the queue runner's claim (a round trip and a commit).
+        let claimsAtOnce = parent == nil && options.delay == nil && options.deduplicationID == nil
+            && (options.applicationVersion == nil || options.applicationVersion == applicationVersion)
+            && options.queueName.map(reserveQueueSlot) == true
+        defer { if claimsAtOnce, let queueName = options.queueName { releaseQueueSlot(queueName) } }
+        if claimsAtOnce { deadline = options.timeout.map { now + $0.milliseconds } }
+        var insert = WorkflowInsert(
             workflowID: id, state: state, name: registered.name, inputs: inputText,
             executorID: configuration.executorID,
             applicationVersion: options.applicationVersion ?? (role == .client ? nil : applicationVersion),
@@ -367,18 +386,23 @@ public final class DBOSRuntime: Sendable {
                     workflowID: $0.context.workflowID, functionID: $0.functionID, functionName: registered.name,
                     output: nil, error: nil, childWorkflowID: id, startedAt: now, completedAt: now)
             })
-        switch try await database.insertWorkflow(insert) {
-        case .inserted:
-            if let queueName = options.queueName {
+        insert.claimsWhenQueueIdle = claimsAtOnce
+        let outcome = try await database.insertWorkflow(insert)
+        switch outcome {
+        case .inserted, .claimed:
+            if case .inserted = outcome, let queueName = options.queueName {
+                // Left waiting on its queue for the queue's runners.
+                _ = self.state.withLock { $0.queuesSeenIdle.remove(queueName) }
                 wakeups.signal(WakeupRegistry.queueKey(queueName))
-            } else {
-                let record = WorkflowRecord(
-                    workflowID: id, state: .pending, name: registered.name, inputs: inputText,
-                    executorID: configuration.executorID, applicationVersion: applicationVersion, createdAt: now,
-                    updatedAt: now, recoveryAttempts: 1, timeoutMilliseconds: insert.timeoutMilliseconds,
-                    deadline: deadline, parentWorkflowID: parent?.context.workflowID, attributes: insert.attributes)
-                execute(record, registered: registered, checkpoints: [:])
+                break
             }
+            let record = WorkflowRecord(
+                workflowID: id, state: .pending, name: registered.name, inputs: inputText,
+                executorID: configuration.executorID, applicationVersion: applicationVersion, queueName: options.queueName,
+                createdAt: now, updatedAt: now, recoveryAttempts: 1, timeoutMilliseconds: insert.timeoutMilliseconds,
+                deadline: deadline, parentWorkflowID: parent?.context.workflowID, priority: insert.priority,
+                partitionKey: insert.partitionKey, attributes: insert.attributes)
+            execute(record, registered: registered, checkpoints: [:])
         case .existing(let record):
             guard record.name == registered.name else {
                 throw WorkflowError.conflictingWorkflowID(id: id, existingName: record.name, requestedName: registered.name)
@@ -395,6 +419,30 @@ public final class DBOSRuntime: Sendable {
         return id
     }
 
+    /// Takes a slot of `queueName` for an enqueue that may start its run at once: only for a
+    /// launched worker serving the queue, whose limits are local (worker concurrency, no global
+    /// concurrency, rate limit or partitions), with a slot free. `releaseQueueSlot` gives it back
+    /// once the run is executing (and counted as such) or left ENQUEUED.
+    private func reserveQueueSlot(_ queueName: String) -> Bool {
+        guard role == .worker else { return false }
+        return state.withLock { state in
+            guard state.phase == .launched, state.recoveriesInProgress == 0, let queue = state.queues[queueName],
+                queue.globalConcurrency == nil, queue.rateLimit == nil, !queue.partitioned,
+                state.queueSlotsTaken[queueName, default: 0] < queue.workerConcurrency ?? Int.max
+            else { return false }
+            state.queueSlotsTaken[queueName, default: 0] += 1
+            state.queueClaimsInFlight += 1
+            return true
+        }
+    }
+
+    private func releaseQueueSlot(_ queueName: String) {
+        state.withLock { state in
+            state.queueSlotsTaken[queueName, default: 1] -= 1
+            state.queueClaimsInFlight -= 1
+        }
+    }
+
     // MARK: Executing
 
     /// Runs a workflow's code in a task of its own, tracked so it can be cancelled, awaited and
@@ -409,7 +457,9 @@ public final class DBOSRuntime: Sendable {
         let inputs = record.inputs
         let timeoutMilliseconds = record.timeoutMilliseconds
         state.withLock { state in
-            guard state.running[id] == nil else { return }
+            // After shutdown began (a run claimed by its enqueue meanwhile), the run stays PENDING
+            // for the next launch rather than start on a database about to close.
+            guard state.running[id] == nil, state.phase != .stopped else { return }
             // On the database's workflow threads, a statement can often run without a thread hop.
             let task = Task<String, any Error>(executorPreference: database.workflowExecutor) {
                 defer { self.finishRunning(id) }
@@ -454,15 +504,24 @@ public final class DBOSRuntime: Sendable {
                 }
             }
             state.running[id] = running
+            if let queueName = record.queueName { state.queueSlotsTaken[queueName, default: 0] += 1 }
         }
     }
 
     private func finishRunning(_ id: String) {
-        let finished = state.withLock { state in state.running.removeValue(forKey: id) }
+        let (finished, freesSlotForWaitingRuns) = state.withLock { state in
+            let finished = state.running.removeValue(forKey: id)
+            guard let queueName = finished?.queueName else { return (finished, false) }
+            state.queueSlotsTaken[queueName, default: 1] -= 1
+            return (finished, !state.queuesSeenIdle.contains(queueName))
+        }
         finished?.timer?.cancel()
         wakeups.signal(WakeupRegistry.completionKey(workflowID: id))
-        // A finished queued run frees a slot: let the queue's runner look again.
-        if let queueName = finished?.queueName { wakeups.signal(WakeupRegistry.queueKey(queueName)) }
+        // A finished queued run frees a slot: let the queue's runner look again, unless it found
+        // nothing waiting last time (whatever was enqueued since woke it, or its polling finds it).
+        if freesSlotForWaitingRuns, let queueName = finished?.queueName {
+            wakeups.signal(WakeupRegistry.queueKey(queueName))
+        }
     }
 
     func stopReason(of id: String) -> StopReason? {
