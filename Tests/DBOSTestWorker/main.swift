@@ -2,6 +2,8 @@
 // body's execution to a file, so the tests can count what ran again after recovery.
 //
 //   dbos-test-worker start DB_URL WORK_DIR WORKFLOW WORKFLOW_ID   start one run and wait for it
+//   dbos-test-worker enqueue DB_URL WORK_DIR ID...                enqueue `queued-steps` runs on queue `own`, which
+//                                                                 this process serves, and wait for them
 //   dbos-test-worker recover DB_URL WORK_DIR                      recover this executor's runs and wait for them
 //   dbos-test-worker serve DB_URL WORK_DIR EXECUTOR_ID            serve queue `shared` and the `every-second`
 //                                                                 schedule until WORK_DIR/stop exists
@@ -25,7 +27,7 @@ func waitWhileBlocked(in directory: String) async throws {
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 4 else {
-    FileHandle.standardError.write(Data("usage: dbos-test-worker start|recover|serve DB_URL WORK_DIR [WORKFLOW ID | EXECUTOR_ID]\n".utf8))
+    FileHandle.standardError.write(Data("usage: dbos-test-worker start|enqueue|recover|serve DB_URL WORK_DIR [WORKFLOW ID | ID... | EXECUTOR_ID]\n".utf8))
     exit(2)
 }
 let mode = arguments[1]
@@ -37,16 +39,27 @@ let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
     appName: "crash-test", systemDatabaseURL: databaseURL, executorID: executorID,
     applicationVersion: "crash-test-v1", pollingInterval: .milliseconds(50)))
 
-let fourSteps = try runtime.register("four-steps") { (context: WorkflowContext, directory: String) -> Int in
+/// Four steps returning 0, 10, 20 and 30, each logging `label(index)`; step 2 waits while blocked.
+@Sendable func fourLoggedSteps(_ context: WorkflowContext, in directory: String, label: @escaping @Sendable (Int) -> String) async throws -> Int {
     var total = 0
     for index in 0..<4 {
         total += try await context.runStep("step-\(index)") {
-            logExecution("step-\(index)", in: directory)
+            logExecution(label(index), in: directory)
             if index == 2 { try await waitWhileBlocked(in: directory) }
             return index * 10
         }
     }
     return total
+}
+
+let fourSteps = try runtime.register("four-steps") { (context: WorkflowContext, directory: String) -> Int in
+    try await fourLoggedSteps(context, in: directory) { "step-\($0)" }
+}
+
+/// `four-steps` logging its run's ID with each step, for several runs at once.
+let queuedSteps = try runtime.register("queued-steps") { (context: WorkflowContext, directory: String) -> Int in
+    let id = context.workflowID
+    return try await fourLoggedSteps(context, in: directory) { "\(id) step-\($0)" }
 }
 
 let sleeper = try runtime.register("sleeper") { (context: WorkflowContext, directory: String) -> String in
@@ -76,6 +89,9 @@ if mode == "serve" {
     try runtime.register(schedule: WorkflowSchedule(
         name: "every-second", expression: try ScheduleExpression(parsing: "* * * * * *"), workflowName: ticked.name))
 }
+if mode == "enqueue" || mode == "recover" {
+    try runtime.register(queue: WorkflowQueue(name: "own", workerConcurrency: 2))
+}
 _ = tracked
 
 try await runtime.launch()
@@ -95,9 +111,17 @@ case "start":
     default: exit(2)
     }
     print("result: \(output)")
+case "enqueue":
+    var handles: [WorkflowHandle<Int>] = []
+    for id in arguments.dropFirst(4) {
+        handles.append(try await runtime.startWorkflow(
+            queuedSteps, input: workDirectory, options: WorkflowOptions(workflowID: id, queueName: "own")))
+    }
+    for handle in handles { print("result: \(try await handle.result())") }
 case "recover":
-    // launch() has already resumed this executor's runs: wait until none is left unfinished.
-    while try await !runtime.listWorkflows(WorkflowFilter(states: [.pending])).isEmpty {
+    // launch() has already resumed this executor's runs (queued ones through their queue): wait
+    // until none is left unfinished.
+    while try await !runtime.listWorkflows(WorkflowFilter(states: [.pending, .enqueued])).isEmpty {
         try await Task.sleep(for: .milliseconds(50))
     }
     print("recovered")

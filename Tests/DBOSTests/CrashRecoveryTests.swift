@@ -59,6 +59,54 @@ struct CrashRecoveryTests {
         await observer.shutdown()
     }
 
+    @Test(arguments: Backend.allCases) func runsStartedByTheirEnqueueAreRecoveredThroughTheirQueue(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        let directory = setup.directory
+        defer { directory.remove() }
+        let databaseURL = setup.url
+        _ = FileManager.default.createFile(atPath: directory.file("block"), contents: nil)
+
+        // Worker concurrency 2: the first two enqueues start their runs, the third waits.
+        let first = try ChildProcess(
+            executable: worker, arguments: ["enqueue", databaseURL, directory.path, "q-1", "q-2", "q-3"],
+            outputPath: directory.file("first.out"))
+        let bothBlocked = await eventually { executions(in: directory).filter { $0.hasSuffix("step-2") }.count == 2 }
+        #expect(bothBlocked, "the two runs never reached step 2: \(first.output)")
+        first.kill()
+        #expect(await first.waitForExit() != nil)
+
+        let observer = try await openRuntime(databaseURL)
+        for id in ["q-1", "q-2"] {
+            let killed = try #require(try await observer.workflowStatus(id: id))
+            #expect(killed.state == .pending)
+            #expect(killed.executorID == "crash-worker")
+            #expect(killed.recoveryAttempts == 1)
+            #expect(try await observer.listSteps(workflowID: id).map(\.name) == ["step-0", "step-1"])
+        }
+        #expect(try await observer.workflowStatus(id: "q-3")?.state == .enqueued)
+
+        try FileManager.default.removeItem(atPath: directory.file("block"))
+        let second = try ChildProcess(
+            executable: worker, arguments: ["recover", databaseURL, directory.path],
+            outputPath: directory.file("second.out"))
+        let status = await second.waitForExit()
+        #expect(status == 0, "recovering worker failed: \(second.output)")
+
+        // Each killed run went back on its queue and resumed after its checkpoints: only step 2,
+        // interrupted, ran twice. The waiting run ran once.
+        let lines = executions(in: directory)
+        for id in ["q-1", "q-2"] {
+            #expect(lines.filter { $0.hasPrefix("\(id) ") } == ["step-0", "step-1", "step-2", "step-2", "step-3"].map { "\(id) \($0)" })
+            let finished = try #require(try await observer.workflowStatus(id: id))
+            #expect(finished.state == .success)
+            #expect(finished.output == .integer(60))
+            #expect(finished.recoveryAttempts == 2)
+        }
+        #expect(lines.filter { $0.hasPrefix("q-3 ") } == ["step-0", "step-1", "step-2", "step-3"].map { "q-3 \($0)" })
+        #expect(try await observer.workflowStatus(id: "q-3")?.state == .success)
+        await observer.shutdown()
+    }
+
     @Test(arguments: Backend.allCases) func killedSleepResumesWithTheRemainingTimeOnly(backend: Backend) async throws {
         let setup = try await TestRuntime(backend)
         let directory = setup.directory
