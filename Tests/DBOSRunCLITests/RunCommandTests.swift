@@ -166,45 +166,6 @@ struct RunCommandTests {
         }
     }
 
-    @Test func aShellStepDiesWithItsKilledWorkerAndRunsOnceMoreAfterRecovery() async throws {
-        try await CLIWorkspace.with { workspace in
-            let spec = workspace.write("long.yaml", """
-                name: long
-                steps:
-                  - id: work
-                    env: {PIDS: "${{ input.pids }}", LOG: "${{ input.log }}", GATE: "${{ input.gate }}"}
-                    run: |
-                      echo started >> "$LOG"
-                      sleep 300 &
-                      echo "$$ $!" > "$PIDS"
-                      while [ ! -f "$GATE" ]; do sleep 0.05; done
-                      echo finished >> "$LOG"
-                """)
-            let pids = workspace.file("pids")
-            let gate = workspace.file("gate")
-            let input = #"{"pids": "\#(pids)", "log": "\#(workspace.file("effects.log"))", "gate": "\#(gate)"}"#
-            let doomed = try workspace.start(spec, "--id", "long-1", "--input", input)
-            let wrotePIDs = await eventually {
-                ((try? String(contentsOfFile: pids, encoding: .utf8)) ?? "").hasSuffix("\n")
-            }
-            #expect(wrotePIDs, "\(doomed.errorOutput)")
-            let stepProcesses = ((try? String(contentsOfFile: pids, encoding: .utf8)) ?? "")
-                .split(whereSeparator: \.isWhitespace).compactMap { pid_t($0) }
-            #expect(stepProcesses.count == 2)
-            #expect(stepProcesses.allSatisfy(isAlive))
-            doomed.signal(SIGKILL)
-            #expect(await doomed.waitForExit() == 137)
-            // The shell and its background job go within about a second, although nobody told them.
-            let gone = await eventually(timeout: .seconds(10)) { !stepProcesses.contains(where: isAlive) }
-            #expect(gone, "step processes outlived their worker: \(stepProcesses.filter(isAlive))")
-
-            _ = FileManager.default.createFile(atPath: gate, contents: nil)
-            let resumed = try await workspace.run(spec, "--id", "long-1", "--input", input)
-            #expect(resumed.exitCode == 0, "\(resumed)")
-            #expect(workspace.lines(of: "effects.log") == ["started", "started", "finished"])
-        }
-    }
-
     @Test func cancellingARunMakesTheProcessRunningItExitWith3() async throws {
         try await CLIWorkspace.with { workspace in
             let spec = workspace.write("slow.yaml", """
@@ -384,13 +345,4 @@ struct RunCommandTests {
             #expect(result.standardOutput.hasSuffix("finished\r\n"))
         }
     }
-}
-
-/// Whether a process is still running (a zombie waiting for its parent counts as gone).
-private func isAlive(_ pid: pid_t) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-        let close = stat.lastIndex(of: ")")
-    else { return false }
-    let state = stat[stat.index(after: close)...].split(separator: " ").first
-    return state != "Z" && state != "X"
 }

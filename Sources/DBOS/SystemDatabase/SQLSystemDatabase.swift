@@ -328,20 +328,16 @@ final class SQLSystemDatabase: SystemDatabase {
         }
     }
 
-    func stoppedWorkflowIDs(
-        createdAtOrAfter createdAt: EpochMilliseconds, updatedAtOrAfter updatedAt: EpochMilliseconds?
-    ) async throws -> [String] {
+    func stoppedWorkflowIDs(createdAtOrAfter createdAt: EpochMilliseconds) async throws -> [String] {
         try await backend.autocommit("reading cancelled workflows") { runner in
             // The first IN repeats the predicate of the partial index on (status, created_at), so
             // that SQLite, which has no statistics, uses it too instead of the created_at index
             // (which would visit every run created since, running or not).
-            let stopped: SQL = """
+            try runner.query("""
                 SELECT workflow_uuid FROM workflow_status
                 WHERE status IN ('ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
                     AND status IN ('CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED') AND created_at >= \(createdAt)
-                """
-            return try runner.query(updatedAt.map { stopped + " AND updated_at >= \($0)" } ?? stopped)
-                .compactMap { $0.string("workflow_uuid") }
+                """).compactMap { $0.string("workflow_uuid") }
         }
     }
 

@@ -243,11 +243,9 @@ protocol SystemDatabase: Sendable {
     func workflow(id: String) async throws -> WorkflowRecord?
 
     /// The IDs of the workflows created at or after `createdAt` that were cancelled or gave up
-    /// after too many recoveries, and, with `updatedAt`, last changed at or after it. One index
-    /// range, however many workflows are running: the cancellation watchdog asks this every second.
-    func stoppedWorkflowIDs(
-        createdAtOrAfter createdAt: EpochMilliseconds, updatedAtOrAfter updatedAt: EpochMilliseconds?
-    ) async throws -> [String]
+    /// after too many recoveries. One index range, however many workflows are running: the
+    /// cancellation watchdog asks this every second.
+    func stoppedWorkflowIDs(createdAtOrAfter createdAt: EpochMilliseconds) async throws -> [String]
 
     /// Every checkpoint of a workflow, by function ID.
     func operations(workflowID: String) async throws -> [OperationRecord]

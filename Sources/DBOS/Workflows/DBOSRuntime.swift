@@ -69,8 +69,6 @@ public final class DBOSRuntime: Sendable {
         /// Recoveries under way: while one puts this executor's PENDING queued runs back on their
         /// queues, no claim of this process starts (`recoverPendingWorkflows`).
         var recoveriesInProgress = 0
-        /// When the cancellation watchdog's last successful look began (`stopRunsCancelledElsewhere`).
-        var lastCancellationCheck: EpochMilliseconds?
     }
 
     /// The outputs (up to `largestOutput` bytes each) of the last `capacity` runs this process
@@ -558,26 +556,12 @@ public final class DBOSRuntime: Sendable {
     /// index, rather than for the state of every running run: with many runs asleep, a list of
     /// all their IDs grew each query past the databases' parameter limits.
     private func stopRunsCancelledElsewhere() async {
-        let checkStarted = Date().epochMilliseconds
-        guard let (oldest, lastCheck) = state.withLock({ state in
-            state.running.values.lazy.map(\.createdAt).min().map { ($0, state.lastCancellationCheck) }
-        }) else { return }
-        // After a first full look, only runs stopped since the last check (less a margin for the
-        // clocks of other processes) are read, so the answer does not grow with every cancelled
-        // run since the oldest running one began. A cancellation missed anyway still stops the
-        // run at its next step, whose checkpoint reads the run's state.
-        guard let stopped = try? await database.stoppedWorkflowIDs(
-            createdAtOrAfter: oldest, updatedAtOrAfter: lastCheck.map { $0 - Self.cancellationClockMargin })
+        guard let oldest = state.withLock({ $0.running.values.lazy.map(\.createdAt).min() }),
+            let stopped = try? await database.stoppedWorkflowIDs(createdAtOrAfter: oldest)
         else { return }
-        let running = state.withLock { state in
-            state.lastCancellationCheck = checkStarted
-            return stopped.filter { state.running[$0] != nil }
-        }
+        let running = state.withLock { state in stopped.filter { state.running[$0] != nil } }
         if !running.isEmpty { stopLocalRuns(running, reason: nil) }
     }
-
-    /// How far behind this process's clock another process's may be when it records a cancellation.
-    static let cancellationClockMargin: EpochMilliseconds = 5 * 60 * 1000
 
     // MARK: Waiting for outcomes
 

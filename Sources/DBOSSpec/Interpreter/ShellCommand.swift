@@ -8,8 +8,7 @@ import SystemPackage
 #endif
 
 /// One `run:` command: `/bin/sh -c` in a session of its own, so a timeout or a cancellation kills the
-/// whole process group (background jobs included), not only the shell; and so does the death of the
-/// worker process itself (`launcher`).
+/// whole process group (background jobs included), not only the shell.
 struct ShellCommand: Sendable {
     /// The script, passed to the shell as is (templates never reach it; values go through `env`).
     var script: String
@@ -20,19 +19,6 @@ struct ShellCommand: Sendable {
 
     /// Stdout and stderr are collected up to this size; more is an error rather than silent truncation.
     static let outputLimit = 64 << 20
-
-    /// What `/bin/sh -c` runs, with the script as `$1`: it starts a watcher in the step's process
-    /// group, then becomes `/bin/sh -c SCRIPT` (the same process, so the script runs as it always
-    /// did). Every 0.5 s the watcher checks that this process (the shell's parent, `$PPID`) and the
-    /// shell are still there. A worker that is SIGKILLed cannot tear its steps down; once it is gone
-    /// while the shell still runs, the watcher kills the whole group, so the step's processes do not
-    /// outlive the worker and run on beside the step's re-run after recovery. When the shell ends,
-    /// the watcher leaves quietly (background jobs the script left behind are not its business).
-    static let launcher = """
-        ( while kill -0 "$PPID" 2>/dev/null && kill -0 "$$" 2>/dev/null; do sleep 0.5; done
-          kill -0 "$$" 2>/dev/null && kill -KILL 0 ) </dev/null >/dev/null 2>&1 &
-        exec /bin/sh -c "$1"
-        """
 
     /// What a finished command printed.
     struct Result: Sendable {
@@ -59,7 +45,7 @@ struct ShellCommand: Sendable {
             group.addTask {
                 do {
                     let result = try await Subprocess.run(
-                        .path("/bin/sh"), arguments: ["-c", Self.launcher, "dbos-run-step", script], environment: environment,
+                        .path("/bin/sh"), arguments: ["-c", script], environment: environment,
                         platformOptions: platformOptions,
                         output: .string(limit: Self.outputLimit), error: .string(limit: Self.outputLimit))
                     return .finished(.success(ExecutionRecord(
