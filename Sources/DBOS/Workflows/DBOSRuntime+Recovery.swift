@@ -9,18 +9,17 @@ extension DBOSRuntime {
     @discardableResult
     public func recoverPendingWorkflows() async throws -> [String] {
         try ensureLaunched()
-        // Queued runs go back to their queue, so its limits hold while they are recovered. Runs
-        // this process is claiming (an enqueue that starts its run, a queue runner's dequeue) are
-        // PENDING and not yet running here: no new claim starts, and those under way finish first.
-        state.withLock { $0.recoveriesInProgress += 1 }
-        defer { state.withLock { $0.recoveriesInProgress -= 1 } }
-        while state.withLock({ $0.queueClaimsInFlight > 0 }) { try await Task.sleep(for: .milliseconds(1)) }
-        let requeued = try await database.requeuePendingWorkflows(
-            executorID: configuration.executorID, applicationVersion: applicationVersion,
-            excluding: state.withLock { Array($0.running.keys) }, at: Date().epochMilliseconds)
+        // Queued runs go back to their queue, so its limits hold while they are recovered; the others
+        // are read in the same pause, so none of them is a run a claim of this process just took.
+        let (requeued, pending) = try await withQueueClaimsPaused {
+            let requeued = try await database.requeuePendingWorkflows(
+                executorID: configuration.executorID, applicationVersion: applicationVersion,
+                excluding: state.withLock { Array($0.running.keys) }, at: Date().epochMilliseconds)
+            let pending = try await database.pendingWorkflows(
+                executorID: configuration.executorID, applicationVersion: applicationVersion)
+            return (requeued, pending)
+        }
         for queueName in Set(state.withLock { $0.queues.keys }) { wakeups.signal(WakeupRegistry.queueKey(queueName)) }
-        let pending = try await database.pendingWorkflows(
-            executorID: configuration.executorID, applicationVersion: applicationVersion)
         var recovered: [String] = []
         for record in pending {
             if localTask(of: record.workflowID) != nil { continue }
@@ -31,6 +30,16 @@ extension DBOSRuntime {
             if try await claimAndExecute(record, registered: registered) { recovered.append(record.workflowID) }
         }
         return recovered + requeued
+    }
+
+    /// Runs `body` while no claim of this process is under way or starts. A run being claimed (by an
+    /// enqueue that starts it, or by a queue runner) is PENDING and this executor's before it runs
+    /// here, so putting such runs back on their queue must wait for those claims to finish.
+    private func withQueueClaimsPaused<T>(_ body: () async throws -> T) async throws -> T {
+        state.withLock { $0.recoveriesInProgress += 1 }
+        defer { state.withLock { $0.recoveriesInProgress -= 1 } }
+        while state.withLock({ $0.queueClaimsInFlight > 0 }) { try await Task.sleep(for: .milliseconds(1)) }
+        return try await body()
     }
 
     /// Takes over one PENDING run whose process is gone (of any executor) and executes it here
