@@ -60,14 +60,18 @@ struct SQL: Sendable, ExpressibleByStringInterpolation, CustomStringConvertible 
 
     /// Appends another statement in place, renumbering its parameters.
     mutating func append(_ other: SQL) {
-        let offset = bindings.count
-        for piece in other.pieces {
+        pieces += other.pieces(numberedAfter: bindings.count)
+        bindings += other.bindings
+    }
+
+    /// The pieces, with each parameter's number moved up by `offset`.
+    private func pieces(numberedAfter offset: Int) -> [Piece] {
+        pieces.map { piece in
             switch piece {
-            case .text(let text): pieces.append(.text(text))
-            case .parameter(let index): pieces.append(.parameter(index + offset))
+            case .text: piece
+            case .parameter(let index): .parameter(index + offset)
             }
         }
-        bindings += other.bindings
     }
 
     /// The parts separated by `separator`, as for the rows of a multi-row `VALUES`.
@@ -118,6 +122,12 @@ struct SQL: Sendable, ExpressibleByStringInterpolation, CustomStringConvertible 
 
         mutating func appendInterpolation(_ value: Bool?) {
             appendInterpolation(value.map(SQLValue.bool) ?? .null)
+        }
+
+        /// A fragment the engine built, its parameters numbered after the ones before it.
+        mutating func appendInterpolation(_ fragment: SQL) {
+            pieces += fragment.pieces(numberedAfter: bindings.count)
+            bindings += fragment.bindings
         }
 
         /// A comma-separated list of parameters, for `IN (...)`.

@@ -13,6 +13,15 @@ final class SQLSystemDatabase: SystemDatabase {
     var workflowExecutor: any TaskExecutor { workflowThreads }
     private var dialect: SQLDialect { backend.dialect }
 
+    /// The runs of one queue in a state, found through the index of runs in flight
+    /// (`idx_workflow_status_in_flight_v2`, partial on `status IN ('ENQUEUED', 'PENDING')`).
+    /// SQLite uses a partial index only when the statement repeats the index's condition word for
+    /// word (it does not see that `status = 'ENQUEUED'` implies it) and otherwise reads the whole
+    /// history of the table, every time; PostgreSQL proves the implication either way.
+    private static func inFlight(on queueName: String, _ state: WorkflowState) -> SQL {
+        "queue_name = \(queueName) AND status IN ('ENQUEUED', 'PENDING') AND status = '\(unescaped: state.rawValue)'"
+    }
+
     /// What a step checkpoint found: the checkpoint stored before (nil when this one was written)
     /// and the run's state.
     typealias CheckpointOutcome = (existing: OperationRecord?, state: WorkflowState?)
@@ -258,10 +267,9 @@ final class SQLSystemDatabase: SystemDatabase {
         let notice = dialect.enqueueNotice.map { ", CASE WHEN status = 'ENQUEUED' THEN \($0) END AS notified" } ?? ""
         let statement: SQL = """
             WITH queue_state AS (
-                SELECT EXISTS (
-                    SELECT 1 FROM workflow_status WHERE queue_name = \(queueName)
-                        AND (status = 'ENQUEUED' OR (status = 'DELAYED' AND delay_until_epoch_ms <= \(insert.now)))
-                ) AS waiting)
+                SELECT EXISTS (SELECT 1 FROM workflow_status WHERE \(Self.inFlight(on: queueName, .enqueued)))
+                    OR EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = \(queueName) AND status = 'DELAYED'
+                        AND delay_until_epoch_ms <= \(insert.now)) AS waiting)
             INSERT INTO workflow_status (\(unescaped: Self.workflowStatusColumns)) VALUES
                 (\(insert.workflowID), CASE WHEN \(unescaped: claimed) THEN 'PENDING' ELSE 'ENQUEUED' END, \(insert.name),
                 \(insert.inputs), \(insert.executorID), \(insert.applicationVersion), \(queueName), \(insert.now),
@@ -696,7 +704,7 @@ final class SQLSystemDatabase: SystemDatabase {
         // A read first, outside any write transaction: an idle queue costs no write lock.
         let (waiting, delayedDue) = try await backend.autocommit("looking at queue \(queue.name)") { runner in
             let row = try runner.query("""
-                SELECT EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = \(queue.name) AND status = 'ENQUEUED')
+                SELECT EXISTS (SELECT 1 FROM workflow_status WHERE \(Self.inFlight(on: queue.name, .enqueued)))
                         AS waiting,
                     EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = \(queue.name) AND status = 'DELAYED'
                         AND delay_until_epoch_ms <= \(request.now)) AS delayed
@@ -744,7 +752,7 @@ final class SQLSystemDatabase: SystemDatabase {
                 queue.partitioned
                 ? try runner.query("""
                     SELECT DISTINCT queue_partition_key FROM workflow_status
-                    WHERE queue_name = \(queue.name) AND status = 'ENQUEUED'
+                    WHERE \(Self.inFlight(on: queue.name, .enqueued))
                     """).map { $0.string("queue_partition_key") }
                 : [nil]
             var claimed: [String] = []
@@ -767,8 +775,7 @@ final class SQLSystemDatabase: SystemDatabase {
                 }
                 if let global = queue.globalConcurrency {
                     let running: SQL = """
-                        SELECT count(*) AS n FROM workflow_status
-                        WHERE queue_name = \(queue.name) AND status = 'PENDING'
+                        SELECT count(*) AS n FROM workflow_status WHERE \(Self.inFlight(on: queue.name, .pending))
                         """
                     let count = try runner.query(running + partitionFilter).first?.int("n") ?? 0
                     available = min(available, global - count)
@@ -792,7 +799,7 @@ final class SQLSystemDatabase: SystemDatabase {
         let queue = request.queue
         var candidates: SQL = """
             SELECT workflow_uuid FROM workflow_status
-            WHERE queue_name = \(queue.name) AND status = 'ENQUEUED'
+            WHERE \(inFlight(on: queue.name, .enqueued))
                 AND (application_version = \(request.applicationVersion) OR application_version IS NULL)
                 AND name IN (\(list: request.workflowNames))
             """

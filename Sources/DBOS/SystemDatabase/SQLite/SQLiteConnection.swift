@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import Synchronization
 
 /// A failure reported by SQLite, with the result code and the message of the connection.
 struct SQLiteError: Error, CustomStringConvertible {
@@ -181,7 +182,29 @@ final class SQLiteConnection {
             throw SQLiteError(code: code, message: lastErrorMessage, statement: text)
         }
         statementCache[text] = statement
+        if let observer = Self.queryPlanObserver.withLock({ $0 }) {
+            observer(path, text, try queryPlan(of: text))
+        }
         return statement
+    }
+
+    /// Called, when set, with each statement's text and query plan the first time a connection
+    /// prepares it: tests check with it that the engine's statements find rows through indexes.
+    static let queryPlanObserver = Mutex<(@Sendable (_ path: String, _ statement: String, _ plan: [String]) -> Void)?>(nil)
+
+    /// The lines of SQLite's `EXPLAIN QUERY PLAN` for `text`.
+    private func queryPlan(of text: String) throws -> [String] {
+        var statement: OpaquePointer?
+        let code = sqlite3_prepare_v2(handle, "EXPLAIN QUERY PLAN " + text, -1, &statement, nil)
+        guard code == SQLITE_OK, let statement else {
+            throw SQLiteError(code: code, message: lastErrorMessage, statement: text)
+        }
+        defer { sqlite3_finalize(statement) }
+        var lines: [String] = []
+        while sqlite3_step(statement) == SQLITE_ROW {
+            lines.append(sqlite3_column_text(statement, 3).map { String(cString: $0) } ?? "")
+        }
+        return lines
     }
 
     private func bind(_ values: [SQLValue], to statement: OpaquePointer, sql: SQL) throws {
