@@ -166,6 +166,54 @@ struct RunCommandTests {
         }
     }
 
+    @Test func aShellStepLeftRunningByAKilledWorkerIsStoppedBeforeTheStepRunsAgain() async throws {
+        try await CLIWorkspace.with { workspace in
+            let spec = workspace.write("long.yaml", """
+                name: long
+                steps:
+                  - id: work
+                    env: {PIDS: "${{ input.pids }}", LOG: "${{ input.log }}", GATE: "${{ input.gate }}"}
+                    run: |
+                      echo started >> "$LOG"
+                      sleep 300 &
+                      echo "$$ $!" >> "$PIDS"
+                      while [ ! -f "$GATE" ]; do sleep 0.05; done
+                      echo finished >> "$LOG"
+                """)
+            let pids = workspace.file("pids")
+            let gate = workspace.file("gate")
+            let input = #"{"pids": "\#(pids)", "log": "\#(workspace.file("effects.log"))", "gate": "\#(gate)"}"#
+            func stepProcesses() -> [[pid_t]] {
+                ((try? String(contentsOfFile: pids, encoding: .utf8)) ?? "").split(separator: "\n")
+                    .map { $0.split(separator: " ").compactMap { pid_t($0) } }
+            }
+            let doomed = try workspace.start(spec, "--id", "long-1", "--input", input)
+            #expect(await eventually { stepProcesses().count == 1 }, "\(doomed.errorOutput)")
+            let first = stepProcesses().first ?? []
+            #expect(first.count == 2)
+            // The worker records the command just after starting it (a kill before that leaves nothing to find).
+            let registry = FileManager.default.temporaryDirectory.appendingPathComponent("dbos-step-processes-\(getuid())").path
+            #expect(await eventually {
+                ((try? FileManager.default.contentsOfDirectory(atPath: registry)) ?? []).contains { $0.contains("-\(first.first ?? 0)-") }
+            }, "the command was not recorded")
+            doomed.signal(SIGKILL)
+            #expect(await doomed.waitForExit() == 137)
+            // The command has a session of its own: the kernel leaves it running without its worker.
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(first.allSatisfy(isAlive), "the step's processes did not outlive their worker")
+
+            let resumed = try workspace.start(spec, "--id", "long-1", "--input", input)
+            #expect(await eventually { stepProcesses().count == 2 }, "\(resumed.errorOutput)")
+            // By the time the step runs again, the old group (shell and background job) is gone.
+            #expect(!first.contains(where: isAlive), "old step processes still run: \(first.filter(isAlive))")
+            _ = FileManager.default.createFile(atPath: gate, contents: nil)
+            #expect(await resumed.waitForExit() == 0, "\(resumed.errorOutput)")
+            #expect(workspace.lines(of: "effects.log") == ["started", "started", "finished"])
+            // The new command's background job is its own business once the step is over.
+            for pid in stepProcesses().joined() where isAlive(pid) { kill(pid, SIGKILL) }
+        }
+    }
+
     @Test func cancellingARunMakesTheProcessRunningItExitWith3() async throws {
         try await CLIWorkspace.with { workspace in
             let spec = workspace.write("slow.yaml", """
@@ -345,4 +393,13 @@ struct RunCommandTests {
             #expect(result.standardOutput.hasSuffix("finished\r\n"))
         }
     }
+}
+
+/// Whether a process is still running (a zombie waiting for its parent counts as gone).
+private func isAlive(_ pid: pid_t) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return false }
+    let state = stat[stat.index(after: close)...].split(separator: " ").first
+    return state != "Z" && state != "X"
 }

@@ -1,6 +1,7 @@
 import DBOS
 import Foundation
 import Subprocess
+import Synchronization
 #if canImport(System)
 import System
 #else
@@ -16,6 +17,9 @@ struct ShellCommand: Sendable {
     var environment: [String: String]
     /// The longest one run may take.
     var timeout: Duration?
+    /// Where the command's process group is recorded while it runs, and for which step: a later
+    /// attempt of the same step (after its worker was killed) stops it first. Nil: not recorded.
+    var registration: (registry: StepProcessRegistry, workflowID: String, slot: Int)?
 
     /// Stdout and stderr are collected up to this size; more is an error rather than silent truncation.
     static let outputLimit = 64 << 20
@@ -36,6 +40,14 @@ struct ShellCommand: Sendable {
         let environment = Environment.inherit.updating(updates)
         let script = script
         let platformOptions = options
+        let registration = registration
+        if let registration {
+            await registration.registry.stopLeftovers(workflowID: registration.workflowID, slot: registration.slot)
+        }
+        try Task.checkCancellation()
+        // The file that records the running command, removed however the command ends.
+        let recordedFile = RecordedFile()
+        defer { if let path = recordedFile.path.withLock({ $0 }) { registration?.registry.commandEnded(path) } }
 
         enum Outcome: Sendable {
             case finished(Swift.Result<ExecutionRecord, any Error>)
@@ -46,8 +58,17 @@ struct ShellCommand: Sendable {
                 do {
                     let result = try await Subprocess.run(
                         .path("/bin/sh"), arguments: ["-c", script], environment: environment,
-                        platformOptions: platformOptions,
-                        output: .string(limit: Self.outputLimit), error: .string(limit: Self.outputLimit))
+                        platformOptions: platformOptions, input: .none,
+                        output: .string(limit: Self.outputLimit), error: .string(limit: Self.outputLimit)
+                    ) { execution in
+                        // In a session of its own, the shell leads a process group of its own ID.
+                        if let registration {
+                            let path = registration.registry.commandStarted(
+                                workflowID: registration.workflowID, slot: registration.slot,
+                                processGroup: execution.processIdentifier.value)
+                            recordedFile.path.withLock { $0 = path }
+                        }
+                    }
                     return .finished(.success(ExecutionRecord(
                         status: result.terminationStatus, standardOutput: result.standardOutput,
                         standardError: result.standardError)))
@@ -92,6 +113,11 @@ struct ShellCommand: Sendable {
                 throw ShellCommandError.signaled(Int(signal), standardErrorTail: Self.tail(of: record.standardError))
             }
         }
+    }
+
+    /// The file recording the running command (set by the task that starts it).
+    final class RecordedFile: Sendable {
+        let path = Mutex<String?>(nil)
     }
 
     /// What the child task hands back.

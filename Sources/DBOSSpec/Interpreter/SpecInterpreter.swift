@@ -52,6 +52,9 @@ public final class SpecInterpreter: Sendable {
     private let observers = Mutex<[UUID: @Sendable (SpecRunEvent) -> Void]>([:])
     /// Reads `secrets.NAME`.
     let secretLookup: @Sendable (String) -> String?
+    /// Where `run:` steps record their process groups, so that a re-run stops a killed worker's command
+    /// first; nil where that cannot work (an in-memory database, no `/proc`).
+    let stepProcesses: StepProcessRegistry?
 
     /// A loader that validates `handler:` steps against the handlers registered in `handlers`.
     public static func loader(handlers: HandlerRegistry) -> SpecLoader {
@@ -76,6 +79,8 @@ public final class SpecInterpreter: Sendable {
         self.specs = specs
         self.directorySpecs = directorySpecs
         self.secretLookup = secrets
+        stepProcesses = StepProcessRegistry(databaseURL: runtime.configuration.systemDatabaseURL)
+        stepProcesses?.stopAllLeftovers()
         var byName: [String: WorkflowSpec] = [:]
         for spec in specs + directorySpecs where byName[spec.name] == nil { byName[spec.name] = spec }
         specsByName = byName

@@ -322,7 +322,9 @@ struct StepListExecutor: Sendable {
             do {
                 var variables: [String: String] = [:]
                 for (name, value) in environment { variables[name] = try value.resolve(in: scope).interpolatedText }
-                let result = try await ShellCommand(script: command, environment: variables, timeout: timeout).run()
+                var shell = ShellCommand(script: command, environment: variables, timeout: timeout)
+                shell.registration = run.interpreter.stepProcesses.map { ($0, run.context.workflowID, slot) }
+                let result = try await shell.run()
                 return run.masker.mask(try ShellCommand.output(from: result.standardOutput, format: format))
             } catch {
                 if run.isStop(error) { throw error }
