@@ -336,16 +336,20 @@ final class SQLSystemDatabase: SystemDatabase {
         }
     }
 
-    func stoppedWorkflowIDs(createdAtOrAfter createdAt: EpochMilliseconds) async throws -> [String] {
-        try await backend.autocommit("reading cancelled workflows") { runner in
+    func stoppedWorkflowIDs(createdIn ranges: [ClosedRange<EpochMilliseconds>]) async throws -> [String] {
+        guard !ranges.isEmpty else { return [] }
+        return try await backend.autocommit("reading cancelled workflows") { runner in
             // The first IN repeats the predicate of the partial index on (status, created_at), so
             // that SQLite, which has no statistics, uses it too instead of the created_at index
-            // (which would visit every run created since, running or not).
-            try runner.query("""
-                SELECT workflow_uuid FROM workflow_status
-                WHERE status IN ('ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
-                    AND status IN ('CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED') AND created_at >= \(createdAt)
-                """).compactMap { $0.string("workflow_uuid") }
+            // (which would visit every run created in the range, running or not).
+            try ranges.flatMap { range in
+                try runner.query("""
+                    SELECT workflow_uuid FROM workflow_status
+                    WHERE status IN ('ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+                        AND status IN ('CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+                        AND created_at >= \(range.lowerBound) AND created_at <= \(range.upperBound)
+                    """).compactMap { $0.string("workflow_uuid") }
+            }
         }
     }
 

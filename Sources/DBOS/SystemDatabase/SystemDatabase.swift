@@ -242,10 +242,10 @@ protocol SystemDatabase: Sendable {
     /// Reads one workflow row.
     func workflow(id: String) async throws -> WorkflowRecord?
 
-    /// The IDs of the workflows created at or after `createdAt` that were cancelled or gave up
-    /// after too many recoveries. One index range, however many workflows are running: the
+    /// The IDs of the workflows created within `ranges` (each inclusive) that were cancelled or gave
+    /// up after too many recoveries. One index range each, however many workflows are running: the
     /// cancellation watchdog asks this every second.
-    func stoppedWorkflowIDs(createdAtOrAfter createdAt: EpochMilliseconds) async throws -> [String]
+    func stoppedWorkflowIDs(createdIn ranges: [ClosedRange<EpochMilliseconds>]) async throws -> [String]
 
     /// Every checkpoint of a workflow, by function ID.
     func operations(workflowID: String) async throws -> [OperationRecord]

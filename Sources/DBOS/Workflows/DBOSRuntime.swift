@@ -552,15 +552,45 @@ public final class DBOSRuntime: Sendable {
     }
 
     /// The watchdog's check: runs of this process that another process cancelled stop here too.
-    /// It asks for the stopped runs created since this process's oldest running one, from an
-    /// index, rather than for the state of every running run: with many runs asleep, a list of
-    /// all their IDs grew each query past the databases' parameter limits.
+    /// It asks for the stopped runs created in the spans of time this process's running runs were
+    /// created in, from an index, rather than for the state of every running run: with many runs
+    /// asleep, a list of all their IDs grew each query past the databases' parameter limits.
     private func stopRunsCancelledElsewhere() async {
-        guard let oldest = state.withLock({ $0.running.values.lazy.map(\.createdAt).min() }),
-            let stopped = try? await database.stoppedWorkflowIDs(createdAtOrAfter: oldest)
-        else { return }
+        let createdAt = state.withLock { $0.running.values.map(\.createdAt) }
+        let ranges = Self.createdAtRanges(createdAt, maximumCount: Self.watchdogRangeCount)
+        guard !ranges.isEmpty, let stopped = try? await database.stoppedWorkflowIDs(createdIn: ranges) else { return }
         let running = state.withLock { state in stopped.filter { state.running[$0] != nil } }
         if !running.isEmpty { stopLocalRuns(running, reason: nil) }
+    }
+
+    /// How many creation-time ranges the watchdog asks about at most.
+    static let watchdogRangeCount = 8
+
+    /// At most `maximumCount` ranges that together hold every time of `times`, split at the widest
+    /// gaps between them: one run still running since last week among thousands started in the
+    /// last minute makes the watchdog read the runs cancelled at those two moments, not every run
+    /// cancelled in the week between.
+    static func createdAtRanges(_ times: [EpochMilliseconds], maximumCount: Int) -> [ClosedRange<EpochMilliseconds>] {
+        guard maximumCount > 0, !times.isEmpty else { return [] }
+        let sorted = times.sorted()
+        // The indices after which the widest gaps are, kept in a short list ordered widest first.
+        let wanted = maximumCount - 1
+        var splits: [(gap: EpochMilliseconds, after: Int)] = []
+        for index in sorted.indices.dropLast() where wanted > 0 {
+            let gap = sorted[index + 1] - sorted[index]
+            guard gap > 0, splits.count < wanted || gap > splits[splits.count - 1].gap else { continue }
+            let position = splits.firstIndex { $0.gap < gap } ?? splits.count
+            splits.insert((gap, index), at: position)
+            if splits.count > wanted { splits.removeLast() }
+        }
+        var ranges: [ClosedRange<EpochMilliseconds>] = []
+        var start = 0
+        for split in splits.map(\.after).sorted() {
+            ranges.append(sorted[start]...sorted[split])
+            start = split + 1
+        }
+        ranges.append(sorted[start]...sorted[sorted.count - 1])
+        return ranges
     }
 
     // MARK: Waiting for outcomes
