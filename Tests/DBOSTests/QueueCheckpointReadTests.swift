@@ -1,6 +1,7 @@
 @testable import DBOS
 import DBOSTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// A queue runner reads the checkpoints of the runs it claimed before it starts them. The claimed
@@ -30,9 +31,11 @@ struct QueueCheckpointReadTests {
                 try await runtime.workflowStatus(id: handle.workflowID)?.state == .pending
             }
             #expect(claimed, "the worker did not claim the run")
-            // The claim's read (right after the claim) has failed by now; it is tried again after 50,
-            // 100, 200 and 400 ms, so the table is back well before the last try.
-            try await Task.sleep(for: .milliseconds(30))
+            // The read right after the claim fails; it is tried again after 50, 100, 200 and 400 ms.
+            let failed = await eventually(timeout: .seconds(20)) {
+                runtime.state.withLock { $0.checkpointReadFailures } > 0
+            }
+            #expect(failed, "the checkpoint read never failed, so its retry was not exercised")
             try await admin.execute("ALTER TABLE dbos.operation_outputs_away RENAME TO operation_outputs")
             let finished = try await eventually(timeout: .seconds(20)) {
                 try await runtime.workflowStatus(id: handle.workflowID)?.state == .success

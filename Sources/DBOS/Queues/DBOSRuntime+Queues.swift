@@ -109,6 +109,7 @@ extension DBOSRuntime {
             do {
                 return try await database.operations(workflowIDs: ids)
             } catch {
+                state.withLock { $0.checkpointReadFailures += 1 }
                 try await Task.sleep(for: backoff)
                 backoff *= 2
             }

@@ -69,6 +69,8 @@ public final class DBOSRuntime: Sendable {
         /// Recoveries under way: while one puts this executor's PENDING queued runs back on their
         /// queues, no claim of this process starts (`recoverPendingWorkflows`).
         var recoveriesInProgress = 0
+        /// Reads of just claimed runs' checkpoints that failed and were tried again (diagnostics, tests).
+        var checkpointReadFailures = 0
     }
 
     /// The outputs (up to `largestOutput` bytes each) of the last `capacity` runs this process
@@ -577,7 +579,9 @@ public final class DBOSRuntime: Sendable {
         let wanted = maximumCount - 1
         var splits: [(gap: EpochMilliseconds, after: Int)] = []
         for index in sorted.indices.dropLast() where wanted > 0 {
-            let gap = sorted[index + 1] - sorted[index]
+            // Times this far apart are not real creation times, but must not crash the watchdog.
+            let (difference, overflowed) = sorted[index + 1].subtractingReportingOverflow(sorted[index])
+            let gap = overflowed ? EpochMilliseconds.max : difference
             guard gap > 0, splits.count < wanted || gap > splits[splits.count - 1].gap else { continue }
             let position = splits.firstIndex { $0.gap < gap } ?? splits.count
             splits.insert((gap, index), at: position)

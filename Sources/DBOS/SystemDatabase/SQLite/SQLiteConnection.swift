@@ -182,8 +182,9 @@ final class SQLiteConnection {
             throw SQLiteError(code: code, message: lastErrorMessage, statement: text)
         }
         statementCache[text] = statement
-        if let observer = Self.queryPlanObserver.withLock({ $0 }) {
-            observer(path, text, try queryPlan(of: text))
+        // A plan that cannot be read is not this statement's failure (the observer sees every connection).
+        if let observer = Self.queryPlanObserver.withLock({ $0 }), let plan = try? queryPlan(of: text) {
+            observer(path, text, plan)
         }
         return statement
     }
