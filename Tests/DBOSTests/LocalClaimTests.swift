@@ -85,6 +85,38 @@ struct LocalClaimTests {
     }
 
     @Test(arguments: Backend.allCases)
+    func onlyWaitingRunsThisExecutorCouldClaimKeepTheirTurn(backend: Backend) async throws {
+        try await withSystemDatabase(backend) { database, now in
+            // Runs of another application version wait for their own workers: they hold nothing up.
+            var otherVersion = queued("other-version", on: "local", now: now)
+            otherVersion.applicationVersion = "v0"
+            _ = try await database.insertWorkflow(otherVersion)
+            var otherVersionDue = queued("other-version-due", on: "local", now: now)
+            otherVersionDue.applicationVersion = "v0"
+            otherVersionDue.state = .delayed
+            otherVersionDue.delayUntil = now - 1
+            _ = try await database.insertWorkflow(otherVersionDue)
+            var first = queued("first", on: "local", now: now + 1)
+            first.claimsWhenQueueIdle = true
+            guard case .claimed = try await database.insertWorkflow(first) else {
+                Issue.record("runs of another application version held up a new run")
+                return
+            }
+            // A run enqueued without a version (by a client) is this executor's to claim: it keeps its turn.
+            var unversioned = queued("unversioned", on: "local", now: now + 2)
+            unversioned.applicationVersion = nil
+            _ = try await database.insertWorkflow(unversioned)
+            var second = queued("second", on: "local", now: now + 3)
+            second.claimsWhenQueueIdle = true
+            guard case .inserted = try await database.insertWorkflow(second) else {
+                Issue.record("a new run went ahead of a waiting run without a version")
+                return
+            }
+            #expect(try await database.workflow(id: "second")?.state == .enqueued)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
     func aRepeatedInsertKnowsItsOwnClaimAndAnotherInsertGetsTheExistingRow(backend: Backend) async throws {
         try await withSystemDatabase(backend) { database, now in
             var insert = queued("run", on: "local", now: now)

@@ -258,18 +258,23 @@ final class SQLSystemDatabase: SystemDatabase {
     }
 
     /// A run enqueued by a process that serves its queue: one statement inserts it PENDING and
-    /// claimed by this executor when no older run waits on the queue (ENQUEUED, or DELAYED and due),
-    /// else ENQUEUED. The caller checked the local limit (a free slot of the queue's worker
+    /// claimed by this executor when no older run it could claim waits on the queue (ENQUEUED, or
+    /// DELAYED and due; of its application version or of none), else ENQUEUED. The caller checked the local limit (a free slot of the queue's worker
     /// concurrency); queues with limits that workers count together never get here.
     private func insertClaimingWhenQueueIdle(_ insert: WorkflowInsert, queueName: String) async throws -> WorkflowInsertOutcome {
         // Values under a CASE have no column to take their type from, hence the casts.
         let claimed = "(SELECT NOT waiting FROM queue_state)"
+        // Only runs this executor's runners could claim keep their turn: a run of another application
+        // version waits for a worker of that version, which would otherwise hold this queue's
+        // shortcut off for as long as none comes.
+        let claimable: SQL = "(application_version = \(insert.applicationVersion) OR application_version IS NULL)"
         let notice = dialect.enqueueNotice.map { ", CASE WHEN status = 'ENQUEUED' THEN \($0) END AS notified" } ?? ""
         let statement: SQL = """
             WITH queue_state AS (
-                SELECT EXISTS (SELECT 1 FROM workflow_status WHERE \(Self.inFlight(on: queueName, .enqueued)))
+                SELECT EXISTS (SELECT 1 FROM workflow_status WHERE \(Self.inFlight(on: queueName, .enqueued))
+                        AND \(claimable))
                     OR EXISTS (SELECT 1 FROM workflow_status WHERE queue_name = \(queueName) AND status = 'DELAYED'
-                        AND delay_until_epoch_ms <= \(insert.now)) AS waiting)
+                        AND delay_until_epoch_ms <= \(insert.now) AND \(claimable)) AS waiting)
             INSERT INTO workflow_status (\(unescaped: Self.workflowStatusColumns)) VALUES
                 (\(insert.workflowID), CASE WHEN \(unescaped: claimed) THEN 'PENDING' ELSE 'ENQUEUED' END, \(insert.name),
                 \(insert.inputs), \(insert.executorID), \(insert.applicationVersion), \(queueName), \(insert.now),
