@@ -13,6 +13,29 @@ struct CrashRecoveryTests {
         return text.split(separator: "\n").map(String.init)
     }
 
+    /// Starts the test worker with `arguments` after the database URL and the directory.
+    private func startWorker(
+        _ command: String, _ databaseURL: String, in directory: TemporaryDirectory, _ arguments: String...
+    ) throws -> ChildProcess {
+        try ChildProcess(
+            executable: worker, arguments: [command, databaseURL, directory.path] + arguments,
+            outputPath: directory.file(command == "recover" ? "second.out" : "first.out"))
+    }
+
+    /// SIGKILLs a worker and waits until it is gone.
+    private func kill(_ process: ChildProcess) async {
+        process.kill()
+        #expect(await process.waitForExit() != nil)
+    }
+
+    /// Lets the blocked steps go on, then runs a worker that recovers the killed one's runs to the end.
+    private func unblockAndRecover(_ databaseURL: String, in directory: TemporaryDirectory) async throws {
+        try FileManager.default.removeItem(atPath: directory.file("block"))
+        let second = try startWorker("recover", databaseURL, in: directory)
+        let status = await second.waitForExit()
+        #expect(status == 0, "recovering worker failed: \(second.output)")
+    }
+
     private func openRuntime(_ url: String) async throws -> DBOSRuntime {
         let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
             systemDatabaseURL: url, executorID: "observer",
@@ -28,25 +51,17 @@ struct CrashRecoveryTests {
         let databaseURL = setup.url
         _ = FileManager.default.createFile(atPath: directory.file("block"), contents: nil)
 
-        let first = try ChildProcess(
-            executable: worker, arguments: ["start", databaseURL, directory.path, "four-steps", "crash-1"],
-            outputPath: directory.file("first.out"))
+        let first = try startWorker("start", databaseURL, in: directory, "four-steps", "crash-1")
         let reachedStep2 = await eventually { executions(in: directory).contains("step-2") }
         #expect(reachedStep2, "worker never reached step 2: \(first.output)")
-        first.kill()
-        #expect(await first.waitForExit() != nil)
+        await kill(first)
 
         let observer = try await openRuntime(databaseURL)
         let killed = try #require(try await observer.workflowStatus(id: "crash-1"))
         #expect(killed.state == .pending)
         #expect(try await observer.listSteps(workflowID: "crash-1").map(\.name) == ["step-0", "step-1"])
 
-        try FileManager.default.removeItem(atPath: directory.file("block"))
-        let second = try ChildProcess(
-            executable: worker, arguments: ["recover", databaseURL, directory.path],
-            outputPath: directory.file("second.out"))
-        let status = await second.waitForExit()
-        #expect(status == 0, "recovering worker failed: \(second.output)")
+        try await unblockAndRecover(databaseURL, in: directory)
 
         // Steps 0 and 1 were checkpointed before the kill and never ran again; step 2's body was
         // interrupted before its checkpoint, so it ran once more; step 3 ran once.
@@ -67,13 +82,10 @@ struct CrashRecoveryTests {
         _ = FileManager.default.createFile(atPath: directory.file("block"), contents: nil)
 
         // Worker concurrency 2: the first two enqueues start their runs, the third waits.
-        let first = try ChildProcess(
-            executable: worker, arguments: ["enqueue", databaseURL, directory.path, "q-1", "q-2", "q-3"],
-            outputPath: directory.file("first.out"))
+        let first = try startWorker("enqueue", databaseURL, in: directory, "q-1", "q-2", "q-3")
         let bothBlocked = await eventually { executions(in: directory).filter { $0.hasSuffix("step-2") }.count == 2 }
         #expect(bothBlocked, "the two runs never reached step 2: \(first.output)")
-        first.kill()
-        #expect(await first.waitForExit() != nil)
+        await kill(first)
 
         let observer = try await openRuntime(databaseURL)
         for id in ["q-1", "q-2"] {
@@ -85,12 +97,7 @@ struct CrashRecoveryTests {
         }
         #expect(try await observer.workflowStatus(id: "q-3")?.state == .enqueued)
 
-        try FileManager.default.removeItem(atPath: directory.file("block"))
-        let second = try ChildProcess(
-            executable: worker, arguments: ["recover", databaseURL, directory.path],
-            outputPath: directory.file("second.out"))
-        let status = await second.waitForExit()
-        #expect(status == 0, "recovering worker failed: \(second.output)")
+        try await unblockAndRecover(databaseURL, in: directory)
 
         // Each killed run went back on its queue and resumed after its checkpoints: only step 2,
         // interrupted, ran twice. The waiting run ran once.
@@ -113,16 +120,13 @@ struct CrashRecoveryTests {
         defer { directory.remove() }
         let databaseURL = setup.url
 
-        let first = try ChildProcess(
-            executable: worker, arguments: ["start", databaseURL, directory.path, "sleeper", "sleep-1"],
-            outputPath: directory.file("first.out"))
+        let first = try startWorker("start", databaseURL, in: directory, "sleeper", "sleep-1")
         let observer = try await openRuntime(databaseURL)
         let sleeping = await eventually {
             (try? await observer.listSteps(workflowID: "sleep-1").contains { $0.name == "DBOS.sleep" }) ?? false
         }
         #expect(sleeping, "worker never started its sleep: \(first.output)")
-        first.kill()
-        #expect(await first.waitForExit() != nil)
+        await kill(first)
 
         let sleep = try #require(try await observer.listSteps(workflowID: "sleep-1").first { $0.name == "DBOS.sleep" })
         let wakeUp = try #require(sleep.completedAt)
@@ -130,9 +134,7 @@ struct CrashRecoveryTests {
         // clock would take 4 more seconds; a durable one finishes at once.
         while Date() < wakeUp { try await Task.sleep(for: .milliseconds(100)) }
         let relaunchedAt = Date()
-        let second = try ChildProcess(
-            executable: worker, arguments: ["recover", databaseURL, directory.path],
-            outputPath: directory.file("second.out"))
+        let second = try startWorker("recover", databaseURL, in: directory)
         #expect(await second.waitForExit() == 0, "recovering worker failed: \(second.output)")
 
         let finished = try #require(try await observer.workflowStatus(id: "sleep-1"))

@@ -14,8 +14,7 @@ struct LocalClaimTests {
         try await withSystemDatabase(backend) { database, now in
             // Runs waiting on another queue do not count.
             _ = try await database.insertWorkflow(queued("elsewhere", on: "other", now: now))
-            var insert = queued("run", on: "local", now: now)
-            insert.claimsWhenQueueIdle = true
+            var insert = claimingWhenIdle("run", now: now)
             insert.timeoutMilliseconds = 5_000
             insert.deadline = now + 5_000
             guard case .claimed = try await database.insertWorkflow(insert) else {
@@ -39,8 +38,7 @@ struct LocalClaimTests {
     func aRunWaitingOnTheQueueKeepsItsTurnAndTheNewRunIsEnqueued(backend: Backend) async throws {
         try await withSystemDatabase(backend) { database, now in
             _ = try await database.insertWorkflow(queued("older", on: "local", now: now))
-            var insert = queued("newer", on: "local", now: now + 1)
-            insert.claimsWhenQueueIdle = true
+            var insert = claimingWhenIdle("newer", now: now + 1)
             insert.deadline = now + 5_000
             guard case .inserted = try await database.insertWorkflow(insert) else {
                 Issue.record("the run was claimed ahead of an older one")
@@ -64,8 +62,7 @@ struct LocalClaimTests {
             later.state = .delayed
             later.delayUntil = now + 60_000
             _ = try await database.insertWorkflow(later)
-            var first = queued("first", on: "local", now: now + 1)
-            first.claimsWhenQueueIdle = true
+            let first = claimingWhenIdle("first", now: now + 1)
             guard case .claimed = try await database.insertWorkflow(first) else {
                 Issue.record("a run delayed for a minute held up a new run")
                 return
@@ -74,8 +71,7 @@ struct LocalClaimTests {
             due.state = .delayed
             due.delayUntil = now - 1
             _ = try await database.insertWorkflow(due)
-            var second = queued("second", on: "local", now: now + 2)
-            second.claimsWhenQueueIdle = true
+            let second = claimingWhenIdle("second", now: now + 2)
             guard case .inserted = try await database.insertWorkflow(second) else {
                 Issue.record("a new run went ahead of a delayed run that is due")
                 return
@@ -96,8 +92,7 @@ struct LocalClaimTests {
             otherVersionDue.state = .delayed
             otherVersionDue.delayUntil = now - 1
             _ = try await database.insertWorkflow(otherVersionDue)
-            var first = queued("first", on: "local", now: now + 1)
-            first.claimsWhenQueueIdle = true
+            let first = claimingWhenIdle("first", now: now + 1)
             guard case .claimed = try await database.insertWorkflow(first) else {
                 Issue.record("runs of another application version held up a new run")
                 return
@@ -106,8 +101,7 @@ struct LocalClaimTests {
             var unversioned = queued("unversioned", on: "local", now: now + 2)
             unversioned.applicationVersion = nil
             _ = try await database.insertWorkflow(unversioned)
-            var second = queued("second", on: "local", now: now + 3)
-            second.claimsWhenQueueIdle = true
+            let second = claimingWhenIdle("second", now: now + 3)
             guard case .inserted = try await database.insertWorkflow(second) else {
                 Issue.record("a new run went ahead of a waiting run without a version")
                 return
@@ -119,16 +113,14 @@ struct LocalClaimTests {
     @Test(arguments: Backend.allCases)
     func aRepeatedInsertKnowsItsOwnClaimAndAnotherInsertGetsTheExistingRow(backend: Backend) async throws {
         try await withSystemDatabase(backend) { database, now in
-            var insert = queued("run", on: "local", now: now)
-            insert.claimsWhenQueueIdle = true
+            let insert = claimingWhenIdle("run", now: now)
             _ = try await database.insertWorkflow(insert)
             // The same insert again, as after a lost acknowledgement: still this executor's claim.
             guard case .claimed = try await database.insertWorkflow(insert) else {
                 Issue.record("a retried insert did not recognise its own claim")
                 return
             }
-            var other = queued("run", on: "local", now: now)
-            other.claimsWhenQueueIdle = true
+            let other = claimingWhenIdle("run", now: now)
             guard case .existing(let record) = try await database.insertWorkflow(other) else {
                 Issue.record("a second insert of a taken ID did not get the existing row")
                 return
@@ -270,6 +262,13 @@ private func queued(_ id: String, on queue: String, now: EpochMilliseconds) -> W
     WorkflowInsert(
         workflowID: id, state: .enqueued, name: "work", inputs: "[]", executorID: "local",
         applicationVersion: "v1", queueName: queue, now: now)
+}
+
+/// An enqueue on queue "local" by a worker that serves it: claimed at insert when the queue is idle.
+private func claimingWhenIdle(_ id: String, now: EpochMilliseconds) -> WorkflowInsert {
+    var insert = queued(id, on: "local", now: now)
+    insert.claimsWhenQueueIdle = true
+    return insert
 }
 
 /// What a worker of executor "local" asks of `queue` with nothing running.
