@@ -1,6 +1,7 @@
 // The benchmark scenarios of BENCHMARKS.md, one JSON line each:
 //
 //   swift run -c release dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|enqueue-only|sleepers|spec10 [--db URL] [-n N]
+//       [--step-checkpoints with-next-operation|before-returning]
 //
 // start1 starts its 1000 runs at once, from a task group; start1-seq starts them one after the other,
 // as the peer's par.py does. queue1 enqueues one after the other (its enqueue-to-start wait means
@@ -10,7 +11,8 @@
 // spec10 is the seq10 workflow written as a YAML spec (10 `handler:` steps calling a no-op handler) run by
 // the interpreter; it also measures seq10 in the same process and reports the ratio of the p50s.
 //
-// Without --db each scenario uses a fresh SQLite file in a temporary directory.
+// Without --db each scenario uses a fresh SQLite file in a temporary directory. --step-checkpoints picks
+// DBOSConfiguration.stepCheckpointWrites (default with-next-operation, the engine's default), for A/B runs.
 import DBOS
 import DBOSSpec
 import Foundation
@@ -20,6 +22,7 @@ struct Options {
     var scenario = ""
     var databaseURL: String?
     var count: Int?
+    var stepCheckpointWrites = DBOSConfiguration().stepCheckpointWrites
 }
 
 func parseOptions() -> Options {
@@ -30,6 +33,12 @@ func parseOptions() -> Options {
         switch argument {
         case "--db": options.databaseURL = arguments.isEmpty ? nil : arguments.removeFirst()
         case "-n": options.count = arguments.isEmpty ? nil : Int(arguments.removeFirst())
+        case "--step-checkpoints":
+            switch arguments.isEmpty ? "" : arguments.removeFirst() {
+            case "with-next-operation": break
+            case "before-returning": options.stepCheckpointWrites = .beforeReturning
+            default: options.scenario = "--step-checkpoints needs with-next-operation or before-returning"
+            }
         default: options.scenario = argument
         }
     }
@@ -64,9 +73,11 @@ let url = options.databaseURL ?? "sqlite:\(scratch)/system.sqlite"
 let backend = url.hasPrefix("sqlite") ? "sqlite" : "postgres"
 defer { try? FileManager.default.removeItem(atPath: scratch) }
 
-let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+var configuration = DBOSConfiguration(
     appName: "dbos-bench", systemDatabaseURL: url, executorID: "bench-\(UUID().uuidString.prefix(8))",
-    applicationVersion: "bench", recoversPendingWorkflows: false))
+    applicationVersion: "bench", recoversPendingWorkflows: false)
+configuration.stepCheckpointWrites = options.stepCheckpointWrites
+let runtime = try await DBOSRuntime(configuration: configuration)
 let tenSteps = try runtime.register("ten-steps") { (context: WorkflowContext, value: Int) -> Int in
     var total = 0
     for index in 0..<10 { total += try await context.runStep("noop") { index } }
@@ -246,7 +257,7 @@ case "sleepers":
     ])
     for index in 0..<count { try await runtime.cancelWorkflow(id: "sleeper-\(index)") }
 default:
-    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|enqueue-only|sleepers|spec10 [--db URL] [-n N]\n".utf8))
+    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|enqueue-only|sleepers|spec10 [--db URL] [-n N] [--step-checkpoints with-next-operation|before-returning]\n".utf8))
     await runtime.shutdown(gracePeriod: .zero)
     exit(2)
 }

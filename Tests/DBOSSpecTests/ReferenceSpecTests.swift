@@ -137,13 +137,16 @@ import Testing
         let environment = try await SpecTestRuntime.make(specs: [spec])
         let before = Date().timeIntervalSince1970 * 1000
         _ = try await environment.interpreter.start(spec: spec, workflowID: "sleep-1")
+        // The step says it waits before its sleep's checkpoint is written: wait for both.
         let deadline = ContinuousClock.now + .seconds(20)
-        while !environment.events.kinds(of: "sleep-1").contains(.stepWaiting(stepID: "nap", what: "sleep 1h30m")),
+        var steps = try await environment.runtime.listSteps(workflowID: "sleep-1")
+        while !environment.events.kinds(of: "sleep-1").contains(.stepWaiting(stepID: "nap", what: "sleep 1h30m"))
+            || steps.count < 2,
             ContinuousClock.now < deadline
         {
             try await Task.sleep(for: .milliseconds(20))
+            steps = try await environment.runtime.listSteps(workflowID: "sleep-1")
         }
-        let steps = try await environment.runtime.listSteps(workflowID: "sleep-1")
         try await environment.runtime.cancelWorkflow(id: "sleep-1")
         await environment.close()
         #expect(steps.map(\.name) == ["before", "DBOS.sleep"])

@@ -62,6 +62,15 @@ let queuedSteps = try runtime.register("queued-steps") { (context: WorkflowConte
     return try await fourLoggedSteps(context, in: directory) { "\(id) step-\($0)" }
 }
 
+/// A step, then a wait that is not a durable operation (while blocked), then another step: the first
+/// step's checkpoint is left to the deferred-checkpoint watch meanwhile.
+let stepThenWait = try runtime.register("step-then-wait") { (context: WorkflowContext, directory: String) -> String in
+    try await context.runStep("before") { logExecution("before", in: directory) }
+    try await waitWhileBlocked(in: directory)
+    try await context.runStep("after") { logExecution("after", in: directory) }
+    return "waited"
+}
+
 let sleeper = try runtime.register("sleeper") { (context: WorkflowContext, directory: String) -> String in
     try await context.runStep("before") { logExecution("before", in: directory) }
     try await context.sleep(for: .seconds(4))
@@ -108,6 +117,7 @@ case "start":
     switch arguments[4] {
     case fourSteps.name: output = String(try await runtime.startWorkflow(fourSteps, input: workDirectory, options: options).result())
     case sleeper.name: output = try await runtime.startWorkflow(sleeper, input: workDirectory, options: options).result()
+    case stepThenWait.name: output = try await runtime.startWorkflow(stepThenWait, input: workDirectory, options: options).result()
     default: exit(2)
     }
     print("result: \(output)")

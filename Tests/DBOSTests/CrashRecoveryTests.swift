@@ -22,6 +22,13 @@ struct CrashRecoveryTests {
             outputPath: directory.file(command == "recover" ? "second.out" : "first.out"))
     }
 
+    /// A fresh database of `backend`, in a directory whose `block` file holds the steps that wait while blocked.
+    private func blockedSetup(_ backend: Backend) async throws -> TestRuntime {
+        let setup = try await TestRuntime(backend)
+        _ = FileManager.default.createFile(atPath: setup.directory.file("block"), contents: nil)
+        return setup
+    }
+
     /// SIGKILLs a worker and waits until it is gone.
     private func kill(_ process: ChildProcess) async {
         process.kill()
@@ -45,11 +52,10 @@ struct CrashRecoveryTests {
     }
 
     @Test(arguments: Backend.allCases) func killedWorkflowResumesAtFirstUncheckpointedStep(backend: Backend) async throws {
-        let setup = try await TestRuntime(backend)
+        let setup = try await blockedSetup(backend)
         let directory = setup.directory
         defer { directory.remove() }
         let databaseURL = setup.url
-        _ = FileManager.default.createFile(atPath: directory.file("block"), contents: nil)
 
         let first = try startWorker("start", databaseURL, in: directory, "four-steps", "crash-1")
         let reachedStep2 = await eventually { executions(in: directory).contains("step-2") }
@@ -74,12 +80,37 @@ struct CrashRecoveryTests {
         await observer.shutdown()
     }
 
-    @Test(arguments: Backend.allCases) func runsStartedByTheirEnqueueAreRecoveredThroughTheirQueue(backend: Backend) async throws {
-        let setup = try await TestRuntime(backend)
+    /// A finished step's checkpoint waits for the run's next durable operation; a run that awaits
+    /// something else instead (here a file, polled) has it written by the watch within 2 ms, so a
+    /// kill during that wait does not run the step again.
+    @Test(arguments: Backend.allCases) func aFinishedStepsCheckpointIsStoredWhileItsRunAwaitsSomethingElse(backend: Backend) async throws {
+        let setup = try await blockedSetup(backend)
         let directory = setup.directory
         defer { directory.remove() }
         let databaseURL = setup.url
-        _ = FileManager.default.createFile(atPath: directory.file("block"), contents: nil)
+
+        let first = try startWorker("start", databaseURL, in: directory, "step-then-wait", "wait-1")
+        let observer = try await openRuntime(databaseURL)
+        let stored = await eventually {
+            (try? await observer.listSteps(workflowID: "wait-1").map(\.name)) == ["before"]
+        }
+        #expect(stored, "the step's checkpoint was not stored while its run waited: \(first.output)")
+        await kill(first)
+
+        try await unblockAndRecover(databaseURL, in: directory)
+        #expect(executions(in: directory) == ["before", "after"], "the stored step ran again after the kill")
+        let finished = try #require(try await observer.workflowStatus(id: "wait-1"))
+        #expect(finished.state == .success)
+        #expect(finished.output == .string("waited"))
+        #expect(try await observer.listSteps(workflowID: "wait-1").map(\.name) == ["before", "after"])
+        await observer.shutdown()
+    }
+
+    @Test(arguments: Backend.allCases) func runsStartedByTheirEnqueueAreRecoveredThroughTheirQueue(backend: Backend) async throws {
+        let setup = try await blockedSetup(backend)
+        let directory = setup.directory
+        defer { directory.remove() }
+        let databaseURL = setup.url
 
         // Worker concurrency 2: the first two enqueues start their runs, the third waits.
         let first = try startWorker("enqueue", databaseURL, in: directory, "q-1", "q-2", "q-3")

@@ -43,19 +43,23 @@ struct TestRuntime {
     }
 }
 
-/// Opens a runtime on a fresh database of `backend` (or on `url`), registers what `register`
-/// returns, launches it, runs `test`, and always shuts it down.
+/// Opens a runtime on a fresh database of `backend` (or on `url`), with the configuration
+/// `configure` adjusts, registers what `register` returns, launches it, runs `test`, and always
+/// shuts it down.
 func withLaunchedRuntime<Workflows: Sendable>(
     _ backend: Backend = .sqlite,
     url: String? = nil,
     pollingInterval: Duration = .milliseconds(100),
+    configure: (inout DBOSConfiguration) -> Void = { _ in },
     register: (DBOSRuntime) throws -> Workflows,
     test: (DBOSRuntime, Workflows) async throws -> Void
 ) async throws {
     let setup = try await TestRuntime(backend)
     defer { setup.directory.remove() }
-    let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
-        systemDatabaseURL: url ?? setup.url, applicationVersion: "test", pollingInterval: pollingInterval))
+    var configuration = DBOSConfiguration(
+        systemDatabaseURL: url ?? setup.url, applicationVersion: "test", pollingInterval: pollingInterval)
+    configure(&configuration)
+    let runtime = try await DBOSRuntime(configuration: configuration)
     do {
         let workflows = try register(runtime)
         try await runtime.launch()

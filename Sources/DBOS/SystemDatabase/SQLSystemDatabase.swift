@@ -32,6 +32,9 @@ final class SQLSystemDatabase: SystemDatabase {
         var state: WorkflowState
         var output: String?
         var error: String?
+        /// The run's last step's checkpoint, written in the same commit; the outcome is written
+        /// only if its slot was free.
+        var checkpoint: OperationRecord?
         var now: EpochMilliseconds
     }
 
@@ -181,6 +184,19 @@ final class SQLSystemDatabase: SystemDatabase {
                 \(record.childWorkflowID), \(record.startedAt), \(record.completedAt), \(PortableJSON.formatName))
             """
         try runner.execute(ignoringExisting ? insert + " ON CONFLICT (workflow_uuid, function_id) DO NOTHING" : insert)
+    }
+
+    /// Inserts a checkpoint unless its slot is taken or its run no longer exists; whether it did.
+    private static func insertCheckpointIfRunExists(_ runner: any SQLStatementRunner, _ record: OperationRecord) throws -> Bool {
+        try runner.execute("""
+            INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error,
+                child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms, serialization)
+            SELECT \(record.workflowID), \(record.functionID), \(record.functionName), \(record.output),
+                \(record.error), \(record.childWorkflowID), \(record.startedAt), \(record.completedAt),
+                \(PortableJSON.formatName)
+            WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_uuid = \(record.workflowID))
+            ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+            """) > 0
     }
 
     private static func selectOperation(_ runner: any SQLStatementRunner, workflowID: String, functionID: Int) throws -> OperationRecord? {
@@ -359,9 +375,11 @@ final class SQLSystemDatabase: SystemDatabase {
     }
 
     func completeWorkflow(
-        id: String, state: WorkflowState, output: String?, error: String?, at now: EpochMilliseconds
+        id: String, state: WorkflowState, output: String?, error: String?, checkpoint: OperationRecord?,
+        at now: EpochMilliseconds
     ) async throws -> Bool {
-        let completion = Completion(id: id, state: state, output: output, error: error, now: now)
+        precondition(checkpoint.map { $0.workflowID == id } ?? true, "a run's outcome carries only its own checkpoint")
+        let completion = Completion(id: id, state: state, output: output, error: error, checkpoint: checkpoint, now: now)
         let completed =
             if let batches {
                 try await batches.completions.submit(completion)
@@ -372,40 +390,85 @@ final class SQLSystemDatabase: SystemDatabase {
         return completed
     }
 
-    /// Writes outcomes of runs that are still PENDING, in one statement that commits by itself;
-    /// for each, whether it was.
+    /// Writes outcomes of runs that are still PENDING, with their checkpoints, in one commit; for
+    /// each, whether it was written. PostgreSQL writes any number of them in one statement; SQLite
+    /// writes one (its writer thread commits concurrent ones together).
     static func completeWorkflows(_ completions: [Completion], backend: any SQLBackend) async throws -> [Bool] {
         let notice = backend.dialect.completionNotice.map { ", \($0) AS notified" } ?? ""
-        if completions.count == 1, let completion = completions.first {
-            let statement: SQL = """
+        let operation =
+            completions.count == 1
+            ? "recording the outcome of workflow \(completions[0].id)" : "recording the outcomes of \(completions.count) workflows"
+        if completions.count == 1, let completion = completions.first,
+            completion.checkpoint == nil || !backend.dialect.writesInCommonTableExpressions
+        {
+            let update: SQL = """
                 UPDATE workflow_status AS ws
                 SET status = \(completion.state.rawValue), output = \(completion.output), error = \(completion.error),
                     updated_at = \(completion.now), completed_at = \(completion.now), deduplication_id = NULL
                 WHERE workflow_uuid = \(completion.id) AND status = 'PENDING'
                 RETURNING workflow_uuid\(unescaped: notice)
                 """
-            return [try await backend.autocommit("recording the outcome of workflow \(completion.id)") { runner in
-                try !runner.query(statement).isEmpty
+            guard let checkpoint = completion.checkpoint else {
+                return [try await backend.autocommit(operation) { runner in try !runner.query(update).isEmpty }]
+            }
+            return [try await backend.transaction(operation) { runner in
+                try insertCheckpointIfRunExists(runner, checkpoint) && !runner.query(update).isEmpty
             }]
         }
-        // Several rows at once (PostgreSQL only: SQLite names no columns of a VALUES list).
+        precondition(backend.dialect.writesInCommonTableExpressions, "SQLite names no columns of a VALUES list")
+        // PostgreSQL: the checkpoints' insert is a CTE, whose RETURNING the UPDATE reads (a CTE's
+        // writes are not visible to the rest of the statement otherwise).
+        let hasCheckpoints = completions.contains { $0.checkpoint != nil }
         let values = SQL.joined(completions.map { completion in
-            """
-            (CAST(\(completion.id) AS TEXT), CAST(\(completion.state.rawValue) AS TEXT), CAST(\(completion.output) AS TEXT),
-                CAST(\(completion.error) AS TEXT), CAST(\(completion.now) AS BIGINT))
-            """
+            let checkpoint = completion.checkpoint
+            let row: SQL = """
+                (CAST(\(completion.id) AS TEXT), CAST(\(completion.state.rawValue) AS TEXT), CAST(\(completion.output) AS TEXT),
+                    CAST(\(completion.error) AS TEXT), CAST(\(completion.now) AS BIGINT)
+                """
+            guard hasCheckpoints else { return row + ")" }
+            return row + """
+                , CAST(\(checkpoint?.functionID) AS INTEGER), CAST(\(checkpoint?.functionName) AS TEXT),
+                    CAST(\(checkpoint?.output) AS TEXT), CAST(\(checkpoint?.error) AS TEXT),
+                    CAST(\(checkpoint?.startedAt) AS BIGINT), CAST(\(checkpoint?.completedAt) AS BIGINT))
+                """
         })
-        let statement: SQL = """
-            UPDATE workflow_status AS ws
-            SET status = input.status, output = input.output, error = input.error, updated_at = input.completed_at,
-                completed_at = input.completed_at, deduplication_id = NULL
-            FROM (VALUES 
-            """ + values + """
-            ) AS input (workflow_uuid, status, output, error, completed_at)
-            WHERE ws.workflow_uuid = input.workflow_uuid AND ws.status = 'PENDING'
-            RETURNING ws.workflow_uuid\(unescaped: notice)
-            """
-        let completed = try await backend.autocommit("recording the outcomes of \(completions.count) workflows") { runner in
+        let statement: SQL
+        if hasCheckpoints {
+            statement = """
+                WITH input (workflow_uuid, status, output, error, completed_at, function_id, function_name, step_output,
+                    step_error, step_started_at, step_completed_at) AS (VALUES 
+                """ + values + """
+                ), checkpoint AS (
+                    INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error,
+                        started_at_epoch_ms, completed_at_epoch_ms, serialization)
+                    SELECT input.workflow_uuid, input.function_id, input.function_name, input.step_output, input.step_error,
+                        input.step_started_at, input.step_completed_at, CAST(\(PortableJSON.formatName) AS TEXT)
+                    FROM input
+                    WHERE input.function_id IS NOT NULL
+                        AND EXISTS (SELECT 1 FROM workflow_status AS run WHERE run.workflow_uuid = input.workflow_uuid)
+                    ON CONFLICT (workflow_uuid, function_id) DO NOTHING
+                    RETURNING workflow_uuid)
+                UPDATE workflow_status AS ws
+                SET status = input.status, output = input.output, error = input.error, updated_at = input.completed_at,
+                    completed_at = input.completed_at, deduplication_id = NULL
+                FROM input
+                WHERE ws.workflow_uuid = input.workflow_uuid AND ws.status = 'PENDING'
+                    AND (input.function_id IS NULL OR input.workflow_uuid IN (SELECT workflow_uuid FROM checkpoint))
+                RETURNING ws.workflow_uuid\(unescaped: notice)
+                """
+        } else {
+            statement = """
+                UPDATE workflow_status AS ws
+                SET status = input.status, output = input.output, error = input.error, updated_at = input.completed_at,
+                    completed_at = input.completed_at, deduplication_id = NULL
+                FROM (VALUES 
+                """ + values + """
+                ) AS input (workflow_uuid, status, output, error, completed_at)
+                WHERE ws.workflow_uuid = input.workflow_uuid AND ws.status = 'PENDING'
+                RETURNING ws.workflow_uuid\(unescaped: notice)
+                """
+        }
+        let completed = try await backend.autocommit(operation) { runner in
             Set(try runner.query(statement).compactMap { $0.string("workflow_uuid") })
         }
         return completions.map { completed.contains($0.id) }
@@ -558,15 +621,7 @@ final class SQLSystemDatabase: SystemDatabase {
         guard backend.dialect.writesInCommonTableExpressions else {
             return try await backend.autocommit(operation) { runner in
                 try records.map { record in
-                    let inserted = try runner.execute("""
-                        INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error,
-                            child_workflow_id, started_at_epoch_ms, completed_at_epoch_ms, serialization)
-                        SELECT \(record.workflowID), \(record.functionID), \(record.functionName), \(record.output),
-                            \(record.error), \(record.childWorkflowID), \(record.startedAt), \(record.completedAt),
-                            \(PortableJSON.formatName)
-                        WHERE EXISTS (SELECT 1 FROM workflow_status WHERE workflow_uuid = \(record.workflowID))
-                        ON CONFLICT (workflow_uuid, function_id) DO NOTHING
-                        """) > 0
+                    let inserted = try insertCheckpointIfRunExists(runner, record)
                     let state = try runner.query("SELECT status FROM workflow_status WHERE workflow_uuid = \(record.workflowID)")
                         .first?.string("status").flatMap(WorkflowState.init(rawValue:))
                     if inserted { return (nil, state) }

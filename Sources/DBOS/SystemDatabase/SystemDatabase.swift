@@ -263,8 +263,12 @@ protocol SystemDatabase: Sendable {
     func recordOperation(_ record: OperationRecord) async throws -> (existing: OperationRecord?, state: WorkflowState?)
 
     /// Writes a finished workflow's outcome if it is still PENDING; returns whether it was.
+    ///
+    /// With `checkpoint` (its last step's, not written yet), both are written in one commit, and
+    /// the outcome only if the checkpoint's slot was free: false when another checkpoint is there.
     func completeWorkflow(
-        id: String, state: WorkflowState, output: String?, error: String?, at now: EpochMilliseconds
+        id: String, state: WorkflowState, output: String?, error: String?, checkpoint: OperationRecord?,
+        at now: EpochMilliseconds
     ) async throws -> Bool
 
     /// Marks workflows (and, if asked, all their descendants) CANCELLED unless already finished.

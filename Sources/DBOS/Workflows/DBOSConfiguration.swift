@@ -23,6 +23,22 @@ public struct DBOSConfiguration: Sendable {
     public var notificationFallbackInterval: Duration
     /// Which queued runs this process's queue runners may claim.
     public var queueClaimScope: QueueClaimScope = .all
+    /// When a finished step's checkpoint is written.
+    public var stepCheckpointWrites: StepCheckpointWrites = .beforeNextOperation(within: .milliseconds(2))
+
+    /// When a finished step's checkpoint is written. Either way the checkpoint is durable before
+    /// the run's next durable operation starts (the next step's body, a send, a sleep, a child),
+    /// and a crash before it is durable runs the step again on recovery, as DBOS does for a crash
+    /// during a step.
+    public enum StepCheckpointWrites: Sendable, Hashable {
+        /// Before the step returns to the workflow: one commit per step.
+        case beforeReturning
+        /// With the run's next durable operation: before it starts, or, when the run ends next,
+        /// in the same commit as its outcome (one commit less per run). A checkpoint still
+        /// waiting after `within` (the workflow awaits something that is not a durable
+        /// operation) is written then.
+        case beforeNextOperation(within: Duration)
+    }
 
     /// Which queued runs a process claims from the queues it serves.
     public enum QueueClaimScope: Sendable, Hashable {

@@ -20,6 +20,9 @@ public final class DBOSRuntime: Sendable {
     let wakeups = WakeupRegistry()
     /// Wakes the runs in a durable sleep.
     let sleepTimer = SleepTimer()
+    /// Writes step checkpoints left waiting for their run's next operation; nil when steps write
+    /// their checkpoints before returning.
+    let deferredCheckpoints: DeferredCheckpointWatch?
 
     /// Why a local run's task was cancelled, so its end is recorded (or not) correctly.
     enum StopReason: Sendable {
@@ -118,6 +121,11 @@ public final class DBOSRuntime: Sendable {
     init(configuration: DBOSConfiguration, role: Role) async throws {
         self.configuration = configuration
         self.role = role
+        deferredCheckpoints =
+            switch configuration.stepCheckpointWrites {
+            case .beforeReturning: nil
+            case .beforeNextOperation(let delay): DeferredCheckpointWatch(delay: max(delay, .zero))
+            }
         database = try SystemDatabaseFactory.open(url: configuration.systemDatabaseURL)
         do {
             try await database.migrate()
@@ -290,6 +298,7 @@ public final class DBOSRuntime: Sendable {
             return state.running.values.map(\.task)
         }
         for task in remaining { _ = try? await task.value }
+        deferredCheckpoints?.stop()
         wakeups.signalAll()
         await database.close()
     }
@@ -471,26 +480,29 @@ public final class DBOSRuntime: Sendable {
                     } onCancel: {
                         context.cancelConcurrentSteps()
                     }
-                    if try await self.database.completeWorkflow(
-                        id: id, state: .success, output: output, error: nil, at: Date().epochMilliseconds)
-                    {
+                    if try await self.recordOutcome(of: context, state: .success, output: output, error: nil) {
                         self.state.withLock { $0.recentOutputs.remember(output, of: id) }
                     }
                     return output
                 } catch {
                     switch self.stopReason(of: id) {
                     case .shutdown:
+                        // A step's checkpoint still waiting is written, so the next launch does not run it again.
+                        await context.writeDeferredCheckpointOfStoppedRun()
                         throw WorkflowError.notLaunched
                     case .cancelled(let reason):
+                        await context.writeDeferredCheckpointOfStoppedRun()
                         throw WorkflowError.cancelled(workflowID: id, reason: reason)
                     case nil:
                         // This run's own cancellation is recorded by whoever cancelled it. Another
                         // run's cancellation (an awaited child that timed out or was cancelled) is
                         // this run's failure and is recorded like any other error.
-                        if case WorkflowError.cancelled(let cancelledID, _) = error, cancelledID == id { throw error }
-                        _ = try await self.database.completeWorkflow(
-                            id: id, state: .error, output: nil, error: PortableError(error).storedText,
-                            at: Date().epochMilliseconds)
+                        if case WorkflowError.cancelled(let cancelledID, _) = error, cancelledID == id {
+                            await context.writeDeferredCheckpointOfStoppedRun()
+                            throw error
+                        }
+                        _ = try await self.recordOutcome(
+                            of: context, state: .error, output: nil, error: PortableError(error).storedText)
                         throw error
                     }
                 }
@@ -508,6 +520,43 @@ public final class DBOSRuntime: Sendable {
             state.running[id] = running
             if let queueName = record.queueName { state.queueSlotsTaken[queueName, default: 0] += 1 }
         }
+    }
+
+    /// Records a run's outcome, with the checkpoint of its last step when that one still waits
+    /// (one commit for both); returns whether the run was still PENDING.
+    ///
+    /// When it was not, the checkpoint is checked as a step's own write would have been: a run
+    /// cancelled meanwhile throws its cancellation, and another execution that recorded a
+    /// different result at that step supersedes this one. When the shared commit fails, the
+    /// checkpoint is written alone first, as the step would have: if that fails too, a run about
+    /// to succeed fails with that error instead (the caller records it), as after a step whose
+    /// checkpoint could not be written.
+    private func recordOutcome(
+        of context: WorkflowContext, state: WorkflowState, output: String?, error: String?
+    ) async throws -> Bool {
+        // An execution another one superseded leaves the outcome to that one.
+        if let supersession = context.supersession { throw supersession }
+        let id = context.workflowID
+        if let checkpoint = try await context.takeDeferredCheckpoint() {
+            do {
+                let completed = try await database.completeWorkflow(
+                    id: id, state: state, output: output, error: error, checkpoint: checkpoint, at: Date().epochMilliseconds)
+                if completed {
+                    context.remember(checkpoint)
+                } else {
+                    try await context.confirmWritten(checkpoint)
+                }
+                return completed
+            } catch let failure where !(failure is WorkflowError) {
+                do {
+                    try await context.confirmWritten(checkpoint)
+                } catch let stepFailure where !(stepFailure is WorkflowError) {
+                    if state == .success { throw stepFailure }
+                }
+            }
+        }
+        return try await database.completeWorkflow(
+            id: id, state: state, output: output, error: error, checkpoint: nil, at: Date().epochMilliseconds)
     }
 
     private func finishRunning(_ id: String) {
@@ -640,7 +689,7 @@ public final class DBOSRuntime: Sendable {
             // A local run hands back its own error values; a cancelled one is reported as stored.
             do {
                 return try PortableJSON.decode(Output.self, from: try await task.value)
-            } catch let error as WorkflowError where error.isCancellation {}
+            } catch let error as WorkflowError where error.isCancellation || error.isSupersededExecution {}
         }
         if let output = state.withLock({ $0.recentOutputs.output(of: id) }) {
             return try PortableJSON.decode(Output.self, from: output)

@@ -22,6 +22,19 @@ public final class WorkflowContext: Sendable {
         var concurrentStepCancellers: [@Sendable () -> Void] = []
         /// Set once the run was stopped: steps started later are cancelled at once.
         var concurrentStepsCancelled = false
+        /// A finished step's checkpoint not written yet (`DBOSConfiguration.StepCheckpointWrites`).
+        var deferred = DeferredCheckpoint.none
+        /// Set when another execution recorded a different result at an operation whose result
+        /// this one had already used: every later operation of this execution throws it.
+        var supersession: WorkflowError?
+    }
+
+    private enum DeferredCheckpoint {
+        case none
+        /// Waits for the run's next operation or outcome.
+        case waiting(OperationRecord)
+        /// A task is writing it; these wait for that write to end.
+        case writing(waiters: [CheckedContinuation<Void, Never>])
     }
 
     private let state: Mutex<State>
@@ -112,11 +125,149 @@ public final class WorkflowContext: Sendable {
         state.withLock { Array($0.checkpoints.values) }.sorted { $0.functionID < $1.functionID }.map(StepInfo.init)
     }
 
-    private func remember(_ record: OperationRecord) {
+    func remember(_ record: OperationRecord) {
         state.withLock { $0.checkpoints[record.functionID] = record }
     }
 
     private static var now: EpochMilliseconds { Date().epochMilliseconds }
+
+    // MARK: Deferred step checkpoints
+
+    /// The error that stopped this execution when another one took the run over, if that happened.
+    var supersession: WorkflowError? { state.withLock { $0.supersession } }
+
+    /// Keeps a finished step's checkpoint for the run's next operation or outcome instead of
+    /// writing it now. False when steps write their checkpoints before returning, or when another
+    /// step's checkpoint already waits (concurrent steps): the caller writes its own at once.
+    private func deferCheckpoint(_ record: OperationRecord) -> Bool {
+        guard let watch = runtime.deferredCheckpoints else { return false }
+        let deferred = state.withLock { state -> Bool in
+            guard case .none = state.deferred else { return false }
+            state.deferred = .waiting(record)
+            return true
+        }
+        if deferred { watch.watch(self) }
+        return deferred
+    }
+
+    /// Writes the checkpoint a finished step left waiting, or waits for the write another task
+    /// began; returns at once when none waits. Every durable operation calls it before it does
+    /// anything, so a step's checkpoint is durable before the run acts on the step's result.
+    func writeDeferredCheckpoint() async throws {
+        enum Turn {
+            case done
+            case write(OperationRecord)
+            case wait
+        }
+        while true {
+            let turn = try state.withLock { state -> Turn in
+                if let supersession = state.supersession { throw supersession }
+                switch state.deferred {
+                case .none:
+                    return .done
+                case .waiting(let record):
+                    state.deferred = .writing(waiters: [])
+                    return .write(record)
+                case .writing:
+                    return .wait
+                }
+            }
+            switch turn {
+            case .done:
+                return
+            case .write(let record):
+                runtime.deferredCheckpoints?.unwatch(self)
+                try await writeTaken(record)
+                return
+            case .wait:
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let waits = state.withLock { state -> Bool in
+                        guard case .writing(var waiters) = state.deferred else { return false }
+                        waiters.append(continuation)
+                        state.deferred = .writing(waiters: waiters)
+                        return true
+                    }
+                    if !waits { continuation.resume() }
+                }
+                // Look again: a write that failed left the checkpoint waiting, for this call to write.
+            }
+        }
+    }
+
+    /// Writes the checkpoint a finished step left waiting, for a run that was cancelled or shut
+    /// down, so a resume does not run the step again. The write runs in a task of its own: the
+    /// run's task is cancelled, and a cancelled wait for a database connection would drop it.
+    /// A failure is not reported: the run's end is, and the step runs again on resume.
+    func writeDeferredCheckpointOfStoppedRun() async {
+        guard state.withLock({ state in if case .none = state.deferred { false } else { true } }) else { return }
+        _ = try? await Task { try await self.writeDeferredCheckpoint() }.value
+    }
+
+    /// Takes the checkpoint a finished step left waiting, for the run's outcome to carry into the
+    /// same commit (after waiting for a write another task began).
+    func takeDeferredCheckpoint() async throws -> OperationRecord? {
+        while true {
+            let (record, busy) = state.withLock { state -> (OperationRecord?, Bool) in
+                switch state.deferred {
+                case .none:
+                    return (nil, false)
+                case .waiting(let record):
+                    state.deferred = .none
+                    return (record, false)
+                case .writing:
+                    return (nil, true)
+                }
+            }
+            guard busy else {
+                if record != nil { runtime.deferredCheckpoints?.unwatch(self) }
+                return record
+            }
+            try await writeDeferredCheckpoint()
+        }
+    }
+
+    /// Writes a deferred checkpoint this call took; a failed write leaves it waiting again, for the
+    /// run's next operation or outcome (not for the watch: a write that fails for good, a value
+    /// the database refuses, would be tried over and over).
+    private func writeTaken(_ record: OperationRecord) async throws {
+        do {
+            try await confirmWritten(record)
+            finishWrite(of: record, stored: true)
+        } catch {
+            // A checkpoint the database kept (for a run cancelled meanwhile, say) is done with.
+            finishWrite(of: record, stored: state.withLock { $0.checkpoints[record.functionID] != nil })
+            throw error
+        }
+    }
+
+    private func finishWrite(of record: OperationRecord, stored: Bool) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard case .writing(let waiters) = state.deferred else { return [] }
+            state.deferred = stored ? .none : .waiting(record)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Writes a checkpoint whose result the workflow already used (or finds it written by the
+    /// run's outcome), and checks what a step's own write checks: the run still exists and was
+    /// not cancelled meanwhile. When another execution recorded a different result there first,
+    /// this execution cannot take its result back: it is superseded, and stops.
+    func confirmWritten(_ record: OperationRecord) async throws {
+        let (existing, workflowState) = try await runtime.database.recordOperation(record)
+        guard let workflowState else { throw WorkflowError.nonexistentWorkflow(workflowID) }
+        let stored = existing ?? record
+        remember(stored)
+        guard stored.functionName == record.functionName, stored.output == record.output, stored.error == record.error else {
+            let supersession = WorkflowError.supersededExecution(workflowID: workflowID, functionID: record.functionID)
+            state.withLock { $0.supersession = supersession }
+            throw supersession
+        }
+        if workflowState == .cancelled || workflowState == .maxRecoveryAttemptsExceeded {
+            runtime.stopLocalRuns([workflowID], reason: nil)
+            throw cancellationError()
+        }
+    }
 
     // MARK: Steps
 
@@ -187,6 +338,7 @@ public final class WorkflowContext: Sendable {
         if let recorded = try recordedOperation(functionID, name: name) {
             return try replay(recorded, as: T.self)
         }
+        try await writeDeferredCheckpoint()
         try checkNotCancelled()
         let startedAt = Self.now
         var attempt = 0
@@ -195,9 +347,11 @@ public final class WorkflowContext: Sendable {
             do {
                 let value = try await Self.$currentStep.withValue(name) { try await body() }
                 let output = try PortableJSON.encode(value)
-                let stored = try await record(OperationRecord(
+                let checkpoint = OperationRecord(
                     workflowID: workflowID, functionID: functionID, functionName: name, output: output, error: nil,
-                    childWorkflowID: nil, startedAt: startedAt, completedAt: Self.now))
+                    childWorkflowID: nil, startedAt: startedAt, completedAt: Self.now)
+                if deferCheckpoint(checkpoint) { return value }
+                let stored = try await record(checkpoint)
                 return stored.output == output ? value : try replay(stored, as: T.self)
             } catch {
                 if Task.isCancelled { throw cancellationError() }
@@ -207,10 +361,12 @@ public final class WorkflowContext: Sendable {
                         attempt > 1
                         ? WorkflowError.maxStepRetriesExceeded(step: name, attempts: attempt, lastError: "\(error)")
                         : error
-                    let stored = try await record(OperationRecord(
+                    let checkpoint = OperationRecord(
                         workflowID: workflowID, functionID: functionID, functionName: name, output: nil,
                         error: PortableError(finalError).storedText, childWorkflowID: nil, startedAt: startedAt,
-                        completedAt: Self.now))
+                        completedAt: Self.now)
+                    if deferCheckpoint(checkpoint) { throw finalError }
+                    let stored = try await record(checkpoint)
                     if stored.output != nil { return try replay(stored, as: T.self) }
                     throw finalError
                 }
@@ -253,7 +409,10 @@ public final class WorkflowContext: Sendable {
             // allocator does not give it back), so the checkpoint's database call runs in a task
             // of its own and a run asleep holds little more than its own frames.
             // Cancelling the run cancels that task too (a retry waiting for the database ends).
-            let checkpoint = Task { try await self.durableWakeUpTime(functionID: functionID, after: duration) }
+            let checkpoint = Task {
+                try await self.writeDeferredCheckpoint()
+                return try await self.durableWakeUpTime(functionID: functionID, after: duration)
+            }
             wakeUp = try await withTaskCancellationHandler {
                 try await checkpoint.value
             } onCancel: {
@@ -302,6 +461,7 @@ public final class WorkflowContext: Sendable {
         try requireOutsideStep("send(to:topic:message:)")
         let name = "DBOS.send"
         if try recordedOperation(functionID, name: name) != nil { return }
+        try await writeDeferredCheckpoint()
         try checkNotCancelled()
         let topic = topic ?? Self.nullTopic
         let now = runtime.nextCreationTime()
@@ -341,6 +501,7 @@ public final class WorkflowContext: Sendable {
         if let recorded = try recordedOperation(functionID, name: name) {
             return try decodeOptional(Message.self, from: recorded.output)
         }
+        try await writeDeferredCheckpoint()
         let topic = topic ?? Self.nullTopic
         let deadline = try await durableWakeUpTime(functionID: sleepFunctionID, after: timeout)
         let startedAt = Self.now
@@ -389,6 +550,7 @@ public final class WorkflowContext: Sendable {
         try requireOutsideStep("setEvent(key:value:)")
         let name = "DBOS.setEvent"
         if try recordedOperation(functionID, name: name) != nil { return }
+        try await writeDeferredCheckpoint()
         try checkNotCancelled()
         let now = Self.now
         let checkpoint = OperationRecord(
@@ -422,6 +584,7 @@ public final class WorkflowContext: Sendable {
         if let recorded = try recordedOperation(functionID, name: name) {
             return try decodeOptional(Value.self, from: recorded.output)
         }
+        try await writeDeferredCheckpoint()
         let deadline = try await durableWakeUpTime(functionID: sleepFunctionID, after: timeout)
         let startedAt = Self.now
         let value: String?
@@ -452,6 +615,7 @@ public final class WorkflowContext: Sendable {
         try requireOutsideStep(name)
         let functionID = reserveFunctionID()
         if try recordedOperation(functionID, name: name) != nil { return }
+        try await writeDeferredCheckpoint()
         try checkNotCancelled()
         let now = Self.now
         let checkpoint = OperationRecord(
@@ -483,6 +647,7 @@ public final class WorkflowContext: Sendable {
         if let recorded = try recordedOperation(functionID, name: name), let childID = recorded.childWorkflowID {
             return WorkflowHandle(workflowID: childID, runtime: runtime)
         }
+        try await writeDeferredCheckpoint()
         try checkNotCancelled()
         let registered = try runtime.registeredWorkflow(named: name)
         let childID = try await runtime.start(

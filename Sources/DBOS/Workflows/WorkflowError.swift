@@ -36,6 +36,10 @@ public enum WorkflowError: Error, CustomStringConvertible, Sendable, Equatable {
     case queueDeduplicated(queue: String, deduplicationID: String, holder: String)
     /// Only cancelled, failed or abandoned runs can be resumed.
     case cannotResume(id: String, state: WorkflowState)
+    /// Another execution of the run (recovered elsewhere, say) recorded a different result at an
+    /// operation whose result this execution had already used: this execution stopped and left
+    /// the run to the other one, whose outcome the run's handles report.
+    case supersededExecution(workflowID: String, functionID: Int)
     /// A run recorded by other code (another application version) cannot be replayed here.
     case applicationVersionMismatch(id: String, recorded: String, current: String)
     /// A durable operation was called outside a workflow or inside a step, where it is not allowed.
@@ -82,6 +86,9 @@ public enum WorkflowError: Error, CustomStringConvertible, Sendable, Equatable {
             "invalid workflow options: " + problems.joined(separator: "; ")
         case .queueDeduplicated(let queue, let deduplicationID, let holder):
             "workflow '\(holder)' already holds deduplication ID '\(deduplicationID)' on queue '\(queue)'"
+        case .supersededExecution(let id, let functionID):
+            "another execution of workflow '\(id)' recorded a different result for operation \(functionID) first;"
+                + " this execution stopped and left the run to it"
         case .cannotResume(let id, let state):
             "workflow '\(id)' is \(state.rawValue); only CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED runs can be resumed"
         }
@@ -93,6 +100,12 @@ public enum WorkflowError: Error, CustomStringConvertible, Sendable, Equatable {
         return false
     }
 
+    /// Whether this error means another execution of the run took it over.
+    public var isSupersededExecution: Bool {
+        if case .supersededExecution = self { return true }
+        return false
+    }
+
     /// The name stored in the portable error format (DBOS error code names where DBOS has one).
     var portableName: String {
         switch self {
@@ -100,7 +113,7 @@ public enum WorkflowError: Error, CustomStringConvertible, Sendable, Equatable {
         case .maxRecoveryAttemptsExceeded: "DeadLetterQueue"
         case .nondeterministicReplay: "UnexpectedStep"
         case .maxStepRetriesExceeded: "MaxStepRetriesExceeded"
-        case .conflictingWorkflowID: "ConflictingWorkflowID"
+        case .conflictingWorkflowID, .supersededExecution: "ConflictingWorkflowID"
         case .nonexistentWorkflow: "NonExistentWorkflow"
         case .timedOut: "Timeout"
         case .queueDeduplicated: "QueueDeduplicated"
