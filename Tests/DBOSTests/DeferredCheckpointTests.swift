@@ -185,6 +185,38 @@ struct DeferredCheckpointTests {
         }
     }
 
+    /// PostgreSQL writes the outcomes of concurrent runs in one statement: a row without a
+    /// checkpoint, one with a checkpoint for a free slot and one whose slot is taken each get their
+    /// own answer, and the taken slot keeps its checkpoint and its run PENDING.
+    @Test func outcomesWithAndWithoutCheckpointsShareOneStatementOnPostgreSQL() async throws {
+        try await withSystemDatabase(.postgres) { database, now in
+            for id in ["plain", "carried", "taken"] {
+                _ = try await database.insertWorkflow(WorkflowInsert(
+                    workflowID: id, state: .pending, name: "work", inputs: "[]", executorID: "local",
+                    applicationVersion: "v1", queueName: nil, now: now))
+            }
+            func checkpoint(_ id: String, _ output: String) -> OperationRecord {
+                OperationRecord(
+                    workflowID: id, functionID: 0, functionName: "step", output: output, error: nil, childWorkflowID: nil,
+                    startedAt: now, completedAt: now)
+            }
+            #expect(try await database.recordOperation(checkpoint("taken", "\"first\"")).existing == nil)
+            let completed = try await SQLSystemDatabase.completeWorkflows(
+                [
+                    .init(id: "plain", state: .success, output: "1", error: nil, checkpoint: nil, now: now),
+                    .init(id: "carried", state: .success, output: "2", error: nil, checkpoint: checkpoint("carried", "\"two\""), now: now),
+                    .init(id: "taken", state: .success, output: "3", error: nil, checkpoint: checkpoint("taken", "\"second\""), now: now),
+                ], backend: database.backend)
+            #expect(completed == [true, true, false])
+            #expect(try await database.workflow(id: "plain")?.state == .success)
+            #expect(try await database.workflow(id: "carried")?.state == .success)
+            #expect(try await database.workflow(id: "taken")?.state == .pending)
+            #expect(try await database.operations(workflowID: "plain").isEmpty)
+            #expect(try await database.operations(workflowID: "carried").map(\.output) == ["\"two\""])
+            #expect(try await database.operations(workflowID: "taken").map(\.output) == ["\"first\""])
+        }
+    }
+
     @Test(arguments: Backend.allCases) func stepsThatWriteBeforeReturningLeaveNothingWaiting(backend: Backend) async throws {
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }

@@ -488,17 +488,17 @@ public final class DBOSRuntime: Sendable {
                     switch self.stopReason(of: id) {
                     case .shutdown:
                         // A step's checkpoint still waiting is written, so the next launch does not run it again.
-                        await context.writeDeferredCheckpointOfStoppedRun()
+                        await context.writeDeferredCheckpointInTaskOfItsOwn()
                         throw WorkflowError.notLaunched
                     case .cancelled(let reason):
-                        await context.writeDeferredCheckpointOfStoppedRun()
+                        await context.writeDeferredCheckpointInTaskOfItsOwn()
                         throw WorkflowError.cancelled(workflowID: id, reason: reason)
                     case nil:
                         // This run's own cancellation is recorded by whoever cancelled it. Another
                         // run's cancellation (an awaited child that timed out or was cancelled) is
                         // this run's failure and is recorded like any other error.
                         if case WorkflowError.cancelled(let cancelledID, _) = error, cancelledID == id {
-                            await context.writeDeferredCheckpointOfStoppedRun()
+                            await context.writeDeferredCheckpointInTaskOfItsOwn()
                             throw error
                         }
                         _ = try await self.recordOutcome(
@@ -543,14 +543,17 @@ public final class DBOSRuntime: Sendable {
                     id: id, state: state, output: output, error: error, checkpoint: checkpoint, at: Date().epochMilliseconds)
                 if completed {
                     context.remember(checkpoint)
-                } else {
-                    try await context.confirmWritten(checkpoint)
+                    return true
                 }
-                return completed
+                // The slot was taken: by this checkpoint (a commit whose acknowledgement was lost) or
+                // an equal one, and the outcome is still to write; or the run is no longer PENDING.
+                try await context.confirmWritten(checkpoint)
             } catch let failure where !(failure is WorkflowError) {
                 do {
                     try await context.confirmWritten(checkpoint)
                 } catch let stepFailure where !(stepFailure is WorkflowError) {
+                    // Kept for a stopped run's last write (a cancellation that interrupted this one).
+                    context.restoreDeferredCheckpoint(checkpoint)
                     if state == .success { throw stepFailure }
                 }
             }

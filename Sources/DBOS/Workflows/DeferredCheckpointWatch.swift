@@ -6,8 +6,9 @@ import Synchronization
 /// (`DBOSConfiguration.StepCheckpointWrites`); workflow code is meant to go from one durable
 /// operation to the next, but it may also await something else (a plain `Task.sleep`, another
 /// run's result), and a checkpoint must not wait on that. Each deferred checkpoint is watched
-/// here; one task, running only while there are any, writes those older than `delay`. A
-/// checkpoint taken by its run meanwhile is simply no longer watched.
+/// here; one task, running only while there are any, writes each about `delay` after its step
+/// ended (best effort: a write that fails is left to the run). A checkpoint taken by its run
+/// meanwhile is simply no longer watched.
 final class DeferredCheckpointWatch: Sendable {
     private struct Watched {
         let context: WorkflowContext
@@ -54,24 +55,31 @@ final class DeferredCheckpointWatch: Sendable {
         }
     }
 
+    /// Sleeps until the oldest watched checkpoint is due, writes every due one (at once: each is
+    /// its own run's, and the database batches them), and ends when nothing is watched.
     private func runLoop() async {
+        var wait = delay
         while true {
-            try? await Task.sleep(for: delay)
+            try? await Task.sleep(for: wait)
             let due = state.withLock { state -> [WorkflowContext]? in
                 guard !state.watched.isEmpty, !state.isStopped else {
                     state.isLoopRunning = false
                     return nil
                 }
-                let cutoff = ContinuousClock.now - delay
-                let due = state.watched.filter { $0.value.since <= cutoff }
+                let now = ContinuousClock.now
+                let due = state.watched.filter { now - $0.value.since >= delay }
                 for key in due.keys { state.watched.removeValue(forKey: key) }
+                let oldestLeft = state.watched.values.map(\.since).min()
+                wait = oldestLeft.map { max(.milliseconds(1), $0 + delay - now) } ?? delay
                 return due.values.map(\.context)
             }
             guard let due else { return }
-            for context in due {
-                // A failed write leaves the checkpoint deferred: the run's next operation writes
-                // it (and reports the failure), or its outcome carries it.
-                try? await context.writeDeferredCheckpoint()
+            // A write that fails or takes too long leaves the checkpoint waiting: the run's next
+            // operation writes it (and reports a failure), or its outcome carries it.
+            await withTaskGroup(of: Void.self) { group in
+                for context in due {
+                    group.addTask { await context.writeDeferredCheckpointInTaskOfItsOwn() }
+                }
             }
         }
     }

@@ -194,13 +194,33 @@ public final class WorkflowContext: Sendable {
         }
     }
 
-    /// Writes the checkpoint a finished step left waiting, for a run that was cancelled or shut
-    /// down, so a resume does not run the step again. The write runs in a task of its own: the
-    /// run's task is cancelled, and a cancelled wait for a database connection would drop it.
-    /// A failure is not reported: the run's end is, and the step runs again on resume.
-    func writeDeferredCheckpointOfStoppedRun() async {
+    /// How long a write of a waiting checkpoint that nobody awaits (the watch's, a stopped run's)
+    /// may take before it is given up: a database that is away must not hold a shutdown, and a run
+    /// waiting for that write (which it cannot cancel) then writes the checkpoint itself.
+    static let backgroundWriteTimeLimit: Duration = .seconds(2)
+
+    /// Writes the checkpoint a finished step left waiting in a task of its own, which the caller's
+    /// cancellation does not reach (a cancelled or shut-down run's checkpoint is still written, so
+    /// a resume does not run the step again), given up after `backgroundWriteTimeLimit`. A failure
+    /// is not reported: the checkpoint stays waiting, and the step runs again if nothing writes it.
+    func writeDeferredCheckpointInTaskOfItsOwn() async {
         guard state.withLock({ state in if case .none = state.deferred { false } else { true } }) else { return }
-        _ = try? await Task { try await self.writeDeferredCheckpoint() }.value
+        let write = Task { try await self.writeDeferredCheckpoint() }
+        let limit = Task {
+            try await Task.sleep(for: Self.backgroundWriteTimeLimit)
+            write.cancel()
+        }
+        _ = try? await write.value
+        limit.cancel()
+    }
+
+    /// Puts back a checkpoint `takeDeferredCheckpoint` took, when the outcome that carried it and
+    /// its own write both failed and the database does not have it.
+    func restoreDeferredCheckpoint(_ record: OperationRecord) {
+        state.withLock { state in
+            guard case .none = state.deferred, state.checkpoints[record.functionID] == nil else { return }
+            state.deferred = .waiting(record)
+        }
     }
 
     /// Takes the checkpoint a finished step left waiting, for the run's outcome to carry into the

@@ -21,13 +21,15 @@ struct RunExecution: Sendable {
         ExpressionScope(variables: variables, secret: interpreter.secretLookup)
     }
 
-    /// Whether `error` means the run itself was stopped (cancelled, timed out, shut down): then nothing is
-    /// compensated and the error passes through unchanged, so the engine records the right outcome.
+    /// Whether `error` means the run itself was stopped (cancelled, timed out, shut down, or superseded by
+    /// another execution of it): then nothing is compensated and the error passes through unchanged, so the
+    /// engine records the right outcome.
     func isStop(_ error: any Error) -> Bool {
         if Task.isCancelled || error is CancellationError { return true }
         switch error as? WorkflowError {
         case .notLaunched?: return true
         case .cancelled(let id, _)?: return id == context.workflowID
+        case .supersededExecution(let id, _)?: return id == context.workflowID
         default: return false
         }
     }
