@@ -65,6 +65,7 @@ struct DeferredCheckpointTests {
             #expect(steps.map(\.name) == ["only"])
             #expect(steps.first?.output == 7)
             #expect(ran.withLock { $0 } == 1)
+            #expect(runtime.deferredCheckpoints?.watchedCount == 0, "the watch still holds a finished run")
         }
     }
 

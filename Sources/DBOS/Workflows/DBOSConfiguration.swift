@@ -35,8 +35,9 @@ public struct DBOSConfiguration: Sendable {
         case beforeReturning
         /// With the run's next durable operation: before it starts, or, when the run ends next,
         /// in the same commit as its outcome (one commit less per run). A checkpoint still
-        /// waiting after `within` (the workflow awaits something that is not a durable
-        /// operation) is written then.
+        /// waiting about `within` (at least 1 ms) after its step ended, because the workflow
+        /// awaits something that is not a durable operation, is written then (best effort: a
+        /// write that fails is left to the run's next operation).
         case beforeNextOperation(within: Duration)
     }
 

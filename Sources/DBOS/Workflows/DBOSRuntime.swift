@@ -124,7 +124,7 @@ public final class DBOSRuntime: Sendable {
         deferredCheckpoints =
             switch configuration.stepCheckpointWrites {
             case .beforeReturning: nil
-            case .beforeNextOperation(let delay): DeferredCheckpointWatch(delay: max(delay, .zero))
+            case .beforeNextOperation(let delay): DeferredCheckpointWatch(delay: max(delay, .milliseconds(1)))
             }
         database = try SystemDatabaseFactory.open(url: configuration.systemDatabaseURL)
         do {
