@@ -291,8 +291,9 @@ public final class WorkflowContext: Sendable {
 
     // MARK: Steps
 
-    /// Runs `body` as a step: its output (or final error) is checkpointed before the workflow
-    /// continues; after a crash the recorded result is returned without running `body` again.
+    /// Runs `body` as a step: its output (or final error) is checkpointed before the run's next
+    /// durable operation starts, or with its outcome (`DBOSConfiguration.stepCheckpointWrites`);
+    /// after a crash the recorded result is returned without running `body` again.
     ///
     /// A step whose body throws is retried as `retry` says. Inside another step's body it runs
     /// inline, without a checkpoint of its own.
