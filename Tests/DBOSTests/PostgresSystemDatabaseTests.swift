@@ -555,6 +555,54 @@ struct PostgresSystemDatabaseTests {
         await second.shutdown(gracePeriod: .zero)
         await first.shutdown(gracePeriod: .zero)
     }
+
+    /// A completion notifies (PostgreSQL's NOTIFY, which wakes every listening process) only while a
+    /// process waits for that run's outcome: the runs nobody waits for elsewhere wake nobody.
+    @Test func aCompletionNotifiesOnlyWhileAnotherProcessWaitsForIt() async throws {
+        let setup = try await TestRuntime(.postgres)
+        defer { setup.directory.remove() }
+        let worker = try await DBOSRuntime(configuration: notifiedOnly(url: setup.url, executorID: "worker"))
+        let gated = try worker.register("gated") { (context: WorkflowContext, _: String) -> String in
+            _ = try await context.recv(String.self, topic: "go", timeout: .seconds(120))
+            return "done"
+        }
+        try await worker.launch()
+        let waiter = try await DBOSRuntime(configuration: notifiedOnly(url: setup.url, executorID: "waiter"))
+        try await waiter.launch()
+        let received = Mutex<[String]>([])
+        let observer = try await PostgresListener.start(
+            url: PostgresURL(setup.url), channels: [PostgresBackend.Channel.completions],
+            onNotification: { notification in received.withLock { $0.append(notification.payload) } })
+        defer { observer.stop() }
+
+        // Nobody elsewhere waits: no notification.
+        let alone = try await worker.startWorkflow(gated, input: "", options: WorkflowOptions(workflowID: "alone-1"))
+        try await worker.send(to: "alone-1", topic: "go", message: "go")
+        #expect(try await alone.result() == "done")
+
+        // The other process waits: the completion notifies, and its wait ends without polling.
+        let waited = try await worker.startWorkflow(gated, input: "", options: WorkflowOptions(workflowID: "waited-1"))
+        let clock = ContinuousClock()
+        let start = clock.now
+        async let result = waiter.retrieveWorkflow(id: "waited-1", as: String.self).result()
+        try await Task.sleep(for: .milliseconds(300))
+        try await worker.send(to: "waited-1", topic: "go", message: "go")
+        #expect(try await result == "done")
+        #expect(clock.now - start < .seconds(10), "the wait was not woken by the notification")
+        #expect(try await waited.result() == "done")
+
+        // The wait is over: no notification again.
+        let after = try await worker.startWorkflow(gated, input: "", options: WorkflowOptions(workflowID: "after-1"))
+        try await worker.send(to: "after-1", topic: "go", message: "go")
+        #expect(try await after.result() == "done")
+        let waitedNotified = await eventually(timeout: .seconds(5)) { received.withLock { $0.contains("waited-1") } }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(waitedNotified)
+        #expect(received.withLock { $0.filter { $0 != "waited-1" } }.isEmpty, "notified: \(received.withLock { $0 })")
+
+        await waiter.shutdown(gracePeriod: .zero)
+        await worker.shutdown(gracePeriod: .zero)
+    }
 }
 
 /// How many times each step body of a workflow ran, from whatever task runs it.

@@ -20,7 +20,10 @@ struct SQLDialect: Sendable {
     /// Added to the RETURNING list of the statements that record outcomes (`ws` is the
     /// `workflow_status` row), so that the same statement tells other processes (PostgreSQL's
     /// NOTIFY, delivered at commit) without a statement of its own; nil when the backend cannot
-    /// push notifications.
+    /// push notifications. On PostgreSQL it notifies only when some process holds the run's
+    /// completion lock (`SQLBackend.awaitCompletion(of:)`): a process that waits for the outcome
+    /// holds it before it reads the run, and one that comes after the statement's try waits for
+    /// its commit, so no waiter misses an outcome and no process is woken by the others' runs.
     var completionNotice: String?
     /// The same for the statement that starts a run (unqualified columns of the new row): tells
     /// the queue's workers when the run is enqueued.
@@ -37,6 +40,7 @@ struct SQLDialect: Sendable {
         lockingClause: " FOR UPDATE SKIP LOCKED", insertionOrder: "workflow_uuid", writesInCommonTableExpressions: true,
         completionNotice: """
             CASE WHEN octet_length(ws.workflow_uuid) < \(PostgresBackend.notificationPayloadLimit) \
+                AND NOT pg_try_advisory_xact_lock(\(PostgresBackend.completionLockClass), hashtext(ws.workflow_uuid)) \
             THEN pg_notify('\(PostgresBackend.Channel.completions)', ws.workflow_uuid) END
             """,
         enqueueNotice: """
@@ -91,6 +95,14 @@ protocol SQLBackend: Sendable {
 
     /// Tells other processes about a change, after the transaction that made it committed.
     func publish(_ notifications: [DatabaseNotification]) async
+
+    /// Tells processes that finish `workflowID` that this one waits for its outcome, until
+    /// `stopAwaitingCompletion(of:)`: only then does a completion notify (PostgreSQL). Returns once
+    /// a completion committed from now on is sure to notify.
+    func awaitCompletion(of workflowID: String) async
+
+    /// Ends one `awaitCompletion(of:)`.
+    func stopAwaitingCompletion(of workflowID: String)
 
     /// Closes every connection.
     func close() async

@@ -103,6 +103,14 @@ final class SQLSystemDatabase: SystemDatabase {
         try await backend.startNotifications(queues: queues, handler)
     }
 
+    func awaitCompletion(of workflowID: String) async {
+        await backend.awaitCompletion(of: workflowID)
+    }
+
+    func stopAwaitingCompletion(of workflowID: String) {
+        backend.stopAwaitingCompletion(of: workflowID)
+    }
+
     // MARK: Rows
 
     /// The columns the engine reads, with inputs and outcomes taken from DBOS's separate

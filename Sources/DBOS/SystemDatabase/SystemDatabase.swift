@@ -235,6 +235,13 @@ protocol SystemDatabase: Sendable {
         queues: Bool, _ handler: @escaping @Sendable (DatabaseNotification) -> Void
     ) async throws -> Bool
 
+    /// Makes sure this process is notified when `workflowID` finishes in any process, from now
+    /// until `stopAwaitingCompletion(of:)` (a completion notifies only processes that wait for it).
+    func awaitCompletion(of workflowID: String) async
+
+    /// Ends one `awaitCompletion(of:)`.
+    func stopAwaitingCompletion(of workflowID: String)
+
     /// Inserts a workflow row, or returns the existing row with that ID (idempotent start).
     /// A child's `parentOperation` is written in the same transaction as a new row.
     func insertWorkflow(_ insert: WorkflowInsert) async throws -> WorkflowInsertOutcome

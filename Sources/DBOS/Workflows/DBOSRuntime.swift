@@ -654,6 +654,9 @@ public final class DBOSRuntime: Sendable {
     /// Waits until the run reaches a final state and returns its row.
     func awaitOutcome(of id: String) async throws -> WorkflowRecord {
         try await waitForLocalRunToEnd(id)
+        // Before the first read: an outcome committed after it notifies this process.
+        await database.awaitCompletion(of: id)
+        defer { database.stopAwaitingCompletion(of: id) }
         while true {
             let ticket = wakeups.ticket(for: WakeupRegistry.completionKey(workflowID: id))
             guard let record = try await database.workflow(id: id) else {

@@ -170,6 +170,17 @@ final class PostgresBackend: SQLBackend {
     /// The channels the listener LISTENs on, once started; for tests.
     var listenedChannels: [String]? { listener.channels }
 
+    /// The advisory lock class of completion locks (two-key form, so apart from DBOS's one-key locks).
+    static let completionLockClass: Int32 = 0x4442_5357
+
+    func awaitCompletion(of workflowID: String) async {
+        await listener.get()?.holdSharedLock(workflowID)
+    }
+
+    func stopAwaitingCompletion(of workflowID: String) {
+        listener.get()?.releaseSharedLock(workflowID)
+    }
+
     /// DBOS payloads are `<workflow ID>::<topic or key>`; IDs and topics may themselves contain
     /// `::`, so every split is delivered (a spurious wake-up only costs a re-check).
     static func decode(_ notification: PostgresNotification) -> [DatabaseNotification] {
@@ -294,6 +305,7 @@ private final class NotificationQueue: Sendable {
 private final class ListenerBox: Sendable {
     private let listener = Mutex<PostgresListener?>(nil)
     func set(_ value: PostgresListener) { listener.withLock { $0 = value } }
+    func get() -> PostgresListener? { listener.withLock { $0 } }
     func stop() { listener.withLock { $0 }?.stop() }
     var channels: [String]? { listener.withLock { $0?.channels } }
 }

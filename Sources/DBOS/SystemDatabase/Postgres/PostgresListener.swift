@@ -53,6 +53,21 @@ final class PostgresListener: Sendable {
     /// The channels it LISTENs on.
     var channels: [String] { loop.channels }
 
+    /// Holds a shared advisory lock on `key` (a text the server hashes) on the listener's connection
+    /// until `releaseSharedLock(_:)` is called as often as this was: a statement that finds it held
+    /// (`pg_try_advisory_xact_lock`) knows a process listens for it. Held again after a reconnect,
+    /// before `onReconnect` runs. Returns once held, or at once while disconnected.
+    func holdSharedLock(_ key: String) async {
+        await withCheckedContinuation { (held: CheckedContinuation<Void, Never>) in
+            loop.enqueue(.hold(key, held))
+        }
+    }
+
+    /// Gives back one hold of `holdSharedLock(_:)`.
+    func releaseSharedLock(_ key: String) {
+        loop.enqueue(.release(key))
+    }
+
     /// Asks the thread to close the connection and exit. Returns at once; a callback already running
     /// may finish, but no new one starts.
     func stop() {
@@ -75,6 +90,18 @@ private final class PostgresListenerLoop: @unchecked Sendable {
     private let wakeWriter: Int32
     private let isStopped = Atomic<Bool>(false)
     private var handle: PostgresConnectionHandle?
+
+    enum Command {
+        case hold(String, CheckedContinuation<Void, Never>)
+        case release(String)
+    }
+
+    /// Lock requests for the thread, which runs them between notifications.
+    private let commands = Mutex<[Command]>([])
+    /// The shared locks held, by key, with how many holds each has; only touched on the thread.
+    private var holds: [String: Int] = [:]
+    /// The advisory lock class of these locks (the two-key form, apart from DBOS's one-key locks).
+    static let lockClass: Int32 = PostgresBackend.completionLockClass
 
     init(
         url: PostgresURL, channels: [String],
@@ -104,8 +131,60 @@ private final class PostgresListenerLoop: @unchecked Sendable {
 
     func stop() {
         guard !isStopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        wakeThread()
+        // Nothing runs the queued commands any more: let their callers go on.
+        for case .hold(_, let held) in commands.withLock({ commands in defer { commands = [] }; return commands }) {
+            held.resume()
+        }
+    }
+
+    func enqueue(_ command: Command) {
+        let accepted = commands.withLock { commands -> Bool in
+            guard !isStopped.load(ordering: .acquiring) else { return false }
+            commands.append(command)
+            return true
+        }
+        guard accepted else {
+            if case .hold(_, let held) = command { held.resume() }
+            return
+        }
+        wakeThread()
+    }
+
+    private func wakeThread() {
         var byte: UInt8 = 1
         _ = write(wakeWriter, &byte, 1)
+    }
+
+    /// Runs the queued lock requests on the connection (while disconnected they only count: the
+    /// reconnect takes the locks). A failed statement breaks nothing: the waiter falls back to
+    /// polling, and a broken connection is found by the receive loop.
+    private func runCommands() {
+        var drained = [UInt8](repeating: 0, count: 64)
+        while read(wakeReader, &drained, drained.count) > 0 {}
+        for command in commands.withLock({ commands in defer { commands = [] }; return commands }) {
+            switch command {
+            case .hold(let key, let held):
+                holds[key, default: 0] += 1
+                if holds[key] == 1 { try? lock(key, shared: true) }
+                held.resume()
+            case .release(let key):
+                guard let count = holds[key] else { continue }
+                if count > 1 {
+                    holds[key] = count - 1
+                } else {
+                    holds[key] = nil
+                    try? lock(key, shared: false)
+                }
+            }
+        }
+    }
+
+    /// Takes (or gives back) the shared lock of `key` on the current connection.
+    private func lock(_ key: String, shared take: Bool) throws {
+        guard let connection = handle, !connection.isBroken else { return }
+        let function = take ? "pg_advisory_lock_shared" : "pg_advisory_unlock_shared"
+        _ = try connection.run("SELECT \(unescaped: function)(\(unescaped: String(Self.lockClass)), hashtext(\(key))) AS locked")
     }
 
     /// The thread's body: first connection, then the receive loop until stopped.
@@ -124,11 +203,14 @@ private final class PostgresListenerLoop: @unchecked Sendable {
             switch waitForInput(socket: PQsocket(pointer), timeout: nil) {
             case .stopped:
                 return
+            case .commands:
+                runCommands()
             case .timedOut:
                 continue
             case .readable:
                 if PQconsumeInput(pointer) == 0 || connection.isBroken {
                     connection.finish()
+                    handle = nil
                     handle = reconnect()
                 }
             }
@@ -148,11 +230,23 @@ private final class PostgresListenerLoop: @unchecked Sendable {
         var delay = 1.0
         while !isStopped.load(ordering: .acquiring) {
             if let connection = try? connectAndListen() {
+                // The locks went with the old connection: take them again before waiters re-check.
+                handle = connection
+                for key in holds.keys { try? lock(key, shared: true) }
                 if !isStopped.load(ordering: .acquiring) { onReconnect() }
                 return connection
             }
-            let jittered = delay * Double.random(in: 0.75...1.25)
-            if case .stopped = waitForInput(socket: nil, timeout: jittered) { return nil }
+            // Lock requests meanwhile are counted (and their callers let go) without waiting for the backoff.
+            let retryAt = ContinuousClock.now + .seconds(delay * Double.random(in: 0.75...1.25))
+            while ContinuousClock.now < retryAt {
+                let remaining = retryAt - ContinuousClock.now
+                let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
+                switch waitForInput(socket: nil, timeout: seconds) {
+                case .stopped: return nil
+                case .commands: runCommands()
+                case .readable, .timedOut: break
+                }
+            }
             delay = min(delay * 2, 30)
         }
         return nil
@@ -170,7 +264,7 @@ private final class PostgresListenerLoop: @unchecked Sendable {
         }
     }
 
-    private enum WaitResult { case readable, stopped, timedOut }
+    private enum WaitResult { case readable, stopped, commands, timedOut }
 
     /// Waits until `socket` is readable (or has hung up), the wake pipe is written, or `timeout`
     /// seconds pass.
@@ -183,7 +277,8 @@ private final class PostgresListenerLoop: @unchecked Sendable {
         while true {
             let ready = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
             if ready < 0 && errno == EINTR { continue }
-            if descriptors[0].revents != 0 || isStopped.load(ordering: .acquiring) { return .stopped }
+            if isStopped.load(ordering: .acquiring) { return .stopped }
+            if descriptors[0].revents != 0 { return .commands }
             if ready > 0 && descriptors.count > 1 && descriptors[1].revents != 0 { return .readable }
             // A poll failure on the socket is treated as input, so PQconsumeInput reports the error.
             if ready < 0 { return .readable }

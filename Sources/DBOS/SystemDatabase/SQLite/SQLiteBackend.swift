@@ -126,6 +126,10 @@ final class SQLiteBackend: SQLBackend {
 
     func publish(_ notifications: [DatabaseNotification]) async {}
 
+    func awaitCompletion(of workflowID: String) async {}
+
+    func stopAwaitingCompletion(of workflowID: String) {}
+
     func close() async {
         executor.shutdown()
     }
