@@ -26,9 +26,7 @@ public struct StepRetryPolicy: Sendable, Hashable {
 
     /// The wait after failed attempt number `attempt` (1-based), before jitter.
     public func interval(afterAttempt attempt: Int) -> Duration {
-        let base = Double(baseInterval.components.seconds) + Double(baseInterval.components.attoseconds) / 1e18
-        let maximum = Double(maxInterval.components.seconds) + Double(maxInterval.components.attoseconds) / 1e18
-        let seconds = min(maximum, base * pow(backoffFactor, Double(attempt - 1)))
+        let seconds = min(maxInterval.seconds, baseInterval.seconds * pow(backoffFactor, Double(attempt - 1)))
         return .milliseconds(Int64((seconds * 1000).rounded()))
     }
 
@@ -47,5 +45,10 @@ extension Duration {
     /// Whole milliseconds, rounded down.
     var milliseconds: Int64 {
         components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// Seconds, with the fraction.
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

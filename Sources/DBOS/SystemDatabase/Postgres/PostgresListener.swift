@@ -100,8 +100,6 @@ private final class PostgresListenerLoop: @unchecked Sendable {
     private let commands = Mutex<[Command]>([])
     /// The shared locks held, by key, with how many holds each has; only touched on the thread.
     private var holds: [String: Int] = [:]
-    /// The advisory lock class of these locks (the two-key form, apart from DBOS's one-key locks).
-    static let lockClass: Int32 = PostgresBackend.completionLockClass
 
     init(
         url: PostgresURL, channels: [String],
@@ -184,7 +182,7 @@ private final class PostgresListenerLoop: @unchecked Sendable {
     private func lock(_ key: String, shared take: Bool) throws {
         guard let connection = handle, !connection.isBroken else { return }
         let function = take ? "pg_advisory_lock_shared" : "pg_advisory_unlock_shared"
-        _ = try connection.run("SELECT \(unescaped: function)(\(unescaped: String(Self.lockClass)), hashtext(\(key))) AS locked")
+        _ = try connection.run("SELECT \(unescaped: function)(\(unescaped: String(PostgresBackend.completionLockClass)), hashtext(\(key))) AS locked")
     }
 
     /// The thread's body: first connection, then the receive loop until stopped.
@@ -239,9 +237,7 @@ private final class PostgresListenerLoop: @unchecked Sendable {
             // Lock requests meanwhile are counted (and their callers let go) without waiting for the backoff.
             let retryAt = ContinuousClock.now + .seconds(delay * Double.random(in: 0.75...1.25))
             while ContinuousClock.now < retryAt {
-                let remaining = retryAt - ContinuousClock.now
-                let seconds = Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18
-                switch waitForInput(socket: nil, timeout: seconds) {
+                switch waitForInput(socket: nil, timeout: (retryAt - ContinuousClock.now).seconds) {
                 case .stopped: return nil
                 case .commands: runCommands()
                 case .readable, .timedOut: break
