@@ -202,12 +202,17 @@ case "queue1", "queue1-atonce":
     let count = options.count ?? 1000
     _ = try await runtime.runWorkflow(oneStep, input: 0)
     let enqueuedAt = Mutex<[String: ContinuousClock.Instant]>([:])
+    let enqueueLatencies = Mutex<[Double]>([])
     let start = clock.now
     let handles = try await startAll(count, atOnce: options.scenario == "queue1-atonce") { index in
         let id = "queued-\(index)"
-        enqueuedAt.withLock { $0[id] = clock.now }
-        return try await runtime.startWorkflow(
+        let began = clock.now
+        enqueuedAt.withLock { $0[id] = began }
+        let handle = try await runtime.startWorkflow(
             oneStep, input: index, options: WorkflowOptions(workflowID: id, queueName: "bench"))
+        let latency = seconds(clock.now - began) * 1000
+        enqueueLatencies.withLock { $0.append(latency) }
+        return handle
     }
     for handle in handles { _ = try await handle.result() }
     let elapsed = seconds(clock.now - start)
@@ -218,6 +223,7 @@ case "queue1", "queue1-atonce":
         "impl": "dbos-swift", "scenario": .string(options.scenario), "db": .string(backend), "n": .integer(Int64(count)),
         "wf_per_s": rounded(Double(count) / elapsed, 10),
         "enqueue_to_start_p50_ms": rounded(percentile(waits, 0.5), 1000),
+        "enqueue_p50_ms": rounded(percentile(enqueueLatencies.withLock { $0.sorted() }, 0.5), 1000),
     ])
 case "enqueue-only":
     // What one start costs by itself: enqueues, one after the other, on a queue no process serves,
