@@ -654,7 +654,10 @@ public final class DBOSRuntime: Sendable {
     /// Waits until the run reaches a final state and returns its row.
     func awaitOutcome(of id: String) async throws -> WorkflowRecord {
         try await waitForLocalRunToEnd(id)
-        // Before the first read: an outcome committed after it notifies this process.
+        // A run that has ended is read once; only a wait needs the outcome to notify this process.
+        guard let first = try await database.workflow(id: id) else { throw WorkflowError.nonexistentWorkflow(id) }
+        if first.state.isTerminal { return first }
+        // Before the next read: an outcome committed after it notifies this process.
         await database.awaitCompletion(of: id)
         defer { database.stopAwaitingCompletion(of: id) }
         while true {
