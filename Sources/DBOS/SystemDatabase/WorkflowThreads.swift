@@ -102,10 +102,13 @@ final class WorkflowThreads: TaskExecutor, Sendable {
         /// Queues `job`, starting the threads with the first one; false once stopped.
         func append(_ job: UnownedJob, executor: UnownedTaskExecutor) -> Bool {
             condition.lock()
-            defer { condition.unlock() }
-            guard !isStopped else { return false }
+            guard !isStopped else {
+                condition.unlock()
+                return false
+            }
             jobs.append(job)
             queuedCount.add(1, ordering: .relaxed)
+            var wakesThread = false
             if startedThreads < threadCount {
                 while startedThreads < threadCount {
                     let thread = Thread { [self] in runJobs(on: executor) }
@@ -113,9 +116,13 @@ final class WorkflowThreads: TaskExecutor, Sendable {
                     thread.start()
                     startedThreads += 1
                 }
-            } else if idleThreads > 0 {
-                condition.signal()
+            } else {
+                wakesThread = idleThreads > 0
             }
+            condition.unlock()
+            // Signalled after the unlock: a thread woken while the lock is still held would wake
+            // only to wait for the lock, one more sleep and wake-up per job.
+            if wakesThread { condition.signal() }
             return true
         }
 

@@ -51,9 +51,13 @@ final class PostgresOwnerThread: @unchecked Sendable {
 
     private func enqueue(_ job: Job) -> Bool {
         condition.lock()
-        defer { condition.unlock() }
-        guard !isStopping else { return false }
+        guard !isStopping else {
+            condition.unlock()
+            return false
+        }
         jobs.append(job)
+        condition.unlock()
+        // After the unlock, so the woken thread does not go back to sleep waiting for the lock.
         condition.signal()
         return true
     }
@@ -87,8 +91,9 @@ final class PostgresOwnerThread: @unchecked Sendable {
         condition.lock()
         isRunningInline = false
         backoff.record(duration)
-        if !jobs.isEmpty { condition.signal() }
+        let jobsWait = !jobs.isEmpty
         condition.unlock()
+        if jobsWait { condition.signal() }
         return result
     }
 
