@@ -15,6 +15,18 @@ import Testing
         #expect(try PortableJSON.encode(JSONValue.array([.double(1.5), 2])) == "[1.5,2]")
     }
 
+    @Test func integersAndBooleansAreWrittenAsJSONEncoderWritesThem() throws {
+        let encoder = JSONEncoder()
+        for value in [0, 1, -1, 42, Int.max, Int.min] {
+            #expect(try PortableJSON.encode(value) == String(decoding: try encoder.encode(value), as: UTF8.self))
+            #expect(try PortableJSON.decode(Int.self, from: PortableJSON.encode(value)) == value)
+        }
+        for value in [true, false] {
+            #expect(try PortableJSON.encode(value) == String(decoding: try encoder.encode(value), as: UTF8.self))
+        }
+        #expect(try PortableJSON.encodeInput(7) == #"{"namedArgs":{},"positionalArgs":[7]}"#)
+    }
+
     // MARK: Registration and starting
 
     @Test(arguments: Backend.allCases) func startingAnUnregisteredWorkflowThrows(backend: Backend) async throws {

@@ -31,12 +31,16 @@ extension TestRuntime {
 struct WorkflowTests {
     @Test func theOutputsKeptForResultAreTheLastThousandSmallOnes() {
         var outputs = DBOSRuntime.RecentOutputs()
-        for index in 0...DBOSRuntime.RecentOutputs.capacity { outputs.remember("\(index)", of: "run-\(index)") }
+        for index in 0...DBOSRuntime.RecentOutputs.capacity {
+            outputs.remember(RunOutput(text: "\(index)", value: index), of: "run-\(index)")
+        }
         #expect(outputs.output(of: "run-0") == nil, "the oldest was forgotten")
-        #expect(outputs.output(of: "run-1") == "1")
-        #expect(outputs.output(of: "run-\(DBOSRuntime.RecentOutputs.capacity)") == "\(DBOSRuntime.RecentOutputs.capacity)")
+        #expect(outputs.output(of: "run-1")?.text == "1")
+        #expect(outputs.output(of: "run-1")?.value as? Int == 1)
+        let last = DBOSRuntime.RecentOutputs.capacity
+        #expect(outputs.output(of: "run-\(last)")?.text == "\(last)")
         let large = String(repeating: "x", count: DBOSRuntime.RecentOutputs.largestOutput + 1)
-        outputs.remember(large, of: "large")
+        outputs.remember(RunOutput(text: large, value: large), of: "large")
         #expect(outputs.output(of: "large") == nil, "a large output is read from the database instead")
     }
 
@@ -60,6 +64,47 @@ struct WorkflowTests {
         #expect(steps.map(\.functionID) == [0, 1])
         #expect(steps.map(\.name) == ["upper", "exclaim"])
         #expect(steps.map(\.output) == ["WORLD", "WORLD!"])
+        await runtime.shutdown()
+    }
+
+    /// A reference type, so that identity tells the value passed apart from a copy decoded from JSON.
+    final class Parcel: Codable, Sendable {
+        let label: String
+        init(label: String) { self.label = label }
+    }
+
+    /// As in DBOS Go and Python, a run started in this process gets the caller's input value and
+    /// its handles here return the value the workflow returned; the JSON is what is stored, and what
+    /// every other path (a handle asking for JSON, a run started by name) decodes.
+    @Test(arguments: Backend.allCases)
+    func aRunStartedHereGetsTheCallersInputAndItsHandlesTheReturnedOutput(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let sent = Parcel(label: "sent")
+        let returned = Parcel(label: "returned")
+        let received = Mutex<[Parcel]>([])
+        let relay = try runtime.register("relay") { (context: WorkflowContext, parcel: Parcel) -> Parcel in
+            received.withLock { $0.append(parcel) }
+            _ = try await context.runStep("look") { parcel.label }
+            return returned
+        }
+        try runtime.register(queue: WorkflowQueue(name: "parcels", workerConcurrency: 1))
+        try await runtime.launch()
+        // Started directly, and enqueued on a queue this process serves (its enqueue starts it).
+        for options in [WorkflowOptions(), WorkflowOptions(queueName: "parcels")] {
+            let handle = try await runtime.startWorkflow(relay, input: sent, options: options)
+            #expect(try await handle.result() === returned)
+            #expect(received.withLock { $0.last } === sent)
+            // After the run has ended too, from the outputs kept in memory.
+            #expect(try await handle.result() === returned)
+            let json = try await runtime.retrieveWorkflow(id: handle.workflowID, as: JSONValue.self).result()
+            #expect(json == ["label": "returned"])
+            #expect(try await handle.status().input == ["label": "sent"])
+        }
+        let named = try await runtime.startWorkflow(named: "relay", input: ["label": "named"])
+        #expect(try await named.result() == ["label": "returned"])
+        #expect(received.withLock { $0.last?.label } == "named")
         await runtime.shutdown()
     }
 

@@ -31,7 +31,7 @@ public final class DBOSRuntime: Sendable {
     }
 
     struct RunningWorkflow {
-        var task: Task<String, any Error>
+        var task: Task<RunOutput, any Error>
         /// The run's `created_at`, which bounds the watchdog's query.
         var createdAt: EpochMilliseconds
         var stopReason: StopReason?
@@ -76,18 +76,18 @@ public final class DBOSRuntime: Sendable {
         var checkpointReadFailures = 0
     }
 
-    /// The outputs (up to `largestOutput` bytes each) of the last `capacity` runs this process
-    /// completed with SUCCESS. A SUCCESS is final (resume and fork never change it), so a remembered
-    /// output stays true.
+    /// The outputs (up to `largestOutput` bytes of JSON each, with the values the workflows
+    /// returned) of the last `capacity` runs this process completed with SUCCESS. A SUCCESS is final
+    /// (resume and fork never change it), so a remembered output stays true.
     struct RecentOutputs {
         static let capacity = 1024
         static let largestOutput = 16 * 1024
-        private var outputs: [String: String] = [:]
+        private var outputs: [String: RunOutput] = [:]
         private var order: [String] = []
         private var oldest = 0
 
-        mutating func remember(_ output: String, of id: String) {
-            guard output.utf8.count <= Self.largestOutput else { return }
+        mutating func remember(_ output: RunOutput, of id: String) {
+            guard output.text.utf8.count <= Self.largestOutput else { return }
             if outputs.updateValue(output, forKey: id) != nil { return }
             if order.count < Self.capacity {
                 order.append(id)
@@ -98,7 +98,7 @@ public final class DBOSRuntime: Sendable {
             oldest = (oldest + 1) % Self.capacity
         }
 
-        func output(of id: String) -> String? { outputs[id] }
+        func output(of id: String) -> RunOutput? { outputs[id] }
     }
 
     let state = Mutex(State())
@@ -191,9 +191,10 @@ public final class DBOSRuntime: Sendable {
         maxRecoveryAttempts: Int? = 100,
         _ body: @escaping @Sendable (WorkflowContext, Input) async throws -> Output
     ) throws -> Workflow<Input, Output> {
-        let registered = RegisteredWorkflow(name: name, maxRecoveryAttempts: maxRecoveryAttempts) { context, inputText in
-            let input = try PortableJSON.decodeInput(Input.self, from: inputText)
-            return try PortableJSON.encode(try await body(context, input))
+        let registered = RegisteredWorkflow(name: name, maxRecoveryAttempts: maxRecoveryAttempts) { context, input in
+            let value = try input.value as? Input ?? PortableJSON.decodeInput(Input.self, from: input.text)
+            let output = try await body(context, value)
+            return RunOutput(text: try PortableJSON.encode(output), value: output)
         }
         try state.withLock { state in
             guard state.phase == .registering else { throw WorkflowError.registrationAfterLaunch(name) }
@@ -289,7 +290,7 @@ public final class DBOSRuntime: Sendable {
         while ContinuousClock.now < deadline, !state.withLock({ $0.running.isEmpty }) {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        let remaining = state.withLock { state -> [Task<String, any Error>] in
+        let remaining = state.withLock { state -> [Task<RunOutput, any Error>] in
             for id in state.running.keys {
                 state.running[id]?.stopReason = .shutdown
                 state.running[id]?.task.cancel()
@@ -318,7 +319,8 @@ public final class DBOSRuntime: Sendable {
     ) async throws -> WorkflowHandle<Output> {
         try ensureLaunched()
         let registered = try registeredWorkflow(named: workflow.name)
-        let id = try await start(registered, inputText: try PortableJSON.encodeInput(input), options: options, parent: nil)
+        let id = try await start(
+            registered, inputText: try PortableJSON.encodeInput(input), inputValue: input, options: options, parent: nil)
         return WorkflowHandle(workflowID: id, runtime: self)
     }
 
@@ -335,7 +337,8 @@ public final class DBOSRuntime: Sendable {
     ) async throws -> WorkflowHandle<JSONValue> {
         try ensureLaunched()
         let registered = try registeredWorkflow(named: name)
-        let id = try await start(registered, inputText: try PortableJSON.encodeInput(input), options: options, parent: nil)
+        let id = try await start(
+            registered, inputText: try PortableJSON.encodeInput(input), inputValue: input, options: options, parent: nil)
         return WorkflowHandle(workflowID: id, runtime: self)
     }
 
@@ -359,8 +362,12 @@ public final class DBOSRuntime: Sendable {
 
     /// Inserts the run (or finds the existing one) and executes it if this call created it, or
     /// leaves it ENQUEUED (DELAYED) for a queue's workers when the options name a queue.
+    ///
+    /// `inputValue` is the input itself, handed to a run this call executes here instead of
+    /// decoding `inputText` again.
     func start(
-        _ registered: RegisteredWorkflow, inputText: String, options: WorkflowOptions, parent: ParentLink?
+        _ registered: RegisteredWorkflow, inputText: String, inputValue: (any Sendable)? = nil, options: WorkflowOptions,
+        parent: ParentLink?
     ) async throws -> String {
         let problems = options.problems
         guard problems.isEmpty else { throw WorkflowError.invalidOptions(problems) }
@@ -413,7 +420,7 @@ public final class DBOSRuntime: Sendable {
                 createdAt: now, updatedAt: now, recoveryAttempts: 1, timeoutMilliseconds: insert.timeoutMilliseconds,
                 deadline: deadline, parentWorkflowID: parent?.context.workflowID, priority: insert.priority,
                 partitionKey: insert.partitionKey, attributes: insert.attributes)
-            execute(record, registered: registered, checkpoints: [:])
+            execute(record, registered: registered, checkpoints: [:], input: inputValue)
         case .existing(let record):
             guard record.name == registered.name else {
                 throw WorkflowError.conflictingWorkflowID(id: id, existingName: record.name, requestedName: registered.name)
@@ -458,29 +465,32 @@ public final class DBOSRuntime: Sendable {
 
     /// Runs a workflow's code in a task of its own, tracked so it can be cancelled, awaited and
     /// stopped at shutdown. The task records the outcome when the code returns or throws.
-    func execute(_ record: WorkflowRecord, registered: RegisteredWorkflow, checkpoints: [Int: OperationRecord]) {
+    func execute(
+        _ record: WorkflowRecord, registered: RegisteredWorkflow, checkpoints: [Int: OperationRecord],
+        input value: (any Sendable)? = nil
+    ) {
         let id = record.workflowID
         let context = WorkflowContext(
             workflowID: id, workflowName: registered.name, deadline: record.deadline, runtime: self,
             checkpoints: checkpoints, attributes: record.attributes.flatMap { try? JSONValue(parsing: $0) })
         // The tasks capture these fields, not the whole record: a captured value is copied into
         // the closure and into its frames, which a run keeps for as long as it is (say) asleep.
-        let inputs = record.inputs
+        let input = RunInput(text: record.inputs, value: value)
         let timeoutMilliseconds = record.timeoutMilliseconds
         state.withLock { state in
             // After shutdown began (a run claimed by its enqueue meanwhile), the run stays PENDING
             // for the next launch rather than start on a database about to close.
             guard state.running[id] == nil, state.phase != .stopped else { return }
             // On the database's workflow threads, a statement can often run without a thread hop.
-            let task = Task<String, any Error>(executorPreference: database.workflowExecutor) {
+            let task = Task<RunOutput, any Error>(executorPreference: database.workflowExecutor) {
                 defer { self.finishRunning(id) }
                 do {
                     let output = try await withTaskCancellationHandler {
-                        try await registered.run(context, inputs)
+                        try await registered.run(context, input)
                     } onCancel: {
                         context.cancelConcurrentSteps()
                     }
-                    if try await self.recordOutcome(of: context, state: .success, output: output, error: nil) {
+                    if try await self.recordOutcome(of: context, state: .success, output: output.text, error: nil) {
                         self.state.withLock { $0.recentOutputs.remember(output, of: id) }
                     }
                     return output
@@ -582,7 +592,7 @@ public final class DBOSRuntime: Sendable {
         state.withLock { $0.running[id]?.stopReason }
     }
 
-    func localTask(of id: String) -> Task<String, any Error>? {
+    func localTask(of id: String) -> Task<RunOutput, any Error>? {
         state.withLock { $0.running[id]?.task }
     }
 
@@ -691,17 +701,24 @@ public final class DBOSRuntime: Sendable {
         }
     }
 
+    /// A local run's output as `Output`: the value it returned when that is one, else decoded from
+    /// its JSON (a handle that asks for another type, `JSONValue` say).
+    private static func typed<Output: Decodable>(_ output: RunOutput, as type: Output.Type) throws -> Output {
+        if let value = output.value as? Output { return value }
+        return try PortableJSON.decode(Output.self, from: output.text)
+    }
+
     /// The output of a finished run, or the error that ended it.
     func outcome<Output: Decodable>(of id: String, as type: Output.Type) async throws -> Output {
         if let task = localTask(of: id) {
             try await waitForLocalRunToEnd(id)
             // A local run hands back its own error values; a cancelled one is reported as stored.
             do {
-                return try PortableJSON.decode(Output.self, from: try await task.value)
+                return try Self.typed(try await task.value, as: Output.self)
             } catch let error as WorkflowError where error.isCancellation || error.isSupersededExecution {}
         }
         if let output = state.withLock({ $0.recentOutputs.output(of: id) }) {
-            return try PortableJSON.decode(Output.self, from: output)
+            return try Self.typed(output, as: Output.self)
         }
         let record = try await awaitOutcome(of: id)
         switch record.state {

@@ -73,9 +73,25 @@ public struct WorkflowOptions: Sendable {
     }
 }
 
-/// A workflow's code with its types erased: serialized input in, serialized output out.
+/// A workflow's code with its types erased: its input as stored (and, for a run started in this
+/// process, as passed) in, its output serialized (and as returned) out.
 struct RegisteredWorkflow: Sendable {
     let name: String
     let maxRecoveryAttempts: Int?
-    let run: @Sendable (WorkflowContext, String?) async throws -> String
+    let run: @Sendable (WorkflowContext, RunInput) async throws -> RunOutput
+}
+
+/// A run's input: the stored JSON, and the value itself when the run was started in this process
+/// with it (DBOS Go and Python hand such a run the caller's value too). A run recovered, dequeued
+/// or started with JSON decodes the stored text.
+struct RunInput: Sendable {
+    let text: String?
+    var value: (any Sendable)? = nil
+}
+
+/// A finished run's output: the JSON that is stored, and the value the workflow returned, which
+/// handles in this process return instead of decoding the JSON again.
+struct RunOutput: Sendable {
+    let text: String
+    let value: any Sendable
 }

@@ -672,7 +672,7 @@ public final class WorkflowContext: Sendable {
         try checkNotCancelled()
         let registered = try runtime.registeredWorkflow(named: name)
         let childID = try await runtime.start(
-            registered, inputText: try PortableJSON.encodeInput(input), options: options,
+            registered, inputText: try PortableJSON.encodeInput(input), inputValue: input, options: options,
             parent: DBOSRuntime.ParentLink(context: self, functionID: functionID))
         remember(OperationRecord(
             workflowID: workflowID, functionID: functionID, functionName: name, output: nil, error: nil,
