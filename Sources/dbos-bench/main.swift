@@ -214,6 +214,7 @@ case "queue1", "queue1-atonce":
         enqueueLatencies.withLock { $0.append(latency) }
         return handle
     }
+    let enqueued = seconds(clock.now - start)
     for handle in handles { _ = try await handle.result() }
     let elapsed = seconds(clock.now - start)
     let started = startTimes.withLock { $0 }
@@ -224,6 +225,8 @@ case "queue1", "queue1-atonce":
         "wf_per_s": rounded(Double(count) / elapsed, 10),
         "enqueue_to_start_p50_ms": rounded(percentile(waits, 0.5), 1000),
         "enqueue_p50_ms": rounded(percentile(enqueueLatencies.withLock { $0.sorted() }, 0.5), 1000),
+        "enqueue_p99_ms": rounded(percentile(enqueueLatencies.withLock { $0.sorted() }, 0.99), 1000),
+        "enqueued_after_ms": rounded(enqueued * 1000, 10),
     ])
 case "enqueue-only":
     // What one start costs by itself: enqueues, one after the other, on a queue no process serves,

@@ -95,7 +95,7 @@ import Testing
             #expect(try await handle.result() == Self.veryLong.count)
             #expect(try await runtime.workflowStatus(id: Self.veryLong)?.state == .success)
             // Waiting from outside, without the in-memory outcome: the stored row says SUCCESS.
-            let restarted = try await runtime.retrieveWorkflow(id: Self.veryLong, as: Int.self)
+            let restarted = runtime.retrieveWorkflow(id: Self.veryLong, as: Int.self)
             #expect(try await restarted.result() == Self.veryLong.count)
         }
     }
