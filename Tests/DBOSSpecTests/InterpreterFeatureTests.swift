@@ -46,6 +46,52 @@ struct Receipt: Codable, Sendable {
         #expect(kinds.last == .runFinished(status: .success, error: nil))
     }
 
+    /// Holds a run's thread at the start of one step until released.
+    final class StepStartGate: SpecRunObserver {
+        let stepID: String
+        private let held = Mutex(false)
+        private let semaphore = DispatchSemaphore(value: 0)
+
+        init(stepID: String) { self.stepID = stepID }
+
+        func specRun(_ event: SpecRunEvent) {
+            guard case .stepStarted(let started, _, _) = event.kind, started == stepID else { return }
+            held.withLock { $0 = true }
+            semaphore.wait()
+        }
+
+        var isHolding: Bool { held.withLock { $0 } }
+        func release() { semaphore.signal() }
+    }
+
+    /// A step shows as started only once the steps before it are checkpointed: the previous
+    /// step's checkpoint, which waits for the run's next durable operation, is written first. So a
+    /// process killed as soon as "second: started" shows resumes without running "first" again.
+    @Test func aStepShownAsStartedHasTheStepBeforeItCheckpointed() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-interp")
+        let spec = try SpecFiles.write("""
+            name: ordered
+            steps:
+              - id: first
+                run: echo one
+              - id: second
+                run: echo two
+            """, as: "ordered.yaml", in: directory)
+        let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory, configure: { configuration in
+            // The watch that writes a checkpoint left waiting for long stays out of the way.
+            configuration.stepCheckpointWrites = .beforeNextOperation(within: .seconds(60))
+        })
+        let gate = StepStartGate(stepID: "second")
+        environment.interpreter.addObserver(gate)
+        let run = Task { try await environment.run(spec, id: "ordered-1") }
+        #expect(await eventually(timeout: .seconds(20)) { gate.isHolding })
+        let stored = try await environment.runtime.listSteps(workflowID: "ordered-1").map(\.name)
+        gate.release()
+        _ = try await run.value
+        await environment.close()
+        #expect(stored == ["first"], "steps stored when 'second' showed as started: \(stored)")
+    }
+
     @Test func typedHandlerIsRetriedWithItsAttemptNumberAndAStableIdempotencyKey() async throws {
         let directory = try TemporaryDirectory(prefix: "dbos-interp")
         let handlers = HandlerRegistry()

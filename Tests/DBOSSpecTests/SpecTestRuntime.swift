@@ -19,12 +19,15 @@ struct SpecTestRuntime {
     static func make(
         specs: [WorkflowSpec], directorySpecs: [WorkflowSpec] = [], handlers: HandlerRegistry = HandlerRegistry(),
         directory: TemporaryDirectory? = nil, registersSchedules: Bool = false,
-        secrets: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] }
+        secrets: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] },
+        configure: (inout DBOSConfiguration) -> Void = { _ in }
     ) async throws -> SpecTestRuntime {
         let directory = try directory ?? TemporaryDirectory(prefix: "dbos-interp")
-        let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+        var configuration = DBOSConfiguration(
             systemDatabaseURL: "sqlite:\(directory.file("system.sqlite"))", applicationVersion: "interpreter-tests",
-            pollingInterval: .milliseconds(50)))
+            pollingInterval: .milliseconds(50))
+        configure(&configuration)
+        let runtime = try await DBOSRuntime(configuration: configuration)
         let interpreter = try SpecInterpreter(
             runtime: runtime, handlers: handlers, specs: specs, directorySpecs: directorySpecs,
             registersSchedules: registersSchedules, secrets: secrets)

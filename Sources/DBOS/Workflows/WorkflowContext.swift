@@ -152,8 +152,9 @@ public final class WorkflowContext: Sendable {
 
     /// Writes the checkpoint a finished step left waiting, or waits for the write another task
     /// began; returns at once when none waits. Every durable operation calls it before it does
-    /// anything, so a step's checkpoint is durable before the run acts on the step's result.
-    func writeDeferredCheckpoint() async throws {
+    /// anything, so a step's checkpoint is durable before the run acts on the step's result; the
+    /// spec interpreter calls it before it reports the next step as started.
+    package func writeDeferredCheckpoint() async throws {
         enum Turn {
             case done
             case write(OperationRecord)

@@ -133,13 +133,16 @@ struct StepListExecutor: Sendable {
                 }
             }
         }
-        if run.completedSlots.contains(slot) {
-            run.emit(.stepReplayed(stepID: step.id, slot: slot))
-        } else {
-            run.emit(.stepStarted(stepID: step.id, slot: slot, action: step.action.fieldName))
-        }
+        let replayed = run.completedSlots.contains(slot)
+        if replayed { run.emit(.stepReplayed(stepID: step.id, slot: slot)) }
         let start = ContinuousClock.now
         do {
+            if !replayed {
+                // A step shown as started has every step before it checkpointed: the previous one's
+                // checkpoint, if it still waits for this step, is written first.
+                try await run.context.writeDeferredCheckpoint()
+                run.emit(.stepStarted(stepID: step.id, slot: slot, action: step.action.fieldName))
+            }
             let output = try await perform(node, scope: scope)
             if output == Self.skippedMarker {
                 run.emit(.stepSkipped(stepID: step.id))
