@@ -81,8 +81,6 @@ struct QueryPlanTests {
     func queueStatementsOnPostgreSQLReadNoTableFromStartToEnd(planCacheMode: String) async throws {
         let server = try await SharedPostgresServer.get()
         let database = "plans_\(UUID().uuidString.prefix(8).lowercased())"
-        let setup = try await TestRuntime(.postgres)
-        defer { setup.directory.remove() }
         let migrating = try await DBOSRuntime(configuration: DBOSConfiguration(systemDatabaseURL: server.url(database: database)))
         try await migrating.launch()
         await migrating.shutdown(gracePeriod: .seconds(1))
@@ -91,6 +89,10 @@ struct QueryPlanTests {
         // Counts from here on: the history's own inserts and the analysis are not the workload's.
         try server.execute("SELECT pg_stat_reset()", database: database)
         let url = server.url(database: database) + "?options=-c%20plan_cache_mode%3D\(planCacheMode)"
+        // The setting reaches the sessions the runtime opens with this URL.
+        let probe = try await PostgresConnection.connect(PostgresURL(url))
+        #expect(try await probe.query("SHOW plan_cache_mode").first?.string("plan_cache_mode") == planCacheMode)
+        probe.close()
         let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
             systemDatabaseURL: url, executorID: "local", applicationVersion: "v1",
             pollingInterval: .milliseconds(50), cancellationCheckInterval: .milliseconds(100)))
@@ -100,13 +102,13 @@ struct QueryPlanTests {
         // A backend reports its counts when its session ends: wait for the runtime's sessions to end.
         let observer = try await PostgresConnection.connect(PostgresURL(server.url(database: database)))
         defer { observer.close() }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while try await observer.query("""
-            SELECT count(*) AS sessions FROM pg_stat_activity
-            WHERE datname = current_database() AND pid <> pg_backend_pid()
-            """).first?.int("sessions") != 0, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
+        let ended = try await eventually(timeout: .seconds(20)) {
+            try await observer.query("""
+                SELECT count(*) AS sessions FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> pg_backend_pid()
+                """).first?.int("sessions") == 0
         }
+        #expect(ended, "the runtime's sessions did not end, so their counts may be missing")
         let scans = try await observer.query("""
             SELECT relname, seq_scan, idx_scan FROM pg_stat_user_tables WHERE schemaname = 'dbos' ORDER BY relname
             """)

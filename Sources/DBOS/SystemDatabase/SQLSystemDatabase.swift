@@ -28,16 +28,16 @@ final class SQLSystemDatabase: SystemDatabase {
     /// after five runs), which cannot tell one queue from another, may then expect one in the first
     /// pages of the table and read the whole history when none is there. Taken in index order, the
     /// first row costs a scan of every matching row and a sort unless the index is used.
-    private static func hasEnqueuedRun(on queueName: String, _ condition: SQL = "") -> SQL {
-        "(SELECT 1 FROM workflow_status WHERE \(inFlight(on: queueName, .enqueued))" + condition
+    private static func hasEnqueuedRun(on queueName: String, where condition: SQL? = nil) -> SQL {
+        "(SELECT 1 FROM workflow_status WHERE \(inFlight(on: queueName, .enqueued))" + (condition.map { " AND " + $0 } ?? "")
             + " ORDER BY queue_name, status, priority, created_at LIMIT 1) IS NOT NULL"
     }
 
     /// Whether a delayed run of the queue is due at `now` (and matches `condition`), as a condition;
     /// in the order of the index of delayed runs, for the reason `hasEnqueuedRun` gives.
-    private static func hasDueDelayedRun(on queueName: String, at now: EpochMilliseconds, _ condition: SQL = "") -> SQL {
+    private static func hasDueDelayedRun(on queueName: String, at now: EpochMilliseconds, where condition: SQL? = nil) -> SQL {
         "(SELECT 1 FROM workflow_status WHERE status = 'DELAYED' AND delay_until_epoch_ms <= \(now) AND queue_name = \(queueName)"
-            + condition + " ORDER BY delay_until_epoch_ms LIMIT 1) IS NOT NULL"
+            + (condition.map { " AND " + $0 } ?? "") + " ORDER BY delay_until_epoch_ms LIMIT 1) IS NOT NULL"
     }
 
     /// What a step checkpoint found: the checkpoint stored before (nil when this one was written)
@@ -309,12 +309,12 @@ final class SQLSystemDatabase: SystemDatabase {
         // Only runs this executor's runners could claim keep their turn: a run of another application
         // version waits for a worker of that version, which would otherwise hold this queue's
         // shortcut off for as long as none comes.
-        let claimable: SQL = " AND (application_version = \(insert.applicationVersion) OR application_version IS NULL)"
+        let claimable: SQL = "(application_version = \(insert.applicationVersion) OR application_version IS NULL)"
         let notice = dialect.enqueueNotice.map { ", CASE WHEN status = 'ENQUEUED' THEN \($0) END AS notified" } ?? ""
         let statement: SQL = """
             WITH queue_state AS (
-                SELECT \(Self.hasEnqueuedRun(on: queueName, claimable))
-                    OR \(Self.hasDueDelayedRun(on: queueName, at: insert.now, claimable)) AS waiting)
+                SELECT \(Self.hasEnqueuedRun(on: queueName, where: claimable))
+                    OR \(Self.hasDueDelayedRun(on: queueName, at: insert.now, where: claimable)) AS waiting)
             INSERT INTO workflow_status (\(unescaped: Self.workflowStatusColumns)) VALUES
                 (\(insert.workflowID), CASE WHEN \(unescaped: claimed) THEN 'PENDING' ELSE 'ENQUEUED' END, \(insert.name),
                 \(insert.inputs), \(insert.executorID), \(insert.applicationVersion), \(queueName), \(insert.now),

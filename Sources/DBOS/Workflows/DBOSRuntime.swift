@@ -76,18 +76,19 @@ public final class DBOSRuntime: Sendable {
         var checkpointReadFailures = 0
     }
 
-    /// The outputs (up to `largestOutput` bytes of JSON each, with the values the workflows
-    /// returned) of the last `capacity` runs this process completed with SUCCESS. A SUCCESS is final
-    /// (resume and fork never change it), so a remembered output stays true.
+    /// The outputs (up to `largestOutput` bytes each) of the last `capacity` runs this process
+    /// completed with SUCCESS. A SUCCESS is final (resume and fork never change it), so a remembered
+    /// output stays true. Only the JSON is kept: the value a workflow returned may be far larger, or
+    /// hold more than its JSON, and is handed back only while its run's task is alive.
     struct RecentOutputs {
         static let capacity = 1024
         static let largestOutput = 16 * 1024
-        private var outputs: [String: RunOutput] = [:]
+        private var outputs: [String: String] = [:]
         private var order: [String] = []
         private var oldest = 0
 
-        mutating func remember(_ output: RunOutput, of id: String) {
-            guard output.text.utf8.count <= Self.largestOutput else { return }
+        mutating func remember(_ output: String, of id: String) {
+            guard output.utf8.count <= Self.largestOutput else { return }
             if outputs.updateValue(output, forKey: id) != nil { return }
             if order.count < Self.capacity {
                 order.append(id)
@@ -98,7 +99,7 @@ public final class DBOSRuntime: Sendable {
             oldest = (oldest + 1) % Self.capacity
         }
 
-        func output(of id: String) -> RunOutput? { outputs[id] }
+        func output(of id: String) -> String? { outputs[id] }
     }
 
     let state = Mutex(State())
@@ -491,7 +492,7 @@ public final class DBOSRuntime: Sendable {
                         context.cancelConcurrentSteps()
                     }
                     if try await self.recordOutcome(of: context, state: .success, output: output.text, error: nil) {
-                        self.state.withLock { $0.recentOutputs.remember(output, of: id) }
+                        self.state.withLock { $0.recentOutputs.remember(output.text, of: id) }
                     }
                     return output
                 } catch {
@@ -718,7 +719,7 @@ public final class DBOSRuntime: Sendable {
             } catch let error as WorkflowError where error.isCancellation || error.isSupersededExecution {}
         }
         if let output = state.withLock({ $0.recentOutputs.output(of: id) }) {
-            return try Self.typed(output, as: Output.self)
+            return try PortableJSON.decode(Output.self, from: output)
         }
         let record = try await awaitOutcome(of: id)
         switch record.state {

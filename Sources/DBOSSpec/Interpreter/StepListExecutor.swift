@@ -134,15 +134,18 @@ struct StepListExecutor: Sendable {
             }
         }
         let replayed = run.completedSlots.contains(slot)
-        if replayed { run.emit(.stepReplayed(stepID: step.id, slot: slot)) }
+        if replayed {
+            run.emit(.stepReplayed(stepID: step.id, slot: slot))
+        } else {
+            // A step shown as started has every step before it checkpointed: the previous one's
+            // checkpoint, if it still waits for this step, is written first. A failure there is the
+            // database's, not this step's: it ends the run as it is (no `continue_on_error`), and
+            // the checkpoint stays waiting for the run's next execution.
+            try await run.context.writeDeferredCheckpoint()
+            run.emit(.stepStarted(stepID: step.id, slot: slot, action: step.action.fieldName))
+        }
         let start = ContinuousClock.now
         do {
-            if !replayed {
-                // A step shown as started has every step before it checkpointed: the previous one's
-                // checkpoint, if it still waits for this step, is written first.
-                try await run.context.writeDeferredCheckpoint()
-                run.emit(.stepStarted(stepID: step.id, slot: slot, action: step.action.fieldName))
-            }
             let output = try await perform(node, scope: scope)
             if output == Self.skippedMarker {
                 run.emit(.stepSkipped(stepID: step.id))
@@ -385,6 +388,10 @@ struct StepListExecutor: Sendable {
     /// compensation is reported and the others still run; the run keeps its original error.
     private func compensate(_ completed: some Sequence<String>, results: [String: StepOutcome]) async throws {
         let scope = run.scope(variables(with: results))
+        // The last step's checkpoint may still wait (the run failed before its next durable
+        // operation): written before anything shows as compensating. A failure here is the first
+        // compensation's too (its own write tries again), and reported there.
+        try? await run.context.writeDeferredCheckpoint()
         for id in completed {
             guard let node = graph.node(id), let compensation = node.step.compensation, let slot = node.compensationSlot
             else { continue }

@@ -91,9 +91,9 @@ final class PostgresOwnerThread: @unchecked Sendable {
         condition.lock()
         isRunningInline = false
         backoff.record(duration)
-        let jobsWait = !jobs.isEmpty
+        let jobsAreWaiting = !jobs.isEmpty
         condition.unlock()
-        if jobsWait { condition.signal() }
+        if jobsAreWaiting { condition.signal() }
         return result
     }
 
