@@ -90,7 +90,7 @@ struct RunInput: Sendable {
 }
 
 /// A finished run's output: the JSON that is stored, and the value the workflow returned, which
-/// handles in this process return instead of decoding the JSON again.
+/// `result()` in this process returns while the run's task is alive instead of decoding the JSON.
 struct RunOutput: Sendable {
     let text: String
     let value: any Sendable

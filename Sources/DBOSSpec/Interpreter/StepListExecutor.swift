@@ -139,8 +139,8 @@ struct StepListExecutor: Sendable {
         } else {
             // A step shown as started has every step before it checkpointed: the previous one's
             // checkpoint, if it still waits for this step, is written first. A failure there is the
-            // database's, not this step's: it ends the run as it is (no `continue_on_error`), and
-            // the checkpoint stays waiting for the run's next execution.
+            // database's, not this step's: it ends the run with that error (`continue_on_error` of
+            // this step does not apply).
             try await run.context.writeDeferredCheckpoint()
             run.emit(.stepStarted(stepID: step.id, slot: slot, action: step.action.fieldName))
         }
