@@ -180,7 +180,8 @@ struct DeferredCheckpointTests {
             // The other execution finishes the run: the handle reports its outcome.
             let result = Task { try await handle.result() }
             let finished = try await runtime.database.completeWorkflow(
-                id: id, state: .success, output: "\"theirs, used\"", error: nil, checkpoint: nil, at: Date().epochMilliseconds)
+                id: id, state: .success, output: "\"theirs, used\"", error: nil, checkpoint: nil, at: Date().epochMilliseconds,
+                lingering: false)
             #expect(finished)
             #expect(try await result.value == "theirs, used")
         }

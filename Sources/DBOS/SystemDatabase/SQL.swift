@@ -25,6 +25,13 @@ struct SQL: Sendable, ExpressibleByStringInterpolation, CustomStringConvertible 
     private(set) var pieces: [Piece] = []
     /// The bound values, in parameter order.
     private(set) var bindings: [SQLValue] = []
+    /// Set on a statement built in few shapes (a batch padded to a power of two rows): a backend
+    /// may prepare it whatever its number of values. Others with many values (long `IN` lists,
+    /// whose every length is another statement) are not worth a plan each.
+    var hasFewShapes = false
+
+    /// Whether a backend that prepares statements should prepare this one and reuse the plan.
+    var isWorthPreparing: Bool { hasFewShapes || bindings.count <= 32 }
 
     init(stringLiteral value: String) {
         pieces = [.text(value)]

@@ -67,7 +67,9 @@ final class SQLSystemDatabase: SystemDatabase {
         let completions: WriteBatcher<Completion, Bool>
     }
 
-    init(backend: any SQLBackend) {
+    /// `outcomeLinger`: how long `completeWorkflow(lingering: true)` may hold an outcome to share
+    /// a commit (PostgreSQL only: on SQLite concurrent writes share its writer thread's commits).
+    init(backend: any SQLBackend, outcomeLinger: Duration? = nil) {
         self.backend = backend
         guard !backend.groupsCommits, backend.dialect.writesInCommonTableExpressions else {
             batches = nil
@@ -84,7 +86,10 @@ final class SQLSystemDatabase: SystemDatabase {
             checkpoints: WriteBatcher(maximumBatchSize: size, concurrentBatches: concurrent) { records in
                 await Self.outcomes(of: records) { try await Self.recordOperations($0, backend: backend) }
             },
-            completions: WriteBatcher(maximumBatchSize: size, concurrentBatches: concurrent) { completions in
+            completions: WriteBatcher(
+                maximumBatchSize: size, concurrentBatches: concurrent, linger: outcomeLinger,
+                flushExecutor: workflowThreads
+            ) { completions in
                 await Self.outcomes(of: completions) { try await Self.completeWorkflows($0, backend: backend) }
             })
     }
@@ -400,18 +405,28 @@ final class SQLSystemDatabase: SystemDatabase {
 
     func completeWorkflow(
         id: String, state: WorkflowState, output: String?, error: String?, checkpoint: OperationRecord?,
-        at now: EpochMilliseconds
+        at now: EpochMilliseconds, lingering: Bool
     ) async throws -> Bool {
         precondition(checkpoint.map { $0.workflowID == id } ?? true, "a run's outcome carries only its own checkpoint")
         let completion = Completion(id: id, state: state, output: output, error: error, checkpoint: checkpoint, now: now)
         let completed =
             if let batches {
-                try await batches.completions.submit(completion)
+                lingering
+                    ? try await batches.completions.submitLingering(completion)
+                    : try await batches.completions.submit(completion)
             } else {
                 try await Self.completeWorkflows([completion], backend: backend)[0]
             }
         if completed, dialect.completionNotice == nil { await backend.publish([.completion(workflowID: id)]) }
         return completed
+    }
+
+    func expediteCompletions() {
+        batches?.completions.expedite()
+    }
+
+    func stopLingering() {
+        batches?.completions.stopLingering()
     }
 
     /// Writes outcomes of runs that are still PENDING, with their checkpoints, in one commit; for
@@ -443,6 +458,16 @@ final class SQLSystemDatabase: SystemDatabase {
         // PostgreSQL: the checkpoints' insert is a CTE, whose RETURNING the UPDATE reads (a CTE's
         // writes are not visible to the rest of the statement otherwise).
         let hasCheckpoints = completions.contains { $0.checkpoint != nil }
+        // Padded to a power of two with rows that match no run, so that batches of any size take
+        // one of a few statement shapes, each prepared once per connection: PostgreSQL planned
+        // a new 100-row statement on every batch otherwise, about as costly as running it.
+        let emptyRow: SQL =
+            hasCheckpoints
+            ? "(CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS BIGINT), "
+                + "CAST(NULL AS INTEGER), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS BIGINT), "
+                + "CAST(NULL AS BIGINT))"
+            : "(CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS BIGINT))"
+        let padding = Array(repeating: emptyRow, count: Self.paddedRowCount(completions.count) - completions.count)
         let values = SQL.joined(completions.map { completion in
             let checkpoint = completion.checkpoint
             let row: SQL = """
@@ -455,8 +480,8 @@ final class SQLSystemDatabase: SystemDatabase {
                     CAST(\(checkpoint?.output) AS TEXT), CAST(\(checkpoint?.error) AS TEXT),
                     CAST(\(checkpoint?.startedAt) AS BIGINT), CAST(\(checkpoint?.completedAt) AS BIGINT))
                 """
-        })
-        let statement: SQL
+        } + padding)
+        var statement: SQL
         if hasCheckpoints {
             statement = """
                 WITH input (workflow_uuid, status, output, error, completed_at, function_id, function_name, step_output,
@@ -492,10 +517,18 @@ final class SQLSystemDatabase: SystemDatabase {
                 RETURNING ws.workflow_uuid\(unescaped: notice)
                 """
         }
-        let completed = try await backend.autocommit(operation) { runner in
+        statement.hasFewShapes = true
+        let completed = try await backend.autocommit(operation) { [statement] runner in
             Set(try runner.query(statement).compactMap { $0.string("workflow_uuid") })
         }
         return completions.map { completed.contains($0.id) }
+    }
+
+    /// The row count a batch of `count` rows is padded to: the next power of two.
+    static func paddedRowCount(_ count: Int) -> Int {
+        var size = 1
+        while size < count { size *= 2 }
+        return size
     }
 
     func cancelWorkflows(

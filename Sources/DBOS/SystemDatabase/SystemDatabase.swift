@@ -273,10 +273,20 @@ protocol SystemDatabase: Sendable {
     ///
     /// With `checkpoint` (its last step's, not written yet), both are written in one commit, and
     /// the outcome only if the checkpoint's slot was free: false when another checkpoint is there.
+    ///
+    /// With `lingering` (nobody in this process waits for the outcome), the write may wait up to
+    /// the database's outcome linger to share a commit with other outcomes; `expediteCompletions()`
+    /// ends that wait.
     func completeWorkflow(
         id: String, state: WorkflowState, output: String?, error: String?, checkpoint: OperationRecord?,
-        at now: EpochMilliseconds
+        at now: EpochMilliseconds, lingering: Bool
     ) async throws -> Bool
+
+    /// Writes the lingering outcomes now (someone began to wait for one), without waiting.
+    func expediteCompletions()
+
+    /// Writes the lingering outcomes now and every later one at once (shutdown).
+    func stopLingering()
 
     /// Marks workflows (and, if asked, all their descendants) CANCELLED unless already finished.
     /// Returns the IDs that changed. `error` is stored as the cancellation reason when given.

@@ -11,12 +11,19 @@ import Synchronization
 /// `runBatch` returns one result per item, in order: a failure of one item (a constraint, bad
 /// input) must not fail the others, so a batch statement that fails as a whole is retried item by
 /// item by the caller's `runBatch`.
+///
+/// Lingering (`submitLingering`): an item nobody in the process waits for may instead wait up
+/// to `linger` for others, so that items arriving one at a time (the outcomes of runs enqueued
+/// one after the other) share a commit. One flush loop, running only while items linger, writes
+/// them every `linger`; `expedite()` writes them at once (someone began to wait for one).
 final class WriteBatcher<Item: Sendable, Output: Sendable>: Sendable {
     typealias Outcome = Result<Output, any Error>
 
     private enum Turn {
         case done(Outcome)
         case lead
+        /// Lingering has stopped: submit the item as any other.
+        case submit
     }
 
     private struct Waiter {
@@ -27,24 +34,121 @@ final class WriteBatcher<Item: Sendable, Output: Sendable>: Sendable {
     private struct State {
         var waiting: [Waiter] = []
         var batchesInFlight = 0
+        /// Items waiting for the flush loop or an `expedite()`, oldest first.
+        var lingering: [Waiter] = []
+        var isFlushLoopRunning = false
+        var isLingeringStopped = false
     }
 
     private let state = Mutex(State())
     private let maximumBatchSize: Int
     private let concurrentBatches: Int
+    private let linger: Duration?
+    /// Where flushes of lingering items run (the database's workflow threads, whose statements
+    /// need no thread hop); nil for the global executor.
+    private let flushExecutor: (any TaskExecutor)?
     private let runBatch: @Sendable ([Item]) async -> [Outcome]
 
     init(
-        maximumBatchSize: Int, concurrentBatches: Int, runBatch: @escaping @Sendable ([Item]) async -> [Outcome]
+        maximumBatchSize: Int, concurrentBatches: Int, linger: Duration? = nil, flushExecutor: (any TaskExecutor)? = nil,
+        runBatch: @escaping @Sendable ([Item]) async -> [Outcome]
     ) {
         precondition(maximumBatchSize > 0 && concurrentBatches > 0, "a batcher needs room for one batch of one")
+        precondition(linger.map { $0 > .zero } ?? true, "a linger must be longer than zero")
         self.maximumBatchSize = maximumBatchSize
         self.concurrentBatches = concurrentBatches
+        self.linger = linger
+        self.flushExecutor = flushExecutor
         self.runBatch = runBatch
     }
 
     /// How many calls wait for a turn (for tests and diagnostics).
     var waitingCount: Int { state.withLock { $0.waiting.count } }
+
+    /// How many items linger (for tests and diagnostics).
+    var lingeringCount: Int { state.withLock { $0.lingering.count } }
+
+    /// Writes `item` like `submit(_:)`, but lets it wait up to about `linger` to share a commit
+    /// with others; at once when the batcher has no linger or lingering has stopped.
+    func submitLingering(_ item: Item) async throws -> Output {
+        guard linger != nil else { return try await submit(item) }
+        let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
+            let (accepted, startsLoop) = state.withLock { state -> (Bool, Bool) in
+                guard !state.isLingeringStopped else { return (false, false) }
+                state.lingering.append(Waiter(item: item, continuation: continuation))
+                defer { state.isFlushLoopRunning = true }
+                return (true, !state.isFlushLoopRunning)
+            }
+            if !accepted { continuation.resume(returning: .submit) }
+            if startsLoop { startFlush(loop: true) }
+        }
+        switch turn {
+        case .done(let outcome):
+            return try outcome.get()
+        case .lead, .submit:
+            return try await submit(item)
+        }
+    }
+
+    /// Writes the lingering items now, without waiting for the write: a caller began to wait for
+    /// one of them.
+    func expedite() {
+        guard state.withLock({ !$0.lingering.isEmpty }) else { return }
+        startFlush(loop: false)
+    }
+
+    /// Writes the lingering items now and makes later `submitLingering` calls write at once
+    /// (shutdown: nothing may wait for a loop about to stop).
+    func stopLingering() {
+        state.withLock { $0.isLingeringStopped = true }
+        expedite()
+    }
+
+    /// Flushes in a task of its own: the items are not the caller's, so the caller's
+    /// cancellation must not fail their writes.
+    private func startFlush(loop: Bool) {
+        let operation: @Sendable () async -> Void = { [self] in
+            if loop { await flushLoop() } else { await flushLingering(endingLoopWhenEmpty: false) }
+        }
+        if let flushExecutor {
+            Task(executorPreference: flushExecutor, operation: operation)
+        } else {
+            Task(operation: operation)
+        }
+    }
+
+    /// Every `linger`, writes what lingers; ends when nothing did.
+    private func flushLoop() async {
+        guard let linger else { return }
+        while true {
+            try? await Task.sleep(for: linger)
+            guard await flushLingering(endingLoopWhenEmpty: true) else { return }
+        }
+    }
+
+    /// Writes the items lingering now (not those that come meanwhile: they wait for the next
+    /// round), in batches of at most `maximumBatchSize`; false when none lingered (and then, for
+    /// the loop, it has ended: the next lingering item starts another).
+    @discardableResult
+    private func flushLingering(endingLoopWhenEmpty: Bool) async -> Bool {
+        let taken = state.withLock { state -> [Waiter] in
+            if state.lingering.isEmpty, endingLoopWhenEmpty { state.isFlushLoopRunning = false }
+            defer { state.lingering.removeAll(keepingCapacity: true) }
+            return state.lingering
+        }
+        var start = taken.startIndex
+        while start < taken.endIndex {
+            let batch = taken[start..<min(start + maximumBatchSize, taken.endIndex)]
+            let outcomes = await runBatch(batch.map(\.item))
+            for (waiter, outcome) in zip(batch, outcomes) { waiter.continuation.resume(returning: .done(outcome)) }
+            // `runBatch` owes one outcome per item; a short answer must not strand a caller.
+            for waiter in batch.dropFirst(outcomes.count) {
+                waiter.continuation.resume(returning: .done(.failure(SystemDatabaseError.closed)))
+            }
+            start = batch.endIndex
+        }
+        return !taken.isEmpty
+    }
 
     /// Writes `item` (in a batch with others, or alone) and returns its own outcome.
     func submit(_ item: Item) async throws -> Output {
@@ -65,7 +169,7 @@ final class WriteBatcher<Item: Sendable, Output: Sendable>: Sendable {
         switch turn {
         case .done(let outcome):
             return try outcome.get()
-        case .lead:
+        case .lead, .submit:
             // Also a turn handed over by a finished batch: the item left the queue then.
             return try await lead(with: item).get()
         }

@@ -23,8 +23,12 @@ public struct DBOSConfiguration: Sendable {
     public var notificationFallbackInterval: Duration
     /// Which queued runs this process's queue runners may claim.
     public var queueClaimScope: QueueClaimScope = .all
-    /// When a finished step's checkpoint is written.
+    /// When a finished step's checkpoint is written, and how long a run's outcome may wait to share
+    /// a commit with other runs' outcomes (see `StepCheckpointWrites`).
     public var stepCheckpointWrites: StepCheckpointWrites = .beforeNextOperation(within: .milliseconds(2))
+    /// The longest a run's outcome is held to share a commit, whatever `stepCheckpointWrites`
+    /// allows: other processes see outcomes at most this much later. Tests raise it.
+    var outcomeLingerLimit: Duration = .milliseconds(10)
 
     /// When a finished step's checkpoint is written. Either way the checkpoint is durable before
     /// the run's next durable operation starts (the next step's body, a send, a sleep, a child),
@@ -38,6 +42,14 @@ public struct DBOSConfiguration: Sendable {
         /// waiting about `within` (at least 1 ms) after its step ended, because the workflow
         /// awaits something that is not a durable operation, is written then (best effort: a
         /// write that fails is left to the run's next operation).
+        ///
+        /// On PostgreSQL, the outcome of a run that no caller in this process awaits (a queued
+        /// run, one started and left to finish) is then also held up to `within` (at most 10 ms)
+        /// and written with the others that ended meanwhile, in one statement and one commit:
+        /// fewer commits leave the database to the runs being started. A `result()` in this
+        /// process ends the wait at once; other processes see the outcome up to that much later;
+        /// a crash meanwhile leaves the run PENDING, to be recovered and run again, as a crash
+        /// just before its outcome's commit would.
         case beforeNextOperation(within: Duration)
     }
 
@@ -79,7 +91,9 @@ public struct DBOSConfiguration: Sendable {
 
 /// Opens the system database a URL names.
 enum SystemDatabaseFactory {
-    static func open(url: String) throws -> any SystemDatabase {
+    /// `outcomeLinger`: how long the outcome of a run nobody in the process waits for may wait to
+    /// share a commit with others (`SystemDatabase.completeWorkflow(lingering:)`).
+    static func open(url: String, outcomeLinger: Duration? = nil) throws -> any SystemDatabase {
         if url == "sqlite::memory:" {
             return SQLSystemDatabase(backend: try SQLiteBackend(path: ":memory:"))
         }
@@ -103,7 +117,7 @@ enum SystemDatabaseFactory {
             return SQLSystemDatabase(backend: try SQLiteBackend(path: path))
         }
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
-            return SQLSystemDatabase(backend: try PostgresBackend(url: url))
+            return SQLSystemDatabase(backend: try PostgresBackend(url: url), outcomeLinger: outcomeLinger)
         }
         throw SystemDatabaseError.invalidURL(
             SystemDatabaseURL.redacted(url), reason: "expected sqlite:PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB")

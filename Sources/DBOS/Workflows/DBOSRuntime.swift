@@ -38,6 +38,9 @@ public final class DBOSRuntime: Sendable {
         var timer: Task<Void, Never>?
         var queueName: String?
         var partitionKey: String?
+        /// A caller in this process waits for the run's outcome: it is written at once, not held
+        /// to share a commit (`SystemDatabase.completeWorkflow(lingering:)`).
+        var isAwaited = false
     }
 
     enum Phase { case registering, launched, stopped }
@@ -122,12 +125,16 @@ public final class DBOSRuntime: Sendable {
     init(configuration: DBOSConfiguration, role: Role) async throws {
         self.configuration = configuration
         self.role = role
-        deferredCheckpoints =
+        let writeDelay: Duration? =
             switch configuration.stepCheckpointWrites {
             case .beforeReturning: nil
-            case .beforeNextOperation(let delay): DeferredCheckpointWatch(delay: max(delay, .milliseconds(1)))
+            case .beforeNextOperation(let delay): max(delay, .milliseconds(1))
             }
-        database = try SystemDatabaseFactory.open(url: configuration.systemDatabaseURL)
+        deferredCheckpoints = writeDelay.map { DeferredCheckpointWatch(delay: $0) }
+        // A client runs no workflows, so it has no outcomes to write.
+        let outcomeLinger = writeDelay.map { min($0, configuration.outcomeLingerLimit) }
+        database = try SystemDatabaseFactory.open(
+            url: configuration.systemDatabaseURL, outcomeLinger: role == .worker ? outcomeLinger : nil)
         do {
             try await database.migrate()
             let wakeups = wakeups
@@ -284,6 +291,8 @@ public final class DBOSRuntime: Sendable {
             if state.phase != .stopped { state.phase = .stopped }
             return background
         }
+        // Outcomes held to share a commit are written now, and later ones at once.
+        database.stopLingering()
         for task in background { task.cancel() }
         wakeups.signalAll()
         for task in background { await task.value }
@@ -491,11 +500,13 @@ public final class DBOSRuntime: Sendable {
                     } onCancel: {
                         context.cancelConcurrentSteps()
                     }
+                    self.endDeadline(of: id)
                     if try await self.recordOutcome(of: context, state: .success, output: output.text, error: nil) {
                         self.state.withLock { $0.recentOutputs.remember(output.text, of: id) }
                     }
                     return output
                 } catch {
+                    self.endDeadline(of: id)
                     switch self.stopReason(of: id) {
                     case .shutdown:
                         // A step's checkpoint still waiting is written, so the next launch does not run it again.
@@ -551,7 +562,8 @@ public final class DBOSRuntime: Sendable {
         if let checkpoint = try await context.takeDeferredCheckpoint() {
             do {
                 let completed = try await database.completeWorkflow(
-                    id: id, state: state, output: output, error: error, checkpoint: checkpoint, at: Date().epochMilliseconds)
+                    id: id, state: state, output: output, error: error, checkpoint: checkpoint, at: Date().epochMilliseconds,
+                    lingering: outcomeMayLinger(id))
                 if completed {
                     context.remember(checkpoint)
                     return true
@@ -570,7 +582,21 @@ public final class DBOSRuntime: Sendable {
             }
         }
         return try await database.completeWorkflow(
-            id: id, state: state, output: output, error: error, checkpoint: nil, at: Date().epochMilliseconds)
+            id: id, state: state, output: output, error: error, checkpoint: nil, at: Date().epochMilliseconds,
+            lingering: outcomeMayLinger(id))
+    }
+
+    /// Whether a run's outcome may wait to share a commit: nobody in this process waits for it
+    /// (a waiter that comes later ends the wait, `waitForLocalRunToEnd`). Others (another
+    /// process's `result()`, a client) see it up to that linger later.
+    private func outcomeMayLinger(_ id: String) -> Bool {
+        state.withLock { state in state.phase == .launched && state.running[id]?.isAwaited == false }
+    }
+
+    /// A run whose code has ended is no longer stopped by its deadline: its outcome may still wait
+    /// to share a commit, and must not be turned into a timeout meanwhile.
+    private func endDeadline(of id: String) {
+        state.withLock { $0.running[id]?.timer }?.cancel()
     }
 
     private func finishRunning(_ id: String) {
@@ -691,6 +717,13 @@ public final class DBOSRuntime: Sendable {
     /// would ignore it, so a timed-out or cancelled workflow waiting for another run's result, or
     /// a client giving up on `result()`, would be held until that run finished.
     private func waitForLocalRunToEnd(_ id: String) async throws {
+        // From now on the run's outcome is written at once; one already held is written now.
+        let isLocal = state.withLock { state -> Bool in
+            guard state.running[id] != nil else { return false }
+            state.running[id]?.isAwaited = true
+            return true
+        }
+        if isLocal { database.expediteCompletions() }
         while true {
             let ticket = wakeups.ticket(for: WakeupRegistry.completionKey(workflowID: id))
             guard localTask(of: id) != nil else {

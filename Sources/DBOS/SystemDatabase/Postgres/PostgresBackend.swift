@@ -311,15 +311,15 @@ private final class ListenerBox: Sendable {
 }
 
 extension PostgresTransaction: SQLStatementRunner {
-    // Statements with a fixed shape are prepared once per session and reused; long `IN (...)`
-    // lists vary in shape, so they are not cached.
+    // Statements with a fixed shape (or few) are prepared once per session and reused; long
+    // `IN (...)` lists vary in shape, so they are not cached (`SQL.isWorthPreparing`).
     @discardableResult
     func query(_ sql: SQL) throws -> [SQLRow] {
-        try query(sql, prepared: sql.bindings.count <= 32)
+        try query(sql, prepared: sql.isWorthPreparing)
     }
 
     @discardableResult
     func execute(_ sql: SQL) throws -> Int {
-        try execute(sql, prepared: sql.bindings.count <= 32)
+        try execute(sql, prepared: sql.isWorthPreparing)
     }
 }

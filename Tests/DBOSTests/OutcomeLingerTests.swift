@@ -1,0 +1,155 @@
+@testable import DBOS
+import DBOSTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// On PostgreSQL the outcome of a run nobody in the process awaits may wait up to the
+/// step-checkpoint delay to share a commit with other outcomes (`WriteBatcher.submitLingering`,
+/// `SystemDatabase.completeWorkflow(lingering:)`). These tests hold outcomes for an hour, so
+/// that only the mechanisms that end the wait (a `result()`, an awaited run, shutdown) can.
+@Suite(.timeLimit(.minutes(2)))
+struct OutcomeLingerTests {
+    // MARK: The batcher
+
+    @Test func lingeringItemsWaitForOneAnotherAndShareOneBatchEachWithItsOwnOutcome() async throws {
+        let batches = Mutex<[[Int]]>([])
+        let batcher = WriteBatcher<Int, Int>(maximumBatchSize: 100, concurrentBatches: 2, linger: .seconds(3600)) { items in
+            batches.withLock { $0.append(items) }
+            return items.map { $0.isMultiple(of: 2) ? .success($0 * 10) : .failure(WorkflowError.notLaunched) }
+        }
+        let tasks = (0..<5).map { item in Task { try await batcher.submitLingering(item) } }
+        #expect(await eventually { batcher.lingeringCount == 5 })
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(batches.withLock { $0.isEmpty }, "an item was written before anything asked for it")
+        batcher.expedite()
+        for (item, task) in tasks.enumerated() {
+            if item.isMultiple(of: 2) {
+                #expect(try await task.value == item * 10)
+            } else {
+                await #expect(throws: WorkflowError.self) { try await task.value }
+            }
+        }
+        #expect(batches.withLock { $0.map { $0.sorted() } } == [[0, 1, 2, 3, 4]])
+    }
+
+    @Test func theFlushLoopWritesLingeringItemsByItselfAndStopsWhenNoneAreLeft() async throws {
+        let written = Mutex<[Int]>([])
+        let batcher = WriteBatcher<Int, Int>(maximumBatchSize: 2, concurrentBatches: 1, linger: .milliseconds(20)) { items in
+            written.withLock { $0 += items }
+            return items.map { .success($0) }
+        }
+        // Five items, more than a batch: the loop writes them all, in batches of two.
+        let values = try await withThrowingTaskGroup(of: Int.self) { group in
+            for item in 0..<5 { group.addTask { try await batcher.submitLingering(item) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(values.sorted() == [0, 1, 2, 3, 4])
+        #expect(written.withLock { $0.sorted() } == [0, 1, 2, 3, 4])
+        // A later item starts the loop again (the first ended when it found nothing).
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await batcher.submitLingering(9) == 9)
+    }
+
+    @Test func afterLingeringStopsWhatLingersIsWrittenAndLaterItemsAreWrittenAtOnce() async throws {
+        let batcher = WriteBatcher<Int, Int>(maximumBatchSize: 100, concurrentBatches: 2, linger: .seconds(3600)) { items in
+            items.map { .success($0 + 1) }
+        }
+        let held = (0..<2).map { item in Task { try await batcher.submitLingering(item) } }
+        #expect(await eventually { batcher.lingeringCount == 2 })
+        batcher.stopLingering()
+        #expect(try await held[0].value == 1)
+        #expect(try await held[1].value == 2)
+        #expect(try await batcher.submitLingering(41) == 42)
+        #expect(batcher.lingeringCount == 0)
+    }
+
+    // MARK: Runs
+
+    /// A one-step workflow that records when its code has ended, on PostgreSQL, with outcomes
+    /// (and checkpoints) held for an hour unless something ends the wait.
+    private func withHeldOutcomes(
+        _ test: (DBOSRuntime, Workflow<Int, Int>, _ codeEnded: @escaping @Sendable (String) -> Bool) async throws -> Void
+    ) async throws {
+        let ended = Mutex<Set<String>>([])
+        try await withLaunchedRuntime(
+            .postgres, pollingInterval: .milliseconds(50),
+            configure: {
+                $0.stepCheckpointWrites = .beforeNextOperation(within: .seconds(3600))
+                $0.outcomeLingerLimit = .seconds(3600)
+            },
+            register: { runtime in
+                try runtime.register("held") { (context: WorkflowContext, value: Int) -> Int in
+                    let doubled = try await context.runStep("double") { value * 2 }
+                    ended.withLock { _ = $0.insert(context.workflowID) }
+                    return doubled
+                }
+            },
+            test: { runtime, workflow in
+                try await test(runtime, workflow) { id in ended.withLock { $0.contains(id) } }
+            })
+    }
+
+    @Test func anOutcomeNobodyAwaitsIsHeldUntilAResultAsksForIt() async throws {
+        try await withHeldOutcomes { runtime, workflow, codeEnded in
+            let handle = try await runtime.startWorkflow(workflow, input: 21, options: WorkflowOptions(workflowID: "held-1"))
+            #expect(await eventually { codeEnded("held-1") })
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await runtime.workflowStatus(id: "held-1")?.state == .pending, "the outcome was not held")
+            #expect(try await handle.result() == 42)
+            #expect(try await runtime.workflowStatus(id: "held-1")?.state == .success)
+            #expect(try await runtime.listSteps(workflowID: "held-1").map(\.name) == ["double"])
+        }
+    }
+
+    @Test func theOutcomeOfARunSomeoneAlreadyAwaitsIsWrittenAtOnce() async throws {
+        try await withHeldOutcomes { runtime, workflow, codeEnded in
+            // runWorkflow awaits the run from its start: held for an hour, it would time out here.
+            let output = try await runtime.runWorkflow(workflow, input: 5, options: WorkflowOptions(workflowID: "awaited-1"))
+            #expect(output == 10)
+            #expect(codeEnded("awaited-1"))
+            #expect(try await runtime.workflowStatus(id: "awaited-1")?.state == .success)
+        }
+    }
+
+    @Test func aRunWhoseCodeEndedBeforeItsDeadlineIsNotTimedOutWhileItsOutcomeWaits() async throws {
+        try await withHeldOutcomes { runtime, workflow, codeEnded in
+            let handle = try await runtime.startWorkflow(
+                workflow, input: 1, options: WorkflowOptions(workflowID: "deadline-1", timeout: .milliseconds(400)))
+            #expect(await eventually { codeEnded("deadline-1") })
+            // Past the deadline, with the outcome still held.
+            try await Task.sleep(for: .milliseconds(800))
+            #expect(try await runtime.workflowStatus(id: "deadline-1")?.state == .pending)
+            #expect(try await handle.result() == 2)
+            #expect(try await runtime.workflowStatus(id: "deadline-1")?.state == .success)
+        }
+    }
+
+    @Test func shutdownWritesTheOutcomesItHeld() async throws {
+        let setup = try await TestRuntime(.postgres)
+        defer { setup.directory.remove() }
+        let ended = Mutex(false)
+        var configuration = DBOSConfiguration(systemDatabaseURL: setup.url, applicationVersion: "test")
+        configuration.stepCheckpointWrites = .beforeNextOperation(within: .seconds(3600))
+        configuration.outcomeLingerLimit = .seconds(3600)
+        let runtime = try await DBOSRuntime(configuration: configuration)
+        let workflow = try runtime.register("held") { (context: WorkflowContext, value: Int) -> Int in
+            let doubled = try await context.runStep("double") { value * 2 }
+            ended.withLock { $0 = true }
+            return doubled
+        }
+        try await runtime.launch()
+        _ = try await runtime.startWorkflow(workflow, input: 4, options: WorkflowOptions(workflowID: "held-at-shutdown"))
+        #expect(await eventually { ended.withLock { $0 } })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await runtime.workflowStatus(id: "held-at-shutdown")?.state == .pending)
+        await runtime.shutdown(gracePeriod: .seconds(5))
+
+        let client = try await DBOSClient(systemDatabaseURL: setup.url)
+        let status = try await client.workflowStatus(id: "held-at-shutdown")
+        #expect(status?.state == .success)
+        #expect(status?.output == .integer(8))
+        #expect(try await client.listSteps(workflowID: "held-at-shutdown").map(\.name) == ["double"])
+        await client.close()
+    }
+}
