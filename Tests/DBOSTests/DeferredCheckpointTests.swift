@@ -181,7 +181,7 @@ struct DeferredCheckpointTests {
             let result = Task { try await handle.result() }
             let finished = try await runtime.database.completeWorkflow(
                 id: id, state: .success, output: "\"theirs, used\"", error: nil, checkpoint: nil, at: Date().epochMilliseconds,
-                lingering: false)
+                mayLinger: { false })
             #expect(finished)
             #expect(try await result.value == "theirs, used")
         }

@@ -18,7 +18,7 @@ struct OutcomeLingerTests {
             batches.withLock { $0.append(items) }
             return items.map { $0.isMultiple(of: 2) ? .success($0 * 10) : .failure(WorkflowError.notLaunched) }
         }
-        let tasks = (0..<5).map { item in Task { try await batcher.submitLingering(item) } }
+        let tasks = (0..<5).map { item in Task { try await batcher.submit(item, lingeringIf: { true }) } }
         #expect(await eventually { batcher.lingeringCount == 5 })
         try await Task.sleep(for: .milliseconds(100))
         #expect(batches.withLock { $0.isEmpty }, "an item was written before anything asked for it")
@@ -41,27 +41,36 @@ struct OutcomeLingerTests {
         }
         // Five items, more than a batch: the loop writes them all, in batches of two.
         let values = try await withThrowingTaskGroup(of: Int.self) { group in
-            for item in 0..<5 { group.addTask { try await batcher.submitLingering(item) } }
+            for item in 0..<5 { group.addTask { try await batcher.submit(item, lingeringIf: { true }) } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(values.sorted() == [0, 1, 2, 3, 4])
         #expect(written.withLock { $0.sorted() } == [0, 1, 2, 3, 4])
-        // A later item starts the loop again (the first ended when it found nothing).
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(try await batcher.submitLingering(9) == 9)
+        // With nothing left to write, the loop ends; a later item starts it again.
+        #expect(await eventually { !batcher.isFlushLoopRunning })
+        #expect(try await batcher.submit(9, lingeringIf: { true }) == 9)
+        #expect(await eventually { !batcher.isFlushLoopRunning })
+    }
+
+    @Test func anItemWhoseCallerSaysNoIsWrittenAtOnce() async throws {
+        let batcher = WriteBatcher<Int, Int>(maximumBatchSize: 100, concurrentBatches: 2, linger: .seconds(3600)) { items in
+            items.map { .success($0) }
+        }
+        #expect(try await batcher.submit(3, lingeringIf: { false }) == 3)
+        #expect(!batcher.isFlushLoopRunning)
     }
 
     @Test func afterLingeringStopsWhatLingersIsWrittenAndLaterItemsAreWrittenAtOnce() async throws {
         let batcher = WriteBatcher<Int, Int>(maximumBatchSize: 100, concurrentBatches: 2, linger: .seconds(3600)) { items in
             items.map { .success($0 + 1) }
         }
-        let held = (0..<2).map { item in Task { try await batcher.submitLingering(item) } }
+        let held = (0..<2).map { item in Task { try await batcher.submit(item, lingeringIf: { true }) } }
         #expect(await eventually { batcher.lingeringCount == 2 })
         batcher.stopLingering()
         #expect(try await held[0].value == 1)
         #expect(try await held[1].value == 2)
-        #expect(try await batcher.submitLingering(41) == 42)
-        #expect(batcher.lingeringCount == 0)
+        // Held for an hour, it would time out here.
+        #expect(try await batcher.submit(41, lingeringIf: { true }) == 42)
     }
 
     // MARK: Runs
@@ -103,22 +112,73 @@ struct OutcomeLingerTests {
     }
 
     @Test func theOutcomeOfARunSomeoneAlreadyAwaitsIsWrittenAtOnce() async throws {
-        try await withHeldOutcomes { runtime, workflow, codeEnded in
-            // runWorkflow awaits the run from its start: held for an hour, it would time out here.
-            let output = try await runtime.runWorkflow(workflow, input: 5, options: WorkflowOptions(workflowID: "awaited-1"))
-            #expect(output == 10)
-            #expect(codeEnded("awaited-1"))
-            #expect(try await runtime.workflowStatus(id: "awaited-1")?.state == .success)
-        }
+        let gate = OpenableGate()
+        try await withLaunchedRuntime(
+            .postgres, pollingInterval: .milliseconds(50),
+            configure: {
+                $0.stepCheckpointWrites = .beforeNextOperation(within: .seconds(3600))
+                $0.outcomeLingerLimit = .seconds(3600)
+            },
+            register: { runtime in
+                try runtime.register("gated") { (context: WorkflowContext, value: Int) -> Int in
+                    let doubled = try await context.runStep("double") { value * 2 }
+                    await gate.wait()
+                    return doubled
+                }
+            },
+            test: { runtime, workflow in
+                let handle = try await runtime.startWorkflow(workflow, input: 5, options: WorkflowOptions(workflowID: "awaited-1"))
+                let result = Task { try await handle.result() }
+                // The caller waits before the run ends: held for an hour, its outcome would time out here.
+                #expect(await eventually { runtime.state.withLock { $0.outcomeWaiters["awaited-1"] != nil } })
+                gate.open()
+                #expect(try await result.value == 10)
+                #expect(try await runtime.workflowStatus(id: "awaited-1")?.state == .success)
+            })
+    }
+
+    @Test func aQueuedRunAwaitedBeforeItStartsIsWrittenAtOnceAndAHeldOutcomeFreesItsSlot() async throws {
+        let gate = OpenableGate()
+        try await withLaunchedRuntime(
+            .postgres, pollingInterval: .milliseconds(50),
+            configure: {
+                $0.stepCheckpointWrites = .beforeNextOperation(within: .seconds(3600))
+                $0.outcomeLingerLimit = .seconds(3600)
+            },
+            register: { runtime in
+                try runtime.register(queue: WorkflowQueue(name: "one-at-a-time", workerConcurrency: 1))
+                return try runtime.register("queued") { (context: WorkflowContext, value: Int) -> Int in
+                    let doubled = try await context.runStep("double") { value * 2 }
+                    if value == 1 { await gate.wait() }
+                    return doubled
+                }
+            },
+            test: { runtime, workflow in
+                let queue = WorkflowOptions(queueName: "one-at-a-time")
+                var first = queue
+                first.workflowID = "queued-first"
+                var second = queue
+                second.workflowID = "queued-second"
+                _ = try await runtime.startWorkflow(workflow, input: 1, options: first)
+                let waiting = try await runtime.startWorkflow(workflow, input: 2, options: second)
+                let result = Task { try await waiting.result() }
+                #expect(try await runtime.workflowStatus(id: "queued-second")?.state == .enqueued)
+                #expect(await eventually { runtime.state.withLock { $0.outcomeWaiters["queued-second"] != nil } })
+                // The first run's outcome is then held for an hour (nobody awaits it), but not its slot;
+                // the second starts, and its outcome, awaited since before it ran, is written at once.
+                gate.open()
+                #expect(try await result.value == 4)
+                #expect(try await runtime.workflowStatus(id: "queued-first")?.state == .pending)
+            })
     }
 
     @Test func aRunWhoseCodeEndedBeforeItsDeadlineIsNotTimedOutWhileItsOutcomeWaits() async throws {
         try await withHeldOutcomes { runtime, workflow, codeEnded in
             let handle = try await runtime.startWorkflow(
-                workflow, input: 1, options: WorkflowOptions(workflowID: "deadline-1", timeout: .milliseconds(400)))
+                workflow, input: 1, options: WorkflowOptions(workflowID: "deadline-1", timeout: .seconds(3)))
             #expect(await eventually { codeEnded("deadline-1") })
             // Past the deadline, with the outcome still held.
-            try await Task.sleep(for: .milliseconds(800))
+            try await Task.sleep(for: .milliseconds(3500))
             #expect(try await runtime.workflowStatus(id: "deadline-1")?.state == .pending)
             #expect(try await handle.result() == 2)
             #expect(try await runtime.workflowStatus(id: "deadline-1")?.state == .success)
@@ -151,5 +211,16 @@ struct OutcomeLingerTests {
         #expect(status?.output == .integer(8))
         #expect(try await client.listSteps(workflowID: "held-at-shutdown").map(\.name) == ["double"])
         await client.close()
+    }
+}
+
+/// Holds workflow code until opened; its wait is not a durable operation.
+private final class OpenableGate: Sendable {
+    private let isOpen = Mutex(false)
+
+    func open() { isOpen.withLock { $0 = true } }
+
+    func wait() async {
+        while !isOpen.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(10)) }
     }
 }

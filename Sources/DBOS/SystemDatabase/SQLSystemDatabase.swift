@@ -67,7 +67,7 @@ final class SQLSystemDatabase: SystemDatabase {
         let completions: WriteBatcher<Completion, Bool>
     }
 
-    /// `outcomeLinger`: how long `completeWorkflow(lingering: true)` may hold an outcome to share
+    /// `outcomeLinger`: how long `completeWorkflow(mayLinger:)` may hold an outcome to share
     /// a commit (PostgreSQL only: on SQLite concurrent writes share its writer thread's commits).
     init(backend: any SQLBackend, outcomeLinger: Duration? = nil) {
         self.backend = backend
@@ -405,15 +405,13 @@ final class SQLSystemDatabase: SystemDatabase {
 
     func completeWorkflow(
         id: String, state: WorkflowState, output: String?, error: String?, checkpoint: OperationRecord?,
-        at now: EpochMilliseconds, lingering: Bool
+        at now: EpochMilliseconds, mayLinger: @escaping @Sendable () -> Bool
     ) async throws -> Bool {
         precondition(checkpoint.map { $0.workflowID == id } ?? true, "a run's outcome carries only its own checkpoint")
         let completion = Completion(id: id, state: state, output: output, error: error, checkpoint: checkpoint, now: now)
         let completed =
             if let batches {
-                lingering
-                    ? try await batches.completions.submitLingering(completion)
-                    : try await batches.completions.submit(completion)
+                try await batches.completions.submit(completion, lingeringIf: mayLinger)
             } else {
                 try await Self.completeWorkflows([completion], backend: backend)[0]
             }

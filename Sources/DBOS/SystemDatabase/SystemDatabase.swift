@@ -274,12 +274,13 @@ protocol SystemDatabase: Sendable {
     /// With `checkpoint` (its last step's, not written yet), both are written in one commit, and
     /// the outcome only if the checkpoint's slot was free: false when another checkpoint is there.
     ///
-    /// With `lingering` (nobody in this process waits for the outcome), the write may wait up to
-    /// the database's outcome linger to share a commit with other outcomes; `expediteCompletions()`
-    /// ends that wait.
+    /// While `mayLinger` holds (nobody in this process waits for the outcome; asked under the
+    /// database's own lock, so a waiter that makes it false and then calls `expediteCompletions()`
+    /// cannot miss the outcome), the write may wait up to the database's outcome linger to share a
+    /// commit with other outcomes; `expediteCompletions()` ends that wait.
     func completeWorkflow(
         id: String, state: WorkflowState, output: String?, error: String?, checkpoint: OperationRecord?,
-        at now: EpochMilliseconds, lingering: Bool
+        at now: EpochMilliseconds, mayLinger: @escaping @Sendable () -> Bool
     ) async throws -> Bool
 
     /// Writes the lingering outcomes now (someone began to wait for one), without waiting.

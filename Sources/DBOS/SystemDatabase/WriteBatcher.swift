@@ -12,10 +12,11 @@ import Synchronization
 /// input) must not fail the others, so a batch statement that fails as a whole is retried item by
 /// item by the caller's `runBatch`.
 ///
-/// Lingering (`submitLingering`): an item nobody in the process waits for may instead wait up
-/// to `linger` for others, so that items arriving one at a time (the outcomes of runs enqueued
-/// one after the other) share a commit. One flush loop, running only while items linger, writes
-/// them every `linger`; `expedite()` writes them at once (someone began to wait for one).
+/// Lingering (`submit(_:lingeringIf:)`): an item nobody in the process waits for may instead
+/// wait up to `linger` for others, so that items arriving one at a time (the outcomes of runs
+/// enqueued one after the other) share a commit. A flush loop, running only while items linger,
+/// writes them every `linger` (items that come during a flush wait for the next round);
+/// `expedite()` writes them at once (someone began to wait for one).
 final class WriteBatcher<Item: Sendable, Output: Sendable>: Sendable {
     typealias Outcome = Result<Output, any Error>
 
@@ -37,6 +38,8 @@ final class WriteBatcher<Item: Sendable, Output: Sendable>: Sendable {
         /// Items waiting for the flush loop or an `expedite()`, oldest first.
         var lingering: [Waiter] = []
         var isFlushLoopRunning = false
+        /// An `expedite()` flush is started and has not taken the lingering items yet.
+        var isExpediting = false
         var isLingeringStopped = false
     }
 
@@ -68,13 +71,19 @@ final class WriteBatcher<Item: Sendable, Output: Sendable>: Sendable {
     /// How many items linger (for tests and diagnostics).
     var lingeringCount: Int { state.withLock { $0.lingering.count } }
 
-    /// Writes `item` like `submit(_:)`, but lets it wait up to about `linger` to share a commit
-    /// with others; at once when the batcher has no linger or lingering has stopped.
-    func submitLingering(_ item: Item) async throws -> Output {
+    /// Whether the flush loop runs (for tests): only while items linger.
+    var isFlushLoopRunning: Bool { state.withLock { $0.isFlushLoopRunning } }
+
+    /// Writes `item` like `submit(_:)`, but, when `mayLinger` says so, lets it wait up to about
+    /// `linger` to share a commit with others; at once when the batcher has no linger or
+    /// lingering has stopped. `mayLinger` is asked under the batcher's lock, so a caller that
+    /// makes it false and then calls `expedite()` either finds the item lingering (and writes it)
+    /// or keeps it from lingering at all. It must not call into the batcher.
+    func submit(_ item: Item, lingeringIf mayLinger: @Sendable () -> Bool) async throws -> Output {
         guard linger != nil else { return try await submit(item) }
         let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
             let (accepted, startsLoop) = state.withLock { state -> (Bool, Bool) in
-                guard !state.isLingeringStopped else { return (false, false) }
+                guard !state.isLingeringStopped, mayLinger() else { return (false, false) }
                 state.lingering.append(Waiter(item: item, continuation: continuation))
                 defer { state.isFlushLoopRunning = true }
                 return (true, !state.isFlushLoopRunning)
@@ -91,10 +100,14 @@ final class WriteBatcher<Item: Sendable, Output: Sendable>: Sendable {
     }
 
     /// Writes the lingering items now, without waiting for the write: a caller began to wait for
-    /// one of them.
+    /// one of them. Calls made while an earlier one's flush has not taken the items yet add none.
     func expedite() {
-        guard state.withLock({ !$0.lingering.isEmpty }) else { return }
-        startFlush(loop: false)
+        let starts = state.withLock { state -> Bool in
+            guard !state.lingering.isEmpty, !state.isExpediting else { return false }
+            state.isExpediting = true
+            return true
+        }
+        if starts { startFlush(loop: false) }
     }
 
     /// Writes the lingering items now and makes later `submitLingering` calls write at once
@@ -133,6 +146,7 @@ final class WriteBatcher<Item: Sendable, Output: Sendable>: Sendable {
     private func flushLingering(endingLoopWhenEmpty: Bool) async -> Bool {
         let taken = state.withLock { state -> [Waiter] in
             if state.lingering.isEmpty, endingLoopWhenEmpty { state.isFlushLoopRunning = false }
+            if !endingLoopWhenEmpty { state.isExpediting = false }
             defer { state.lingering.removeAll(keepingCapacity: true) }
             return state.lingering
         }

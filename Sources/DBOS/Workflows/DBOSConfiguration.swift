@@ -92,7 +92,7 @@ public struct DBOSConfiguration: Sendable {
 /// Opens the system database a URL names.
 enum SystemDatabaseFactory {
     /// `outcomeLinger`: how long the outcome of a run nobody in the process waits for may wait to
-    /// share a commit with others (`SystemDatabase.completeWorkflow(lingering:)`).
+    /// share a commit with others (`SystemDatabase.completeWorkflow(mayLinger:)`).
     static func open(url: String, outcomeLinger: Duration? = nil) throws -> any SystemDatabase {
         if url == "sqlite::memory:" {
             return SQLSystemDatabase(backend: try SQLiteBackend(path: ":memory:"))

@@ -38,9 +38,9 @@ public final class DBOSRuntime: Sendable {
         var timer: Task<Void, Never>?
         var queueName: String?
         var partitionKey: String?
-        /// A caller in this process waits for the run's outcome: it is written at once, not held
-        /// to share a commit (`SystemDatabase.completeWorkflow(lingering:)`).
-        var isAwaited = false
+        /// The run's code has returned or thrown: its queue slot is free and its deadline no
+        /// longer applies, while its outcome may still wait to share a commit.
+        var codeEnded = false
     }
 
     enum Phase { case registering, launched, stopped }
@@ -66,6 +66,9 @@ public final class DBOSRuntime: Sendable {
         /// Runs of each queue executing here, and enqueues of this process that hold a slot of
         /// the queue while their insert may claim the run at once (`reserveQueueSlot`).
         var queueSlotsTaken: [String: Int] = [:]
+        /// How many callers in this process wait for each run's outcome: such a run's outcome is
+        /// written at once, never held to share a commit.
+        var outcomeWaiters: [String: Int] = [:]
         /// Queues whose runner found no run waiting at its last look (`dequeueOnce`): a run of
         /// theirs that finishes need not send the runner to look again.
         var queuesSeenIdle: Set<String> = []
@@ -500,13 +503,13 @@ public final class DBOSRuntime: Sendable {
                     } onCancel: {
                         context.cancelConcurrentSteps()
                     }
-                    self.endDeadline(of: id)
+                    self.endCode(of: id)
                     if try await self.recordOutcome(of: context, state: .success, output: output.text, error: nil) {
                         self.state.withLock { $0.recentOutputs.remember(output.text, of: id) }
                     }
                     return output
                 } catch {
-                    self.endDeadline(of: id)
+                    self.endCode(of: id)
                     switch self.stopReason(of: id) {
                     case .shutdown:
                         // A step's checkpoint still waiting is written, so the next launch does not run it again.
@@ -563,7 +566,7 @@ public final class DBOSRuntime: Sendable {
             do {
                 let completed = try await database.completeWorkflow(
                     id: id, state: state, output: output, error: error, checkpoint: checkpoint, at: Date().epochMilliseconds,
-                    lingering: outcomeMayLinger(id))
+                    mayLinger: { [weak self] in self?.outcomeMayLinger(id) ?? false })
                 if completed {
                     context.remember(checkpoint)
                     return true
@@ -583,34 +586,69 @@ public final class DBOSRuntime: Sendable {
         }
         return try await database.completeWorkflow(
             id: id, state: state, output: output, error: error, checkpoint: nil, at: Date().epochMilliseconds,
-            lingering: outcomeMayLinger(id))
+            mayLinger: { [weak self] in self?.outcomeMayLinger(id) ?? false })
     }
 
-    /// Whether a run's outcome may wait to share a commit: nobody in this process waits for it
-    /// (a waiter that comes later ends the wait, `waitForLocalRunToEnd`). Others (another
-    /// process's `result()`, a client) see it up to that linger later.
+    /// Whether a run's outcome may wait to share a commit: nobody in this process waits for it (a
+    /// waiter that comes later ends the wait, `waitingForOutcome`), and its queue's slots are not
+    /// counted in the database (global concurrency), where a held outcome would hold one for every
+    /// worker. Others (another process's `result()`, a client) see it up to that linger later.
     private func outcomeMayLinger(_ id: String) -> Bool {
-        state.withLock { state in state.phase == .launched && state.running[id]?.isAwaited == false }
+        state.withLock { state in
+            guard state.phase == .launched, state.outcomeWaiters[id] == nil, let run = state.running[id] else {
+                return false
+            }
+            return run.queueName.flatMap { state.queues[$0]?.globalConcurrency } == nil
+        }
     }
 
-    /// A run whose code has ended is no longer stopped by its deadline: its outcome may still wait
-    /// to share a commit, and must not be turned into a timeout meanwhile.
-    private func endDeadline(of id: String) {
-        state.withLock { $0.running[id]?.timer }?.cancel()
+    /// Runs `body` while counted as a caller waiting for the run's outcome: from then on the
+    /// run's outcome is written at once, and one already held is written now.
+    private func waitingForOutcome<T>(of id: String, _ body: () async throws -> T) async throws -> T {
+        let isLocal = state.withLock { state -> Bool in
+            state.outcomeWaiters[id, default: 0] += 1
+            return state.running[id] != nil
+        }
+        defer {
+            state.withLock { state in
+                let left = state.outcomeWaiters[id, default: 1] - 1
+                state.outcomeWaiters[id] = left > 0 ? left : nil
+            }
+        }
+        if isLocal { database.expediteCompletions() }
+        return try await body()
+    }
+
+    /// Marks that a run's code has ended. Its queue slot is free from now on (its outcome may
+    /// still wait to share a commit: a short run on a queue of concurrency 1 must not hold the
+    /// next one back meanwhile), and its deadline no longer turns it into a timeout.
+    private func endCode(of id: String) {
+        let freedQueue = state.withLock { state -> String? in
+            guard let run = state.running[id], !run.codeEnded else { return nil }
+            state.running[id]?.codeEnded = true
+            guard let queueName = run.queueName else { return nil }
+            state.queueSlotsTaken[queueName, default: 1] -= 1
+            return queueName
+        }
+        if let freedQueue { queueSlotFreed(freedQueue) }
     }
 
     private func finishRunning(_ id: String) {
-        let (finished, freesSlotForWaitingRuns) = state.withLock { state in
+        let (finished, freedQueue) = state.withLock { state -> (RunningWorkflow?, String?) in
             let finished = state.running.removeValue(forKey: id)
-            guard let queueName = finished?.queueName else { return (finished, false) }
+            guard let finished, !finished.codeEnded, let queueName = finished.queueName else { return (finished, nil) }
             state.queueSlotsTaken[queueName, default: 1] -= 1
-            return (finished, !state.queuesSeenIdle.contains(queueName))
+            return (finished, queueName)
         }
         finished?.timer?.cancel()
         wakeups.signal(WakeupRegistry.completionKey(workflowID: id))
-        // A finished queued run frees a slot: let the queue's runner look again, unless it found
-        // nothing waiting last time (whatever was enqueued since woke it, or its polling finds it).
-        if freesSlotForWaitingRuns, let queueName = finished?.queueName {
+        if let freedQueue { queueSlotFreed(freedQueue) }
+    }
+
+    /// A queued run freed a slot: let the queue's runner look again, unless it found nothing
+    /// waiting last time (whatever was enqueued since woke it, or its polling finds it).
+    private func queueSlotFreed(_ queueName: String) {
+        if !state.withLock({ $0.queuesSeenIdle.contains(queueName) }) {
             wakeups.signal(WakeupRegistry.queueKey(queueName))
         }
     }
@@ -635,6 +673,8 @@ public final class DBOSRuntime: Sendable {
     }
 
     private func cancelForTimeout(_ id: String, timeoutMilliseconds: Int64?) async {
+        // A run whose code ended in time is not timed out while its outcome is being written.
+        guard state.withLock({ $0.running[id].map { !$0.codeEnded } ?? true }) else { return }
         let reason = "timed out" + (timeoutMilliseconds.map { " after \(Duration.milliseconds($0))" } ?? " (deadline passed)")
         let error = PortableError(name: "DBOSTimeout", message: "workflow '\(id)' \(reason)")
         let cancelled = (try? await database.cancelWorkflows(
@@ -690,6 +730,10 @@ public final class DBOSRuntime: Sendable {
 
     /// Waits until the run reaches a final state and returns its row.
     func awaitOutcome(of id: String) async throws -> WorkflowRecord {
+        try await waitingForOutcome(of: id) { try await awaitStoredOutcome(of: id) }
+    }
+
+    private func awaitStoredOutcome(of id: String) async throws -> WorkflowRecord {
         try await waitForLocalRunToEnd(id)
         // A run that has ended is read once; only a wait needs the outcome to notify this process.
         guard let first = try await database.workflow(id: id) else { throw WorkflowError.nonexistentWorkflow(id) }
@@ -717,13 +761,6 @@ public final class DBOSRuntime: Sendable {
     /// would ignore it, so a timed-out or cancelled workflow waiting for another run's result, or
     /// a client giving up on `result()`, would be held until that run finished.
     private func waitForLocalRunToEnd(_ id: String) async throws {
-        // From now on the run's outcome is written at once; one already held is written now.
-        let isLocal = state.withLock { state -> Bool in
-            guard state.running[id] != nil else { return false }
-            state.running[id]?.isAwaited = true
-            return true
-        }
-        if isLocal { database.expediteCompletions() }
         while true {
             let ticket = wakeups.ticket(for: WakeupRegistry.completionKey(workflowID: id))
             guard localTask(of: id) != nil else {
@@ -744,6 +781,10 @@ public final class DBOSRuntime: Sendable {
 
     /// The output of a finished run, or the error that ended it.
     func outcome<Output: Decodable>(of id: String, as type: Output.Type) async throws -> Output {
+        try await waitingForOutcome(of: id) { try await localOrStoredOutcome(of: id, as: type) }
+    }
+
+    private func localOrStoredOutcome<Output: Decodable>(of id: String, as type: Output.Type) async throws -> Output {
         if let task = localTask(of: id) {
             try await waitForLocalRunToEnd(id)
             // A local run hands back its own error values; a cancelled one is reported as stored.
