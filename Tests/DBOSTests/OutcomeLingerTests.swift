@@ -75,18 +75,27 @@ struct OutcomeLingerTests {
 
     // MARK: Runs
 
-    /// A one-step workflow that records when its code has ended, on PostgreSQL, with outcomes
-    /// (and checkpoints) held for an hour unless something ends the wait.
-    private func withHeldOutcomes(
-        _ test: (DBOSRuntime, Workflow<Int, Int>, _ codeEnded: @escaping @Sendable (String) -> Bool) async throws -> Void
+    /// `withLaunchedRuntime` on PostgreSQL with outcomes (and checkpoints) held for an hour unless
+    /// something ends the wait.
+    private func withOutcomesHeldForAnHour<Workflows: Sendable>(
+        register: (DBOSRuntime) throws -> Workflows, test: (DBOSRuntime, Workflows) async throws -> Void
     ) async throws {
-        let ended = Mutex<Set<String>>([])
         try await withLaunchedRuntime(
             .postgres, pollingInterval: .milliseconds(50),
             configure: {
                 $0.stepCheckpointWrites = .beforeNextOperation(within: .seconds(3600))
                 $0.outcomeLingerLimit = .seconds(3600)
             },
+            register: register, test: test)
+    }
+
+    /// A one-step workflow that records when its code has ended, on PostgreSQL, with outcomes
+    /// (and checkpoints) held for an hour unless something ends the wait.
+    private func withHeldOutcomes(
+        _ test: (DBOSRuntime, Workflow<Int, Int>, _ codeEnded: @escaping @Sendable (String) -> Bool) async throws -> Void
+    ) async throws {
+        let ended = Mutex<Set<String>>([])
+        try await withOutcomesHeldForAnHour(
             register: { runtime in
                 try runtime.register("held") { (context: WorkflowContext, value: Int) -> Int in
                     let doubled = try await context.runStep("double") { value * 2 }
@@ -113,12 +122,7 @@ struct OutcomeLingerTests {
 
     @Test func theOutcomeOfARunSomeoneAlreadyAwaitsIsWrittenAtOnce() async throws {
         let gate = OpenableGate()
-        try await withLaunchedRuntime(
-            .postgres, pollingInterval: .milliseconds(50),
-            configure: {
-                $0.stepCheckpointWrites = .beforeNextOperation(within: .seconds(3600))
-                $0.outcomeLingerLimit = .seconds(3600)
-            },
+        try await withOutcomesHeldForAnHour(
             register: { runtime in
                 try runtime.register("gated") { (context: WorkflowContext, value: Int) -> Int in
                     let doubled = try await context.runStep("double") { value * 2 }
@@ -139,12 +143,7 @@ struct OutcomeLingerTests {
 
     @Test func aQueuedRunAwaitedBeforeItStartsIsWrittenAtOnceAndAHeldOutcomeFreesItsSlot() async throws {
         let gate = OpenableGate()
-        try await withLaunchedRuntime(
-            .postgres, pollingInterval: .milliseconds(50),
-            configure: {
-                $0.stepCheckpointWrites = .beforeNextOperation(within: .seconds(3600))
-                $0.outcomeLingerLimit = .seconds(3600)
-            },
+        try await withOutcomesHeldForAnHour(
             register: { runtime in
                 try runtime.register(queue: WorkflowQueue(name: "one-at-a-time", workerConcurrency: 1))
                 return try runtime.register("queued") { (context: WorkflowContext, value: Int) -> Int in
