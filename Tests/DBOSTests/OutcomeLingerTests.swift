@@ -5,9 +5,9 @@ import Synchronization
 import Testing
 
 /// On PostgreSQL the outcome of a run nobody in the process awaits may wait up to the
-/// step-checkpoint delay to share a commit with other outcomes (`WriteBatcher.submitLingering`,
-/// `SystemDatabase.completeWorkflow(lingering:)`). These tests hold outcomes for an hour, so
-/// that only the mechanisms that end the wait (a `result()`, an awaited run, shutdown) can.
+/// step-checkpoint delay to share a commit with other outcomes (`WriteBatcher.submit(_:lingeringIf:)`,
+/// `SystemDatabase.completeWorkflow(mayLinger:)`). These tests hold outcomes for an hour, so
+/// that only what ends the wait (a `result()`, an awaited or queued run, shutdown) can end it.
 @Suite(.timeLimit(.minutes(2)))
 struct OutcomeLingerTests {
     // MARK: The batcher

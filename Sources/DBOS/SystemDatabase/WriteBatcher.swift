@@ -110,7 +110,7 @@ final class WriteBatcher<Item: Sendable, Output: Sendable>: Sendable {
         if starts { startFlush(loop: false) }
     }
 
-    /// Writes the lingering items now and makes later `submitLingering` calls write at once
+    /// Writes the lingering items now and makes later `submit(_:lingeringIf:)` calls write at once
     /// (shutdown: nothing may wait for a loop about to stop).
     func stopLingering() {
         state.withLock { $0.isLingeringStopped = true }
