@@ -4,9 +4,10 @@ import Foundation
 import Synchronization
 import Testing
 
-/// On PostgreSQL the outcome of a run nobody in the process awaits may wait up to the
-/// step-checkpoint delay to share a commit with other outcomes (`WriteBatcher.submit(_:lingeringIf:)`,
-/// `SystemDatabase.completeWorkflow(mayLinger:)`). These tests hold outcomes for an hour, so
+/// The outcome of a run nobody in the process awaits may wait up to the step-checkpoint delay to
+/// share a commit (`SystemDatabase.completeWorkflow(mayLinger:)`): on PostgreSQL with other
+/// outcomes (`WriteBatcher.submit(_:lingeringIf:)`), on SQLite with the writer thread's next
+/// write (`SQLiteExecutor.perform(deferringIf:_:)`). These tests hold outcomes for an hour, so
 /// that only what ends the wait (a `result()`, an awaited or queued run, shutdown) can end it.
 @Suite(.timeLimit(.minutes(2)))
 struct OutcomeLingerTests {
@@ -73,15 +74,138 @@ struct OutcomeLingerTests {
         #expect(try await batcher.submit(41, lingeringIf: { true }) == 42)
     }
 
+    // MARK: SQLite's writer thread
+
+    /// An executor on a fresh WAL database with a table `t`, deferring jobs up to `deferLimit`.
+    private func withExecutor(
+        deferLimit: Duration, _ test: (SQLiteExecutor, _ insert: @escaping @Sendable (Int) -> @Sendable (SQLiteConnection) throws -> Bool) async throws -> Void
+    ) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let connection = try SQLiteConnection(path: directory.file("deferred.sqlite"))
+        try connection.execute(script: "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY)")
+        let executor = SQLiteExecutor(connection: connection, name: "test-sqlite-owner", deferLimit: deferLimit)
+        defer { executor.shutdown() }
+        // Each job inserts its row in a transaction of its own and says whether it ran in a shared batch.
+        try await test(executor) { id in
+            { connection in
+                let inBatch = connection.isInBatch
+                try connection.writeTransaction { _ = try connection.execute("INSERT INTO t(id) VALUES (\(id))") }
+                return inBatch
+            }
+        }
+    }
+
+    private func rowIDs(_ executor: SQLiteExecutor) async throws -> [Int] {
+        try await executor.perform { connection in
+            try connection.query("SELECT id FROM t ORDER BY rowid").compactMap { $0.int("id") }
+        }
+    }
+
+    @Test func deferredJobsWaitForTheNextQueuedJobAndRunBeforeItInOneCommit() async throws {
+        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert in
+            let deferred = (1...3).map { id in
+                Task { try await executor.perform(deferringIf: { true }, insert(id)) }
+            }
+            #expect(await eventually { executor.deferredJobCount == 3 })
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(executor.deferredJobCount == 3, "a deferred job ran before anything asked for it")
+            let queuedRanInBatch = try await executor.perform(insert(4))
+            for task in deferred { #expect(try await task.value, "a deferred job did not share the batch") }
+            #expect(queuedRanInBatch)
+            let ids = try await rowIDs(executor)
+            #expect(ids.count == 4 && ids.last == 4, "the deferred jobs did not run before the queued one: \(ids)")
+            #expect(Set(ids) == [1, 2, 3, 4])
+        }
+    }
+
+    @Test func aDeferredJobRunsByItselfOnceItHasWaitedItsLimit() async throws {
+        try await withExecutor(deferLimit: .milliseconds(30)) { executor, insert in
+            // Alone, with nothing else to share a commit with: held for ever, this would hit the time limit.
+            let firstRanInBatch = try await executor.perform(deferringIf: { true }, insert(1))
+            let secondRanInBatch = try await executor.perform(deferringIf: { true }, insert(2))
+            #expect(!firstRanInBatch && !secondRanInBatch)
+            #expect(try await rowIDs(executor) == [1, 2])
+        }
+    }
+
+    @Test func aJobWhoseCallerSaysNoIsNotDeferredAndExpediteRunsTheDeferredOnes() async throws {
+        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert in
+            let ranInBatch = try await executor.perform(deferringIf: { false }, insert(1))
+            #expect(!ranInBatch)
+            #expect(executor.deferredJobCount == 0)
+            let held = Task { try await executor.perform(deferringIf: { true }, insert(2)) }
+            #expect(await eventually { executor.deferredJobCount == 1 })
+            executor.expediteDeferred()
+            _ = try await held.value
+            #expect(try await rowIDs(executor) == [1, 2])
+        }
+    }
+
+    @Test func afterDeferringStopsWhatWaitsRunsAndLaterJobsRunAtOnce() async throws {
+        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert in
+            let held = Task { try await executor.perform(deferringIf: { true }, insert(1)) }
+            #expect(await eventually { executor.deferredJobCount == 1 })
+            executor.stopDeferring()
+            _ = try await held.value
+            _ = try await executor.perform(deferringIf: { true }, insert(2))
+            #expect(try await rowIDs(executor) == [1, 2])
+        }
+    }
+
+    @Test func shuttingTheExecutorDownRunsTheDeferredJobs() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("shutdown.sqlite")
+        let connection = try SQLiteConnection(path: path)
+        try connection.execute(script: "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY)")
+        let executor = SQLiteExecutor(connection: connection, name: "test-sqlite-owner", deferLimit: .seconds(3600))
+        let held = Task {
+            try await executor.perform(deferringIf: { true }) { connection in
+                try connection.writeTransaction { try connection.execute("INSERT INTO t(id) VALUES (7)") }
+            }
+        }
+        #expect(await eventually { executor.deferredJobCount == 1 })
+        executor.shutdown()
+        #expect(try await held.value == 1)
+        let reader = try SQLiteConnection(path: path)
+        #expect(try reader.query("SELECT id FROM t").compactMap { $0.int("id") } == [7])
+        reader.close()
+    }
+
+    @Test func aWorkflowThreadStillRunsItsJobInlineWhileOthersAreDeferred() async throws {
+        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert in
+            let held = Task { try await executor.perform(deferringIf: { true }, insert(1)) }
+            #expect(await eventually { executor.deferredJobCount == 1 })
+            let workflowThreads = WorkflowThreads(threadCount: 2, name: "test-workflow")
+            defer { workflowThreads.stop() }
+            let inline = Task(executorPreference: workflowThreads) { () -> (Bool, Bool) in
+                let ranInBatch = try await executor.perform(insert(2))
+                return (ranInBatch, WorkflowThreads.isWorkflowThread)
+            }
+            let (ranInBatch, _) = try await inline.value
+            #expect(!ranInBatch)
+            #expect(executor.deferredJobCount == 1, "the inline job took the deferred one along")
+            executor.expediteDeferred()
+            _ = try await held.value
+            #expect(Set(try await rowIDs(executor)) == [1, 2])
+        }
+    }
+
     // MARK: Runs
 
-    /// `withLaunchedRuntime` on PostgreSQL with outcomes (and checkpoints) held for an hour unless
+    /// `withLaunchedRuntime` on `backend` with outcomes (and checkpoints) held for an hour unless
     /// something ends the wait.
+    ///
+    /// On SQLite any statement of the runtime's own also ends it (a held outcome shares the writer
+    /// thread's next commit, and the internal queue is polled every 200 ms), so whether an outcome
+    /// is held is checked on PostgreSQL only; SQLite's holding is checked on its executor above.
     private func withOutcomesHeldForAnHour<Workflows: Sendable>(
+        _ backend: Backend,
         register: (DBOSRuntime) throws -> Workflows, test: (DBOSRuntime, Workflows) async throws -> Void
     ) async throws {
         try await withLaunchedRuntime(
-            .postgres, pollingInterval: .milliseconds(50),
+            backend, pollingInterval: .milliseconds(50),
             configure: {
                 $0.stepCheckpointWrites = .beforeNextOperation(within: .seconds(3600))
                 $0.outcomeLingerLimit = .seconds(3600)
@@ -89,13 +213,15 @@ struct OutcomeLingerTests {
             register: register, test: test)
     }
 
-    /// A one-step workflow that records when its code has ended, on PostgreSQL, with outcomes
+    /// A one-step workflow that records when its code has ended, on `backend`, with outcomes
     /// (and checkpoints) held for an hour unless something ends the wait.
     private func withHeldOutcomes(
+        _ backend: Backend,
         _ test: (DBOSRuntime, Workflow<Int, Int>, _ codeEnded: @escaping @Sendable (String) -> Bool) async throws -> Void
     ) async throws {
         let ended = Mutex<Set<String>>([])
         try await withOutcomesHeldForAnHour(
+            backend,
             register: { runtime in
                 try runtime.register("held") { (context: WorkflowContext, value: Int) -> Int in
                     let doubled = try await context.runStep("double") { value * 2 }
@@ -108,21 +234,37 @@ struct OutcomeLingerTests {
             })
     }
 
-    @Test func anOutcomeNobodyAwaitsIsHeldUntilAResultAsksForIt() async throws {
-        try await withHeldOutcomes { runtime, workflow, codeEnded in
+    /// The run's state as another process sees it.
+    private func storedState(of id: String, in runtime: DBOSRuntime) async throws -> WorkflowState? {
+        let client = try await DBOSClient(systemDatabaseURL: runtime.configuration.systemDatabaseURL)
+        do {
+            let state = try await client.workflowStatus(id: id)?.state
+            await client.close()
+            return state
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func anOutcomeNobodyAwaitsIsHeldUntilAResultAsksForIt(backend: Backend) async throws {
+        try await withHeldOutcomes(backend) { runtime, workflow, codeEnded in
             let handle = try await runtime.startWorkflow(workflow, input: 21, options: WorkflowOptions(workflowID: "held-1"))
             #expect(await eventually { codeEnded("held-1") })
             try await Task.sleep(for: .milliseconds(300))
-            #expect(try await runtime.workflowStatus(id: "held-1")?.state == .pending, "the outcome was not held")
+            if backend == .postgres {
+                #expect(try await storedState(of: "held-1", in: runtime) == .pending, "the outcome was not held")
+            }
             #expect(try await handle.result() == 42)
             #expect(try await runtime.workflowStatus(id: "held-1")?.state == .success)
             #expect(try await runtime.listSteps(workflowID: "held-1").map(\.name) == ["double"])
         }
     }
 
-    @Test func theOutcomeOfARunSomeoneAlreadyAwaitsIsWrittenAtOnce() async throws {
+    @Test(arguments: Backend.allCases) func theOutcomeOfARunSomeoneAlreadyAwaitsIsWrittenAtOnce(backend: Backend) async throws {
         let gate = OpenableGate()
         try await withOutcomesHeldForAnHour(
+            backend,
             register: { runtime in
                 try runtime.register("gated") { (context: WorkflowContext, value: Int) -> Int in
                     let doubled = try await context.runStep("double") { value * 2 }
@@ -141,9 +283,10 @@ struct OutcomeLingerTests {
             })
     }
 
-    @Test func aQueuedRunAwaitedBeforeItStartsIsWrittenAtOnceAndAHeldOutcomeFreesItsSlot() async throws {
+    @Test(arguments: Backend.allCases) func aQueuedRunAwaitedBeforeItStartsIsWrittenAtOnceAndAHeldOutcomeFreesItsSlot(backend: Backend) async throws {
         let gate = OpenableGate()
         try await withOutcomesHeldForAnHour(
+            backend,
             register: { runtime in
                 try runtime.register(queue: WorkflowQueue(name: "one-at-a-time", workerConcurrency: 1))
                 return try runtime.register("queued") { (context: WorkflowContext, value: Int) -> Int in
@@ -167,25 +310,29 @@ struct OutcomeLingerTests {
                 // the second starts, and its outcome, awaited since before it ran, is written at once.
                 gate.open()
                 #expect(try await result.value == 4)
-                #expect(try await runtime.workflowStatus(id: "queued-first")?.state == .pending)
+                if backend == .postgres {
+                    #expect(try await runtime.workflowStatus(id: "queued-first")?.state == .pending)
+                }
             })
     }
 
-    @Test func aRunWhoseCodeEndedBeforeItsDeadlineIsNotTimedOutWhileItsOutcomeWaits() async throws {
-        try await withHeldOutcomes { runtime, workflow, codeEnded in
+    @Test(arguments: Backend.allCases) func aRunWhoseCodeEndedBeforeItsDeadlineIsNotTimedOutWhileItsOutcomeWaits(backend: Backend) async throws {
+        try await withHeldOutcomes(backend) { runtime, workflow, codeEnded in
             let handle = try await runtime.startWorkflow(
                 workflow, input: 1, options: WorkflowOptions(workflowID: "deadline-1", timeout: .seconds(3)))
             #expect(await eventually { codeEnded("deadline-1") })
             // Past the deadline, with the outcome still held.
             try await Task.sleep(for: .milliseconds(3500))
-            #expect(try await runtime.workflowStatus(id: "deadline-1")?.state == .pending)
+            if backend == .postgres {
+                #expect(try await storedState(of: "deadline-1", in: runtime) == .pending)
+            }
             #expect(try await handle.result() == 2)
             #expect(try await runtime.workflowStatus(id: "deadline-1")?.state == .success)
         }
     }
 
-    @Test func shutdownWritesTheOutcomesItHeld() async throws {
-        let setup = try await TestRuntime(.postgres)
+    @Test(arguments: Backend.allCases) func shutdownWritesTheOutcomesItHeld(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }
         let ended = Mutex(false)
         var configuration = DBOSConfiguration(systemDatabaseURL: setup.url, applicationVersion: "test")
@@ -201,7 +348,9 @@ struct OutcomeLingerTests {
         _ = try await runtime.startWorkflow(workflow, input: 4, options: WorkflowOptions(workflowID: "held-at-shutdown"))
         #expect(await eventually { ended.withLock { $0 } })
         try await Task.sleep(for: .milliseconds(300))
-        #expect(try await runtime.workflowStatus(id: "held-at-shutdown")?.state == .pending)
+        if backend == .postgres {
+            #expect(try await storedState(of: "held-at-shutdown", in: runtime) == .pending)
+        }
         await runtime.shutdown(gracePeriod: .seconds(5))
 
         let client = try await DBOSClient(systemDatabaseURL: setup.url)

@@ -78,6 +78,20 @@ protocol SQLBackend: Sendable {
         _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
     ) async throws -> T
 
+    /// Runs `body` in one write transaction like `transaction(_:_:)`, but, while `mayDefer` holds
+    /// (asked under the backend's own lock), lets it wait a moment to share the commit of the
+    /// backend's next write (SQLite's writer thread); `expediteDeferred()` ends that wait.
+    func deferrableTransaction<T: Sendable>(
+        _ operation: String, deferringIf mayDefer: @escaping @Sendable () -> Bool,
+        _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
+    ) async throws -> T
+
+    /// Runs the deferred transactions now (someone began to wait for one), without waiting.
+    func expediteDeferred()
+
+    /// Runs the deferred transactions now and every later one at once (shutdown).
+    func stopDeferring()
+
     /// Runs statements that each commit on their own: reads (no write lock held) and writes of a
     /// single statement, which need no explicit transaction.
     func autocommit<T: Sendable>(
@@ -106,4 +120,19 @@ protocol SQLBackend: Sendable {
 
     /// Closes every connection.
     func close() async
+}
+
+/// A backend whose writes each commit by themselves (PostgreSQL, where the system database groups
+/// concurrent writes into shared statements instead) defers nothing.
+extension SQLBackend {
+    func deferrableTransaction<T: Sendable>(
+        _ operation: String, deferringIf mayDefer: @escaping @Sendable () -> Bool,
+        _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
+    ) async throws -> T {
+        try await transaction(operation, body)
+    }
+
+    func expediteDeferred() {}
+
+    func stopDeferring() {}
 }

@@ -67,8 +67,9 @@ final class SQLSystemDatabase: SystemDatabase {
         let completions: WriteBatcher<Completion, Bool>
     }
 
-    /// `outcomeLinger`: how long `completeWorkflow(mayLinger:)` may hold an outcome to share
-    /// a commit (PostgreSQL only: on SQLite concurrent writes share its writer thread's commits).
+    /// `outcomeLinger`: how long `completeWorkflow(mayLinger:)` may hold an outcome to share a
+    /// statement with others (PostgreSQL; on SQLite the backend's writer thread holds it instead,
+    /// `SQLBackend.deferrableTransaction`, with the limit given to the backend).
     init(backend: any SQLBackend, outcomeLinger: Duration? = nil) {
         self.backend = backend
         guard !backend.groupsCommits, backend.dialect.writesInCommonTableExpressions else {
@@ -413,24 +414,27 @@ final class SQLSystemDatabase: SystemDatabase {
             if let batches {
                 try await batches.completions.submit(completion, lingeringIf: mayLinger)
             } else {
-                try await Self.completeWorkflows([completion], backend: backend)[0]
+                try await Self.completeWorkflows([completion], backend: backend, deferringIf: mayLinger)[0]
             }
         if completed, dialect.completionNotice == nil { await backend.publish([.completion(workflowID: id)]) }
         return completed
     }
 
     func expediteCompletions() {
-        batches?.completions.expedite()
+        if let batches { batches.completions.expedite() } else { backend.expediteDeferred() }
     }
 
     func stopLingering() {
-        batches?.completions.stopLingering()
+        if let batches { batches.completions.stopLingering() } else { backend.stopDeferring() }
     }
 
     /// Writes outcomes of runs that are still PENDING, with their checkpoints, in one commit; for
     /// each, whether it was written. PostgreSQL writes any number of them in one statement; SQLite
-    /// writes one (its writer thread commits concurrent ones together).
-    static func completeWorkflows(_ completions: [Completion], backend: any SQLBackend) async throws -> [Bool] {
+    /// writes one (its writer thread commits concurrent ones together), which, while `mayDefer`
+    /// holds, may wait to share the writer's next commit.
+    static func completeWorkflows(
+        _ completions: [Completion], backend: any SQLBackend, deferringIf mayDefer: (@Sendable () -> Bool)? = nil
+    ) async throws -> [Bool] {
         let notice = backend.dialect.completionNotice.map { ", \($0) AS notified" } ?? ""
         let operation =
             completions.count == 1
@@ -445,7 +449,14 @@ final class SQLSystemDatabase: SystemDatabase {
                 WHERE workflow_uuid = \(completion.id) AND status = 'PENDING'
                 RETURNING workflow_uuid\(unescaped: notice)
                 """
-            guard let checkpoint = completion.checkpoint else {
+            let checkpoint = completion.checkpoint
+            if let mayDefer {
+                return [try await backend.deferrableTransaction(operation, deferringIf: mayDefer) { runner in
+                    let checkpointStored = try checkpoint.map { try insertCheckpointIfRunExists(runner, $0) } ?? true
+                    return try checkpointStored && !runner.query(update).isEmpty
+                }]
+            }
+            guard let checkpoint else {
                 return [try await backend.autocommit(operation) { runner in try !runner.query(update).isEmpty }]
             }
             return [try await backend.transaction(operation) { runner in

@@ -95,7 +95,7 @@ enum SystemDatabaseFactory {
     /// share a commit with others (`SystemDatabase.completeWorkflow(mayLinger:)`).
     static func open(url: String, outcomeLinger: Duration? = nil) throws -> any SystemDatabase {
         if url == "sqlite::memory:" {
-            return SQLSystemDatabase(backend: try SQLiteBackend(path: ":memory:"))
+            return SQLSystemDatabase(backend: try SQLiteBackend(path: ":memory:", deferLimit: outcomeLinger))
         }
         if url.hasPrefix("sqlite:") {
             var path = String(url.dropFirst("sqlite:".count))
@@ -114,7 +114,7 @@ enum SystemDatabaseFactory {
             guard !path.contains("\0") else {
                 throw SystemDatabaseError.invalidURL(url, reason: "the path contains a NUL byte")
             }
-            return SQLSystemDatabase(backend: try SQLiteBackend(path: path))
+            return SQLSystemDatabase(backend: try SQLiteBackend(path: path, deferLimit: outcomeLinger))
         }
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
             return SQLSystemDatabase(backend: try PostgresBackend(url: url), outcomeLinger: outcomeLinger)

@@ -16,8 +16,9 @@ final class SQLiteBackend: SQLBackend {
     let dialect = SQLDialect.sqlite
 
     /// Opens (creating if needed, with mode 0600) the database at `path`, or an in-memory one
-    /// for `":memory:"`.
-    init(path: String) throws {
+    /// for `":memory:"`. `deferLimit`: how long a `deferrableTransaction` may wait to share the
+    /// next write's commit (nil: never).
+    init(path: String, deferLimit: Duration? = nil) throws {
         location = path
         if path != ":memory:" {
             try Self.createFileIfMissing(path)
@@ -37,7 +38,7 @@ final class SQLiteBackend: SQLBackend {
         } catch let error as SQLiteError {
             throw Self.translate(error, location: path, operation: Self.openingOperation)
         }
-        executor = SQLiteExecutor(connection: connection, name: "dbos-sqlite")
+        executor = SQLiteExecutor(connection: connection, name: "dbos-sqlite", deferLimit: deferLimit)
     }
 
     /// Switching a new file to WAL needs a moment of exclusive access, and SQLite answers BUSY at
@@ -96,9 +97,12 @@ final class SQLiteBackend: SQLBackend {
     private func perform<T: Sendable>(
         _ operation: String, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
-        let location = location
+        try await translatingErrors(operation) { try await executor.perform(body) }
+    }
+
+    private func translatingErrors<T: Sendable>(_ operation: String, _ body: () async throws -> T) async throws -> T {
         do {
-            return try await executor.perform(body)
+            return try await body()
         } catch let error as SQLiteError {
             throw Self.translate(error, location: location, operation: operation)
         }
@@ -116,6 +120,25 @@ final class SQLiteBackend: SQLBackend {
         _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
     ) async throws -> T {
         try await perform(operation) { connection in try body(connection) }
+    }
+
+    func deferrableTransaction<T: Sendable>(
+        _ operation: String, deferringIf mayDefer: @escaping @Sendable () -> Bool,
+        _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
+    ) async throws -> T {
+        try await translatingErrors(operation) {
+            try await executor.perform(deferringIf: mayDefer) { connection in
+                try connection.writeTransaction { try body(connection) }
+            }
+        }
+    }
+
+    func expediteDeferred() {
+        executor.expediteDeferred()
+    }
+
+    func stopDeferring() {
+        executor.stopDeferring()
     }
 
     func startNotifications(

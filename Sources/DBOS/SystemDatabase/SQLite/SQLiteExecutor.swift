@@ -21,6 +21,13 @@ import Synchronization
 /// Group commit: when several jobs are waiting, the thread runs them all inside one write
 /// transaction (each job's own transaction becomes a savepoint) and commits once, so concurrent
 /// workflows share one fsync. A job's caller resumes only after that commit.
+///
+/// Deferred: a job may instead wait up to `deferLimit` for the next batch (`perform(deferringIf:_:)`,
+/// the outcome of a run nobody in the process waits for), so that writes arriving one after the
+/// other (an enqueue, then the outcome of the run it started, then the next enqueue) share one
+/// commit instead of paying one fsync each. Deferred jobs run first in the next batch the owner
+/// thread runs, at the latest when the oldest has waited `deferLimit`, or at once after
+/// `expediteDeferred()`.
 final class SQLiteExecutor: Sendable {
     /// What to do with a job's outcome once the batch it ran in is committed (or failed).
     private struct Completion {
@@ -33,6 +40,16 @@ final class SQLiteExecutor: Sendable {
 
     private struct State {
         var jobs: [Job] = []
+        /// Jobs waiting to share the next batch's commit, oldest first, and since when the oldest waits.
+        var deferred: [Job] = []
+        var oldestDeferredSince: ContinuousClock.Instant?
+        /// `expediteDeferred()` was called: the owner thread runs the deferred jobs at once.
+        var isExpeditingDeferred = false
+        var isDeferringStopped = false
+        /// The owner thread sleeps with no deadline: a first deferred job must wake it to set one.
+        var isOwnerSleepingIndefinitely = false
+        /// The owner thread found an inline job running and sleeps until it signals.
+        var isOwnerWaitingForInline = false
         var isStopping = false
         /// The owner thread is running a batch.
         var isRunningBatch = false
@@ -46,9 +63,13 @@ final class SQLiteExecutor: Sendable {
     private let box: SQLiteConnectionBox
     private let finished = NSCondition()
     private let threadDone = Mutex(false)
+    /// How long a deferred job may wait for a batch; nil: jobs are never deferred.
+    private let deferLimit: Duration?
 
-    init(connection: SQLiteConnection, name: String) {
+    init(connection: SQLiteConnection, name: String, deferLimit: Duration? = nil) {
+        precondition(deferLimit.map { $0 > .zero } ?? true, "a deferral must be longer than zero")
         box = SQLiteConnectionBox(connection: connection)
+        self.deferLimit = deferLimit
         let thread = Thread { [self] in runLoop() }
         thread.name = name
         thread.start()
@@ -56,6 +77,61 @@ final class SQLiteExecutor: Sendable {
 
     /// How many jobs wait for the owner thread; for tests.
     var queuedJobCount: Int { state.withLock { $0.jobs.count } }
+
+    /// How many deferred jobs wait for a batch; for tests.
+    var deferredJobCount: Int { state.withLock { $0.deferred.count } }
+
+    /// Runs `body` like `perform(_:)`, but, when `mayDefer` says so, lets it wait up to the
+    /// executor's `deferLimit` to share the next batch's commit; at once when the executor has no
+    /// limit or deferring has stopped. `mayDefer` is asked under the executor's lock, so a caller
+    /// that makes it false and then calls `expediteDeferred()` either finds the job deferred (and
+    /// runs it) or keeps it from being deferred at all. It must not call into the executor.
+    func perform<T: Sendable>(
+        deferringIf mayDefer: @Sendable () -> Bool, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+    ) async throws -> T {
+        guard deferLimit != nil else { return try await perform(body) }
+        let deferredResult = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, any Error>?, Never>) in
+            let job: Job = { box in
+                let result = Result { try body(box.connection) }
+                return Completion(
+                    deliver: { continuation.resume(returning: result) },
+                    fail: { continuation.resume(returning: .failure($0)) })
+            }
+            let (deferred, wakesOwner) = state.withLock { state -> (Bool, Bool) in
+                guard !state.isStopping, !state.isDeferringStopped, mayDefer() else { return (false, false) }
+                if state.deferred.isEmpty { state.oldestDeferredSince = .now }
+                state.deferred.append(job)
+                return (true, state.deferred.count == 1 && state.isOwnerSleepingIndefinitely)
+            }
+            if !deferred { continuation.resume(returning: nil) }
+            if wakesOwner { signalOwner() }
+        }
+        if let deferredResult { return try deferredResult.get() }
+        return try await perform(body)
+    }
+
+    /// Runs the deferred jobs now, without waiting for them: a caller began to wait for one.
+    func expediteDeferred() {
+        let wakesOwner = state.withLock { state -> Bool in
+            guard !state.deferred.isEmpty, !state.isExpeditingDeferred else { return false }
+            state.isExpeditingDeferred = true
+            return true
+        }
+        if wakesOwner { signalOwner() }
+    }
+
+    /// Runs the deferred jobs now and makes later `perform(deferringIf:_:)` calls run at once
+    /// (shutdown: nothing may wait for a thread about to stop).
+    func stopDeferring() {
+        state.withLock { $0.isDeferringStopped = true }
+        expediteDeferred()
+    }
+
+    private func signalOwner() {
+        condition.lock()
+        condition.signal()
+        condition.unlock()
+    }
 
     /// Runs `body` with the connection (inline when it is idle, else on the owner thread) and
     /// returns its result.
@@ -105,7 +181,8 @@ final class SQLiteExecutor: Sendable {
             state.isRunningInline = false
             state.backoff.record(duration)
             if !state.jobs.isEmpty { state.backoff.recordContention() }
-            return !state.jobs.isEmpty || state.isStopping
+            defer { state.isOwnerWaitingForInline = false }
+            return !state.jobs.isEmpty || state.isStopping || state.isOwnerWaitingForInline
         }
         if ownerHasWork {
             condition.lock()
@@ -147,25 +224,77 @@ final class SQLiteExecutor: Sendable {
         }
     }
 
+    /// What the owner thread does next: run a batch, or sleep until a deadline or a signal.
+    private enum Step {
+        case run([Job], stopping: Bool)
+        case sleep(until: ContinuousClock.Instant?)
+    }
+
+    /// Takes the next batch: the queued jobs, with the deferred ones first (they came earlier)
+    /// when there are queued jobs to share a commit with, or when the oldest has waited long
+    /// enough (or the owner's last sleep reached its deadline), or when expedited or stopping.
+    /// Without a batch, says how long to sleep: until the oldest deferred job is due; right after
+    /// a batch, at most `deferLimit` (a deferred job arriving meanwhile needs no wake-up of its
+    /// own, and waits less than `deferLimit`); otherwise until signalled.
+    private func nextStep(afterBatch: Bool, deadlineReached: Bool) -> Step {
+        state.withLock { state in
+            state.isOwnerSleepingIndefinitely = false
+            // An inline job has the connection: wait for it (it signals when done).
+            guard !state.isRunningInline else {
+                state.isOwnerWaitingForInline = true
+                return .sleep(until: nil)
+            }
+            let now = ContinuousClock.now
+            var oldestIsDue = true
+            if !deadlineReached, let since = state.oldestDeferredSince, let deferLimit { oldestIsDue = since + deferLimit <= now }
+            let deferredDue =
+                !state.deferred.isEmpty
+                && (!state.jobs.isEmpty || state.isExpeditingDeferred || state.isStopping || oldestIsDue)
+            var batch: [Job] = []
+            if deferredDue {
+                batch = state.deferred
+                state.deferred.removeAll(keepingCapacity: true)
+                state.oldestDeferredSince = nil
+                state.isExpeditingDeferred = false
+            }
+            if state.jobs.count > 1 { state.backoff.recordContention() }
+            batch += state.jobs
+            state.jobs.removeAll(keepingCapacity: true)
+            state.isRunningBatch = !batch.isEmpty
+            if !batch.isEmpty || state.isStopping { return .run(batch, stopping: state.isStopping) }
+            if let since = state.oldestDeferredSince, let deferLimit { return .sleep(until: since + deferLimit) }
+            if afterBatch, let deferLimit { return .sleep(until: now + deferLimit) }
+            state.isOwnerSleepingIndefinitely = true
+            return .sleep(until: nil)
+        }
+    }
+
     private func runLoop() {
+        var afterBatch = false
         while true {
             condition.lock()
             var batch: [Job] = []
             var stopping = false
-            while true {
-                (batch, stopping) = state.withLock { state in
-                    // An inline job has the connection: wait for it (it signals when done).
-                    guard !state.isRunningInline else { return ([], false) }
-                    let jobs = state.jobs
-                    state.jobs.removeAll(keepingCapacity: true)
-                    state.isRunningBatch = !jobs.isEmpty
-                    if jobs.count > 1 { state.backoff.recordContention() }
-                    return (jobs, state.isStopping)
+            var deadlineReached = false
+            waiting: while true {
+                switch nextStep(afterBatch: afterBatch, deadlineReached: deadlineReached) {
+                case .run(let jobs, let isStopping):
+                    (batch, stopping) = (jobs, isStopping)
+                    break waiting
+                case .sleep(let deadline):
+                    // Slept once since the batch: from now on, until signalled or a deferred job is due.
+                    afterBatch = false
+                    if let deadline {
+                        let seconds = Self.seconds(deadline - .now)
+                        deadlineReached = seconds <= 0 || !condition.wait(until: Date(timeIntervalSinceNow: seconds))
+                    } else {
+                        condition.wait()
+                        deadlineReached = false
+                    }
                 }
-                if !batch.isEmpty || stopping { break }
-                condition.wait()
             }
             condition.unlock()
+            afterBatch = !batch.isEmpty
             let resumptions = run(batch)
             if !batch.isEmpty { state.withLock { $0.isRunningBatch = false } }
             for resume in resumptions { resume() }
@@ -176,6 +305,13 @@ final class SQLiteExecutor: Sendable {
         threadDone.withLock { $0 = true }
         finished.broadcast()
         finished.unlock()
+    }
+}
+
+extension SQLiteExecutor {
+    static func seconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
 
