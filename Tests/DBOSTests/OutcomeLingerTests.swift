@@ -76,9 +76,25 @@ struct OutcomeLingerTests {
 
     // MARK: SQLite's writer thread
 
-    /// An executor on a fresh WAL database with a table `t`, deferring jobs up to `deferLimit`.
+    /// What a test job saw when it ran.
+    private struct JobRun: Sendable, Equatable {
+        let id: Int
+        let inBatch: Bool
+        let onWorkflowThread: Bool
+    }
+
+    /// The jobs that ran, in order.
+    private final class JobLog: Sendable {
+        private let state = Mutex<[JobRun]>([])
+        var runs: [JobRun] { state.withLock { $0 } }
+        func append(_ run: JobRun) { state.withLock { $0.append(run) } }
+    }
+
+    /// An executor on a fresh WAL database with a table `t`, deferring jobs up to `deferLimit`;
+    /// `insert(id)` is a job that inserts row `id` in a transaction of its own and logs how it ran.
     private func withExecutor(
-        deferLimit: Duration, _ test: (SQLiteExecutor, _ insert: @escaping @Sendable (Int) -> @Sendable (SQLiteConnection) throws -> Bool) async throws -> Void
+        deferLimit: Duration,
+        _ test: (SQLiteExecutor, _ insert: @escaping @Sendable (Int) -> @Sendable (SQLiteConnection) throws -> JobRun, _ log: JobLog) async throws -> Void
     ) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -86,74 +102,77 @@ struct OutcomeLingerTests {
         try connection.execute(script: "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY)")
         let executor = SQLiteExecutor(connection: connection, name: "test-sqlite-owner", deferLimit: deferLimit)
         defer { executor.shutdown() }
-        // Each job inserts its row in a transaction of its own and says whether it ran in a shared batch.
-        try await test(executor) { id in
+        let log = JobLog()
+        try await test(executor, { id in
             { connection in
-                let inBatch = connection.isInBatch
+                let run = JobRun(id: id, inBatch: connection.isInBatch, onWorkflowThread: WorkflowThreads.isWorkflowThread)
                 try connection.writeTransaction { _ = try connection.execute("INSERT INTO t(id) VALUES (\(id))") }
-                return inBatch
+                log.append(run)
+                return run
             }
-        }
+        }, log)
     }
 
-    private func rowIDs(_ executor: SQLiteExecutor) async throws -> [Int] {
+    private func storedIDs(_ executor: SQLiteExecutor) async throws -> Set<Int> {
         try await executor.perform { connection in
-            try connection.query("SELECT id FROM t ORDER BY rowid").compactMap { $0.int("id") }
+            Set(try connection.query("SELECT id FROM t").compactMap { $0.int("id") })
         }
     }
 
     @Test func deferredJobsWaitForTheNextQueuedJobAndRunBeforeItInOneCommit() async throws {
-        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert in
+        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert, log in
             let deferred = (1...3).map { id in
                 Task { try await executor.perform(deferringIf: { true }, insert(id)) }
             }
             #expect(await eventually { executor.deferredJobCount == 3 })
             try await Task.sleep(for: .milliseconds(100))
-            #expect(executor.deferredJobCount == 3, "a deferred job ran before anything asked for it")
-            let queuedRanInBatch = try await executor.perform(insert(4))
-            for task in deferred { #expect(try await task.value, "a deferred job did not share the batch") }
-            #expect(queuedRanInBatch)
-            let ids = try await rowIDs(executor)
-            #expect(ids.count == 4 && ids.last == 4, "the deferred jobs did not run before the queued one: \(ids)")
-            #expect(Set(ids) == [1, 2, 3, 4])
+            #expect(log.runs.isEmpty, "a deferred job ran before anything asked for it")
+            let queued = try await executor.perform(insert(4))
+            for task in deferred { #expect(try await task.value.inBatch, "a deferred job did not share the batch") }
+            #expect(queued.inBatch)
+            let order = log.runs.map(\.id)
+            #expect(order.count == 4 && order.last == 4, "the deferred jobs did not run before the queued one: \(order)")
+            #expect(try await storedIDs(executor) == [1, 2, 3, 4])
         }
     }
 
     @Test func aDeferredJobRunsByItselfOnceItHasWaitedItsLimit() async throws {
-        try await withExecutor(deferLimit: .milliseconds(30)) { executor, insert in
+        try await withExecutor(deferLimit: .milliseconds(300)) { executor, insert, log in
             // Alone, with nothing else to share a commit with: held for ever, this would hit the time limit.
-            let firstRanInBatch = try await executor.perform(deferringIf: { true }, insert(1))
-            let secondRanInBatch = try await executor.perform(deferringIf: { true }, insert(2))
-            #expect(!firstRanInBatch && !secondRanInBatch)
-            #expect(try await rowIDs(executor) == [1, 2])
+            let held = Task { try await executor.perform(deferringIf: { true }, insert(1)) }
+            #expect(await eventually { executor.deferredJobCount == 1 || !log.runs.isEmpty })
+            #expect(log.runs.isEmpty, "the job ran at once instead of waiting")
+            let run = try await held.value
+            #expect(!run.inBatch)
+            let stored = try await storedIDs(executor)
+            #expect(stored == [1])
         }
     }
 
     @Test func aJobWhoseCallerSaysNoIsNotDeferredAndExpediteRunsTheDeferredOnes() async throws {
-        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert in
-            let ranInBatch = try await executor.perform(deferringIf: { false }, insert(1))
-            #expect(!ranInBatch)
+        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert, _ in
+            _ = try await executor.perform(deferringIf: { false }, insert(1))
             #expect(executor.deferredJobCount == 0)
             let held = Task { try await executor.perform(deferringIf: { true }, insert(2)) }
             #expect(await eventually { executor.deferredJobCount == 1 })
             executor.expediteDeferred()
             _ = try await held.value
-            #expect(try await rowIDs(executor) == [1, 2])
+            #expect(try await storedIDs(executor) == [1, 2])
         }
     }
 
     @Test func afterDeferringStopsWhatWaitsRunsAndLaterJobsRunAtOnce() async throws {
-        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert in
+        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert, _ in
             let held = Task { try await executor.perform(deferringIf: { true }, insert(1)) }
             #expect(await eventually { executor.deferredJobCount == 1 })
             executor.stopDeferring()
             _ = try await held.value
             _ = try await executor.perform(deferringIf: { true }, insert(2))
-            #expect(try await rowIDs(executor) == [1, 2])
+            #expect(try await storedIDs(executor) == [1, 2])
         }
     }
 
-    @Test func shuttingTheExecutorDownRunsTheDeferredJobs() async throws {
+    @Test func shuttingTheExecutorDownRunsTheDeferredJobsAndRefusesLaterOnes() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.file("shutdown.sqlite")
@@ -168,28 +187,99 @@ struct OutcomeLingerTests {
         #expect(await eventually { executor.deferredJobCount == 1 })
         executor.shutdown()
         #expect(try await held.value == 1)
+        await #expect(throws: SystemDatabaseError.self) {
+            try await executor.perform(deferringIf: { true }) { connection in try connection.execute("INSERT INTO t(id) VALUES (8)") }
+        }
         let reader = try SQLiteConnection(path: path)
         #expect(try reader.query("SELECT id FROM t").compactMap { $0.int("id") } == [7])
         reader.close()
     }
 
-    @Test func aWorkflowThreadStillRunsItsJobInlineWhileOthersAreDeferred() async throws {
-        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert in
+    @Test func aWorkflowThreadsJobQueuesBehindDeferredOnesInsteadOfOvertakingThem() async throws {
+        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert, log in
             let held = Task { try await executor.perform(deferringIf: { true }, insert(1)) }
             #expect(await eventually { executor.deferredJobCount == 1 })
             let workflowThreads = WorkflowThreads(threadCount: 2, name: "test-workflow")
             defer { workflowThreads.stop() }
-            let inline = Task(executorPreference: workflowThreads) { () -> (Bool, Bool) in
-                let ranInBatch = try await executor.perform(insert(2))
-                return (ranInBatch, WorkflowThreads.isWorkflowThread)
-            }
-            let (ranInBatch, _) = try await inline.value
-            #expect(!ranInBatch)
-            #expect(executor.deferredJobCount == 1, "the inline job took the deferred one along")
-            executor.expediteDeferred()
-            _ = try await held.value
-            #expect(Set(try await rowIDs(executor)) == [1, 2])
+            let job = try await Task(executorPreference: workflowThreads) { try await executor.perform(insert(2)) }.value
+            #expect(!job.onWorkflowThread, "the job ran inline, ahead of the deferred one")
+            #expect(job.inBatch)
+            #expect(try await held.value.inBatch)
+            #expect(log.runs.map(\.id) == [1, 2])
         }
+    }
+
+    @Test func aJobThatFailsInABatchLeavesTheDeferredJobsBeforeItWritten() async throws {
+        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert, _ in
+            let held = Task { try await executor.perform(deferringIf: { true }, insert(1)) }
+            #expect(await eventually { executor.deferredJobCount == 1 })
+            // Row 1 again: a constraint violation, rolled back to the job's savepoint only.
+            await #expect(throws: (any Error).self) { try await executor.perform(insert(1)) }
+            let run = try await held.value
+            #expect(run.inBatch)
+            let stored = try await storedIDs(executor)
+            #expect(stored == [1])
+        }
+    }
+
+    @Test func whenSQLiteRollsBackABatchTheJobsBeforeFailAndTheJobsAfterCommitAlone() async throws {
+        try await withExecutor(deferLimit: .seconds(3600)) { executor, insert, _ in
+            let held = (1...2).map { id in Task { try await executor.perform(deferringIf: { true }, insert(id)) } }
+            #expect(await eventually { executor.deferredJobCount == 2 })
+            // Queued together: a job that ends the shared transaction (as SQLite does by itself after a
+            // full disk or an I/O error), then one more.
+            let owner = SQLiteExecutorTestGate()
+            let breaking = Task {
+                try await executor.perform { connection -> Int in
+                    owner.enter()
+                    try connection.execute(script: "ROLLBACK")
+                    throw SQLiteError(code: 10, message: "disk I/O error (simulated)", statement: nil)
+                }
+            }
+            let after = Task { try await executor.perform(insert(3)) }
+            #expect(await eventually { executor.queuedJobCount == 2 || owner.entered })
+            executor.expediteDeferred()
+            for task in held {
+                await #expect(throws: SQLiteError.self, "a job whose write was rolled back reported success") {
+                    _ = try await task.value
+                }
+            }
+            await #expect(throws: SQLiteError.self) { _ = try await breaking.value }
+            let last = try await after.value
+            #expect(last.id == 3 && !last.inBatch)
+            let stored = try await storedIDs(executor)
+            #expect(stored == [3], "what the jobs were told does not match what is stored")
+        }
+    }
+
+    @Test func anOutcomeHeldOnSQLiteIsWrittenWhenExpeditedAndNotBefore() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("held.sqlite")
+        let database = SQLSystemDatabase(backend: try SQLiteBackend(path: path, deferLimit: .seconds(3600)))
+        try await database.migrate()
+        _ = try await database.insertWorkflow(WorkflowInsert(
+            workflowID: "held", state: .pending, name: "w", inputs: "[]", executorID: "local", applicationVersion: "v1",
+            now: 1))
+        let mayLinger = Mutex(true)
+        let completion = Task {
+            try await database.completeWorkflow(
+                id: "held", state: .success, output: "1", error: nil, checkpoint: nil, at: 2,
+                mayLinger: { mayLinger.withLock { $0 } })
+        }
+        let reader = try SQLiteConnection(path: path)
+        defer { reader.close() }
+        func storedStatus() throws -> String? {
+            try reader.query("SELECT status FROM workflow_status WHERE workflow_uuid = 'held'").first?.string("status")
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try storedStatus() == "PENDING", "the outcome was not held")
+        // What a caller that begins to wait does: it stops the holding, then writes what is held.
+        mayLinger.withLock { $0 = false }
+        database.expediteCompletions()
+        #expect(try await completion.value)
+        #expect(try storedStatus() == "SUCCESS")
+        await database.close()
     }
 
     // MARK: Runs
@@ -360,6 +450,13 @@ struct OutcomeLingerTests {
         #expect(try await client.listSteps(workflowID: "held-at-shutdown").map(\.name) == ["double"])
         await client.close()
     }
+}
+
+/// Records that a job began on the owner thread.
+private final class SQLiteExecutorTestGate: Sendable {
+    private let state = Mutex(false)
+    var entered: Bool { state.withLock { $0 } }
+    func enter() { state.withLock { $0 = true } }
 }
 
 /// Holds workflow code until opened; its wait is not a durable operation.

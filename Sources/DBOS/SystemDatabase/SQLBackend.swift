@@ -78,6 +78,9 @@ protocol SQLBackend: Sendable {
         _ operation: String, _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T
     ) async throws -> T
 
+    /// Whether `deferrableTransaction` may defer at all (else it is `transaction`).
+    var defersWrites: Bool { get }
+
     /// Runs `body` in one write transaction like `transaction(_:_:)`, but, while `mayDefer` holds
     /// (asked under the backend's own lock), lets it wait a moment to share the commit of the
     /// backend's next write (SQLite's writer thread); `expediteDeferred()` ends that wait.
@@ -125,6 +128,8 @@ protocol SQLBackend: Sendable {
 /// A backend whose writes each commit by themselves (PostgreSQL, where the system database groups
 /// concurrent writes into shared statements instead) defers nothing.
 extension SQLBackend {
+    var defersWrites: Bool { false }
+
     func deferrableTransaction<T: Sendable>(
         _ operation: String, deferringIf mayDefer: @escaping @Sendable () -> Bool,
         _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T

@@ -414,7 +414,8 @@ final class SQLSystemDatabase: SystemDatabase {
             if let batches {
                 try await batches.completions.submit(completion, lingeringIf: mayLinger)
             } else {
-                try await Self.completeWorkflows([completion], backend: backend, deferringIf: mayLinger)[0]
+                try await Self.completeWorkflows(
+                    [completion], backend: backend, deferringIf: backend.defersWrites ? mayLinger : nil)[0]
             }
         if completed, dialect.completionNotice == nil { await backend.publish([.completion(workflowID: id)]) }
         return completed

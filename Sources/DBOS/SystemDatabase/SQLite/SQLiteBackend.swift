@@ -122,6 +122,8 @@ final class SQLiteBackend: SQLBackend {
         try await perform(operation) { connection in try body(connection) }
     }
 
+    var defersWrites: Bool { executor.defersJobs }
+
     func deferrableTransaction<T: Sendable>(
         _ operation: String, deferringIf mayDefer: @escaping @Sendable () -> Bool,
         _ body: @escaping @Sendable (any SQLStatementRunner) throws -> T

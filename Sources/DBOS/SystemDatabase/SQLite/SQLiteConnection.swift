@@ -152,6 +152,15 @@ final class SQLiteConnection {
     /// True while a group-commit batch's transaction is open; for tests.
     var isInBatch: Bool { batchOpen }
 
+    /// Whether a transaction is open: false once SQLite rolled one back by itself (a full disk, an
+    /// I/O error, no memory), which ends a batch's shared transaction under its jobs' savepoints.
+    var isInTransaction: Bool { handle.map { sqlite3_get_autocommit($0) == 0 } ?? false }
+
+    /// Ends a batch whose transaction SQLite rolled back: later jobs commit each by themselves.
+    func abandonBatch() {
+        batchOpen = false
+    }
+
     /// Opens the transaction a batch of jobs shares.
     func beginBatch() throws {
         try execute(script: "BEGIN IMMEDIATE")

@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import Synchronization
 
@@ -27,7 +28,7 @@ import Synchronization
 /// other (an enqueue, then the outcome of the run it started, then the next enqueue) share one
 /// commit instead of paying one fsync each. Deferred jobs run first in the next batch the owner
 /// thread runs, at the latest when the oldest has waited `deferLimit`, or at once after
-/// `expediteDeferred()`.
+/// `expediteDeferred()`. While any wait, no job runs inline: it queues, and shares their commit.
 final class SQLiteExecutor: Sendable {
     /// What to do with a job's outcome once the batch it ran in is committed (or failed).
     private struct Completion {
@@ -77,6 +78,9 @@ final class SQLiteExecutor: Sendable {
 
     /// How many jobs wait for the owner thread; for tests.
     var queuedJobCount: Int { state.withLock { $0.jobs.count } }
+
+    /// Whether `perform(deferringIf:_:)` may defer jobs at all.
+    var defersJobs: Bool { deferLimit != nil }
 
     /// How many deferred jobs wait for a batch; for tests.
     var deferredJobCount: Int { state.withLock { $0.deferred.count } }
@@ -165,7 +169,11 @@ final class SQLiteExecutor: Sendable {
         guard let slot = WorkflowThreads.reserveInlineSlot() else { return nil }
         defer { slot.release() }
         let claimed = state.withLock { state -> Bool in
-            guard state.jobs.isEmpty, !state.isRunningBatch, !state.isRunningInline, !state.isStopping else {
+            // Deferred jobs wait for the owner's next batch: a job that went inline instead would
+            // overtake them (and, with steady inline traffic, keep them waiting past their limit).
+            guard state.jobs.isEmpty, state.deferred.isEmpty, !state.isRunningBatch, !state.isRunningInline,
+                !state.isStopping
+            else {
                 return false
             }
             guard state.backoff.allowsInline() else { return false }
@@ -214,7 +222,22 @@ final class SQLiteExecutor: Sendable {
             // No shared transaction: run the jobs one by one, each committing by itself.
             return batch.map { $0(box).deliver }
         }
-        let completions = batch.map { $0(box) }
+        var completions: [Completion] = []
+        for (index, job) in batch.enumerated() {
+            completions.append(job(box))
+            guard connection.isInTransaction else {
+                // SQLite rolled the shared transaction back by itself (a full disk, an I/O error):
+                // what the jobs before wrote is gone, whatever their savepoints said, so they fail;
+                // the job that hit the error reports its own; the rest commit each by themselves.
+                connection.abandonBatch()
+                let rolledBack = SQLiteError(
+                    code: SQLITE_ABORT,
+                    message: "the write was rolled back with the commit it shared, when another write in it failed",
+                    statement: nil)
+                let lost: [@Sendable () -> Void] = completions.dropLast().map { completion in { completion.fail(rolledBack) } }
+                return lost + [completions[index].deliver] + batch[(index + 1)...].map { $0(box).deliver }
+            }
+        }
         do {
             try connection.commitBatch()
             return completions.map(\.deliver)
@@ -230,13 +253,12 @@ final class SQLiteExecutor: Sendable {
         case sleep(until: ContinuousClock.Instant?)
     }
 
-    /// Takes the next batch: the queued jobs, with the deferred ones first (they came earlier)
-    /// when there are queued jobs to share a commit with, or when the oldest has waited long
-    /// enough (or the owner's last sleep reached its deadline), or when expedited or stopping.
-    /// Without a batch, says how long to sleep: until the oldest deferred job is due; right after
-    /// a batch, at most `deferLimit` (a deferred job arriving meanwhile needs no wake-up of its
-    /// own, and waits less than `deferLimit`); otherwise until signalled.
-    private func nextStep(afterBatch: Bool, deadlineReached: Bool) -> Step {
+    /// Takes the next batch: the queued jobs, with the deferred ones first, when there are queued
+    /// jobs to share a commit with, or when the oldest has waited `deferLimit`, or when expedited
+    /// or stopping. Without a batch, says how long to sleep: until the oldest deferred job is due;
+    /// right after a batch, at most `deferLimit` (a deferred job arriving meanwhile needs no
+    /// wake-up of its own); otherwise until signalled.
+    private func nextStep(afterBatch: Bool) -> Step {
         state.withLock { state in
             state.isOwnerSleepingIndefinitely = false
             // An inline job has the connection: wait for it (it signals when done).
@@ -246,7 +268,7 @@ final class SQLiteExecutor: Sendable {
             }
             let now = ContinuousClock.now
             var oldestIsDue = true
-            if !deadlineReached, let since = state.oldestDeferredSince, let deferLimit { oldestIsDue = since + deferLimit <= now }
+            if let since = state.oldestDeferredSince, let deferLimit { oldestIsDue = since + deferLimit <= now }
             let deferredDue =
                 !state.deferred.isEmpty
                 && (!state.jobs.isEmpty || state.isExpeditingDeferred || state.isStopping || oldestIsDue)
@@ -275,9 +297,8 @@ final class SQLiteExecutor: Sendable {
             condition.lock()
             var batch: [Job] = []
             var stopping = false
-            var deadlineReached = false
             waiting: while true {
-                switch nextStep(afterBatch: afterBatch, deadlineReached: deadlineReached) {
+                switch nextStep(afterBatch: afterBatch) {
                 case .run(let jobs, let isStopping):
                     (batch, stopping) = (jobs, isStopping)
                     break waiting
@@ -285,11 +306,12 @@ final class SQLiteExecutor: Sendable {
                     // Slept once since the batch: from now on, until signalled or a deferred job is due.
                     afterBatch = false
                     if let deadline {
-                        let seconds = Self.seconds(deadline - .now)
-                        deadlineReached = seconds <= 0 || !condition.wait(until: Date(timeIntervalSinceNow: seconds))
+                        // NSCondition waits on the wall clock: in slices, so that a clock set back
+                        // cannot stretch a deadline of the continuous clock.
+                        let seconds = min(Self.seconds(deadline - .now), 0.05)
+                        if seconds > 0 { condition.wait(until: Date(timeIntervalSinceNow: seconds)) }
                     } else {
                         condition.wait()
-                        deadlineReached = false
                     }
                 }
             }
