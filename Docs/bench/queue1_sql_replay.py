@@ -9,14 +9,18 @@ UPDATE, one statement). This script replays exactly those statements for N runs:
   returned ("as-they-come"), or gathers the outcomes of LINGER seconds and writes them in one
   transaction ("grouped", what dbos-swift does since session 8).
 
+  With LINGER < 0 ("piggyback", PostgreSQL): one connection only, each enqueue and the previous run's
+  outcome in one statement (data-modifying CTEs) and one commit.
+
   SQLite (one connection, WAL, synchronous=FULL): each run's enqueue and outcome each in a commit of
   their own ("as-they-come"), or each run's enqueue in one commit with the previous run's outcome
-  ("grouped", the best its one writer could do).
+  ("grouped", the best its one writer could do, and what dbos-swift's writer thread does since session 9).
 
     python3 -m venv /tmp/replay && /tmp/replay/bin/pip install "psycopg[binary]"
     dbos-run migrate --db postgresql://postgres@127.0.0.1:55432/replay
     /tmp/replay/bin/python queue1_sql_replay.py postgresql://postgres@127.0.0.1:55432/replay 1000 0
     /tmp/replay/bin/python queue1_sql_replay.py postgresql://postgres@127.0.0.1:55432/replay 1000 0.002
+    /tmp/replay/bin/python queue1_sql_replay.py postgresql://postgres@127.0.0.1:55432/replay 1000 -1
     dbos-run migrate --db sqlite:/tmp/replay.sqlite
     python3 queue1_sql_replay.py sqlite:/tmp/replay.sqlite 1000 0      # or 1 for grouped
 
@@ -134,6 +138,34 @@ def replay_postgres(url, n, linger):
     report("grouped" if linger else "as-they-come", n, time.perf_counter() - start, latencies)
 
 
+def piggyback_statement():
+    """The previous run's outcome (its CTEs, its UPDATE as one more) ahead of this run's enqueue."""
+    outcome = OUTCOME_PG.replace("%(id)s", "%(previous)s").strip()[len("WITH "):]
+    update_at = outcome.index("UPDATE workflow_status AS ws")
+    outcome = outcome[:update_at].rstrip() + ",\ndone AS (" + outcome[update_at:] + ")"
+    return "WITH " + outcome + ",\n" + ENQUEUE.strip()[len("WITH "):]
+
+
+def replay_postgres_piggyback(url, n):
+    import psycopg
+    connection = psycopg.connect(url, autocommit=True, prepare_threshold=0, options="-c search_path=dbos")
+    statement = piggyback_statement()
+    latencies, previous = [], None
+    start = time.perf_counter()
+    for _ in range(n):
+        workflow_id = str(uuid.uuid4())
+        began = time.perf_counter()
+        if previous is None:
+            connection.execute(ENQUEUE, {"id": workflow_id, "owner": str(uuid.uuid4())}).fetchall()
+        else:
+            connection.execute(
+                statement, {"id": workflow_id, "owner": str(uuid.uuid4()), "previous": previous}).fetchall()
+        latencies.append((time.perf_counter() - began) * 1000)
+        previous = workflow_id
+    connection.execute(OUTCOME_PG, {"id": previous}).fetchall()
+    report("piggyback", n, time.perf_counter() - start, latencies)
+
+
 def replay_sqlite(path, n, grouped):
     import sqlite3
     connection = sqlite3.connect(path, isolation_level=None)
@@ -173,5 +205,7 @@ if __name__ == "__main__":
     url, count, linger = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     if url.startswith("sqlite:"):
         replay_sqlite(url[len("sqlite:"):], count, linger > 0)
+    elif linger < 0:
+        replay_postgres_piggyback(url, count)
     else:
         replay_postgres(url, count, linger)
