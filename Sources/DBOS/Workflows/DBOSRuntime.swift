@@ -321,6 +321,14 @@ public final class DBOSRuntime: Sendable {
         guard state.withLock({ $0.phase == .launched }) else { throw WorkflowError.notLaunched }
     }
 
+    /// The registered workflow a start names, once the runtime is launched (one look at the state).
+    private func launchedWorkflow(named name: String) throws -> RegisteredWorkflow {
+        let (launched, registered) = state.withLock { ($0.phase == .launched, $0.workflows[name]) }
+        guard launched else { throw WorkflowError.notLaunched }
+        guard let registered else { throw WorkflowError.unregisteredWorkflow(name) }
+        return registered
+    }
+
     // MARK: Starting workflows
 
     /// Starts a workflow and returns at once with a handle to it.
@@ -330,8 +338,7 @@ public final class DBOSRuntime: Sendable {
     public func startWorkflow<Input, Output>(
         _ workflow: Workflow<Input, Output>, input: Input, options: WorkflowOptions = WorkflowOptions()
     ) async throws -> WorkflowHandle<Output> {
-        try ensureLaunched()
-        let registered = try registeredWorkflow(named: workflow.name)
+        let registered = try launchedWorkflow(named: workflow.name)
         let id = try await start(
             registered, inputText: try PortableJSON.encodeInput(input), inputValue: input, options: options, parent: nil)
         return WorkflowHandle(workflowID: id, runtime: self)
@@ -348,8 +355,7 @@ public final class DBOSRuntime: Sendable {
     public func startWorkflow(
         named name: String, input: JSONValue, options: WorkflowOptions = WorkflowOptions()
     ) async throws -> WorkflowHandle<JSONValue> {
-        try ensureLaunched()
-        let registered = try registeredWorkflow(named: name)
+        let registered = try launchedWorkflow(named: name)
         let id = try await start(
             registered, inputText: try PortableJSON.encodeInput(input), inputValue: input, options: options, parent: nil)
         return WorkflowHandle(workflowID: id, runtime: self)
@@ -402,7 +408,9 @@ public final class DBOSRuntime: Sendable {
         let claimsAtOnce = parent == nil && options.delay == nil && options.deduplicationID == nil
             && (options.applicationVersion == nil || options.applicationVersion == applicationVersion)
             && options.queueName.map(reserveQueueSlot) == true
-        defer { if claimsAtOnce, let queueName = options.queueName { releaseQueueSlot(queueName) } }
+        // The slot goes back unless the run executes here, which then holds it (`execute`).
+        var holdsReservedSlot = claimsAtOnce
+        defer { if holdsReservedSlot, let queueName = options.queueName { releaseQueueSlot(queueName) } }
         if claimsAtOnce { deadline = options.timeout.map { now + $0.milliseconds } }
         var insert = WorkflowInsert(
             workflowID: id, state: state, name: registered.name, inputs: inputText,
@@ -433,7 +441,8 @@ public final class DBOSRuntime: Sendable {
                 createdAt: now, updatedAt: now, recoveryAttempts: 1, timeoutMilliseconds: insert.timeoutMilliseconds,
                 deadline: deadline, parentWorkflowID: parent?.context.workflowID, priority: insert.priority,
                 partitionKey: insert.partitionKey, attributes: insert.attributes)
-            execute(record, registered: registered, checkpoints: [:], input: inputValue)
+            execute(record, registered: registered, checkpoints: [:], input: inputValue, holdingReservedSlot: holdsReservedSlot)
+            holdsReservedSlot = false
         case .existing(let record):
             guard record.name == registered.name else {
                 throw WorkflowError.conflictingWorkflowID(id: id, existingName: record.name, requestedName: registered.name)
@@ -478,9 +487,12 @@ public final class DBOSRuntime: Sendable {
 
     /// Runs a workflow's code in a task of its own, tracked so it can be cancelled, awaited and
     /// stopped at shutdown. The task records the outcome when the code returns or throws.
+    ///
+    /// `holdingReservedSlot`: the caller reserved a slot of the run's queue (`reserveQueueSlot`),
+    /// which the run takes over (or, if it does not start, gives back).
     func execute(
         _ record: WorkflowRecord, registered: RegisteredWorkflow, checkpoints: [Int: OperationRecord],
-        input value: (any Sendable)? = nil
+        input value: (any Sendable)? = nil, holdingReservedSlot: Bool = false
     ) {
         let id = record.workflowID
         let context = WorkflowContext(
@@ -491,6 +503,11 @@ public final class DBOSRuntime: Sendable {
         let input = RunInput(text: record.inputs, value: value)
         let timeoutMilliseconds = record.timeoutMilliseconds
         state.withLock { state in
+            if holdingReservedSlot, let queueName = record.queueName {
+                // The reservation ends here: the slot is the run's from now on (counted below) or free.
+                state.queueSlotsTaken[queueName, default: 1] -= 1
+                state.queueClaimsInFlight -= 1
+            }
             // After shutdown began (a run claimed by its enqueue meanwhile), the run stays PENDING
             // for the next launch rather than start on a database about to close.
             guard state.running[id] == nil, state.phase != .stopped else { return }
@@ -623,34 +640,31 @@ public final class DBOSRuntime: Sendable {
     /// still wait to share a commit: a short run on a queue of concurrency 1 must not hold the
     /// next one back meanwhile), and its deadline no longer turns it into a timeout.
     private func endCode(of id: String) {
-        let freedQueue = state.withLock { state -> String? in
+        let wakesQueue = state.withLock { state -> String? in
             guard let run = state.running[id], !run.codeEnded else { return nil }
             state.running[id]?.codeEnded = true
             guard let queueName = run.queueName else { return nil }
-            state.queueSlotsTaken[queueName, default: 1] -= 1
-            return queueName
+            return Self.freeQueueSlot(of: queueName, in: &state)
         }
-        if let freedQueue { queueSlotFreed(freedQueue) }
+        if let wakesQueue { wakeups.signal(WakeupRegistry.queueKey(wakesQueue)) }
     }
 
     private func finishRunning(_ id: String) {
-        let (finished, freedQueue) = state.withLock { state -> (RunningWorkflow?, String?) in
+        let (finished, wakesQueue) = state.withLock { state -> (RunningWorkflow?, String?) in
             let finished = state.running.removeValue(forKey: id)
             guard let finished, !finished.codeEnded, let queueName = finished.queueName else { return (finished, nil) }
-            state.queueSlotsTaken[queueName, default: 1] -= 1
-            return (finished, queueName)
+            return (finished, Self.freeQueueSlot(of: queueName, in: &state))
         }
         finished?.timer?.cancel()
         wakeups.signal(WakeupRegistry.completionKey(workflowID: id))
-        if let freedQueue { queueSlotFreed(freedQueue) }
+        if let wakesQueue { wakeups.signal(WakeupRegistry.queueKey(wakesQueue)) }
     }
 
-    /// A queued run freed a slot: let the queue's runner look again, unless it found nothing
-    /// waiting last time (whatever was enqueued since woke it, or its polling finds it).
-    private func queueSlotFreed(_ queueName: String) {
-        if !state.withLock({ $0.queuesSeenIdle.contains(queueName) }) {
-            wakeups.signal(WakeupRegistry.queueKey(queueName))
-        }
+    /// A queued run freed a slot: returns the queue whose runner should look again, unless it
+    /// found nothing waiting last time (whatever was enqueued since woke it, or its polling finds it).
+    private static func freeQueueSlot(of queueName: String, in state: inout State) -> String? {
+        state.queueSlotsTaken[queueName, default: 1] -= 1
+        return state.queuesSeenIdle.contains(queueName) ? nil : queueName
     }
 
     func stopReason(of id: String) -> StopReason? {
