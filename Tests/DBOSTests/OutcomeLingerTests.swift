@@ -421,6 +421,42 @@ struct OutcomeLingerTests {
         }
     }
 
+    @Test func aCancellationThatReachesTheDatabaseWhileTheOutcomeWaitsIsWhatTheRunsHandleReports() async throws {
+        // PostgreSQL only: there nothing but a result(), an awaited run or shutdown writes a held
+        // outcome, so another process's cancellation surely comes first. The workflow has no step,
+        // so its outcome carries no checkpoint (whose write would notice the cancellation itself).
+        let ended = Mutex(false)
+        try await withOutcomesHeldForAnHour(
+            .postgres,
+            register: { runtime in
+                try runtime.register("stepless") { (_: WorkflowContext, value: Int) -> Int in
+                    ended.withLock { $0 = true }
+                    return value * 2
+                }
+            },
+            test: { runtime, workflow in
+                let handle = try await runtime.startWorkflow(workflow, input: 3, options: WorkflowOptions(workflowID: "cancelled-1"))
+                #expect(await eventually { ended.withLock { $0 } })
+                try await Task.sleep(for: .milliseconds(100))
+                let client = try await DBOSClient(systemDatabaseURL: runtime.configuration.systemDatabaseURL)
+                do {
+                    try await client.cancelWorkflow(id: "cancelled-1")
+                    await client.close()
+                } catch {
+                    await client.close()
+                    throw error
+                }
+                // The run's code returned 6, but the database says CANCELLED: the handle says so too.
+                do {
+                    let output = try await handle.result()
+                    Issue.record("result() returned \(output) for a run the database has as cancelled")
+                } catch let error as WorkflowError {
+                    #expect(error.isCancellation, "got \(error)")
+                }
+                #expect(try await runtime.workflowStatus(id: "cancelled-1")?.state == .cancelled)
+            })
+    }
+
     @Test(arguments: Backend.allCases) func shutdownWritesTheOutcomesItHeld(backend: Backend) async throws {
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }

@@ -521,10 +521,13 @@ public final class DBOSRuntime: Sendable {
                         context.cancelConcurrentSteps()
                     }
                     self.endCode(of: id)
-                    if try await self.recordOutcome(of: context, state: .success, output: output.text, error: nil) {
-                        self.state.withLock { $0.recentOutputs.remember(output.text, of: id) }
+                    guard try await self.recordOutcome(of: context, state: .success, output: output.text, error: nil) else {
+                        throw OutcomeStoredElsewhere()
                     }
+                    self.state.withLock { $0.recentOutputs.remember(output.text, of: id) }
                     return output
+                } catch let elsewhere as OutcomeStoredElsewhere {
+                    throw elsewhere
                 } catch {
                     self.endCode(of: id)
                     switch self.stopReason(of: id) {
@@ -543,8 +546,9 @@ public final class DBOSRuntime: Sendable {
                             await context.writeDeferredCheckpointInTaskOfItsOwn()
                             throw error
                         }
-                        _ = try await self.recordOutcome(
+                        guard try await self.recordOutcome(
                             of: context, state: .error, output: nil, error: PortableError(error).storedText)
+                        else { throw OutcomeStoredElsewhere() }
                         throw error
                     }
                 }
@@ -801,10 +805,12 @@ public final class DBOSRuntime: Sendable {
     private func localOrStoredOutcome<Output: Decodable>(of id: String, as type: Output.Type) async throws -> Output {
         if let task = localTask(of: id) {
             try await waitForLocalRunToEnd(id)
-            // A local run hands back its own error values; a cancelled one is reported as stored.
+            // A local run hands back its own output or error values; a cancelled one, and one whose
+            // outcome another writer decided first, are reported as stored.
             do {
                 return try Self.typed(try await task.value, as: Output.self)
-            } catch let error as WorkflowError where error.isCancellation || error.isSupersededExecution {}
+            } catch let error as WorkflowError where error.isCancellation || error.isSupersededExecution {
+            } catch is OutcomeStoredElsewhere {}
         }
         if let output = state.withLock({ $0.recentOutputs.output(of: id) }) {
             return try PortableJSON.decode(Output.self, from: output)
@@ -825,3 +831,8 @@ public final class DBOSRuntime: Sendable {
     }
 
 }
+
+/// Thrown by a run's task whose outcome was not written because the run was no longer PENDING: a
+/// cancellation (this process's or another's) or another execution decided it first, possibly
+/// while this outcome waited to share a commit. The run's handles then report what is stored.
+struct OutcomeStoredElsewhere: Error {}
