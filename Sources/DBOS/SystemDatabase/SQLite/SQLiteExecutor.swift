@@ -308,7 +308,7 @@ final class SQLiteExecutor: Sendable {
                     if let deadline {
                         // NSCondition waits on the wall clock: in slices, so that a clock set back
                         // cannot stretch a deadline of the continuous clock.
-                        let seconds = min(Self.seconds(deadline - .now), 0.05)
+                        let seconds = min((deadline - .now).seconds, 0.05)
                         if seconds > 0 { condition.wait(until: Date(timeIntervalSinceNow: seconds)) }
                     } else {
                         condition.wait()
@@ -327,13 +327,6 @@ final class SQLiteExecutor: Sendable {
         threadDone.withLock { $0 = true }
         finished.broadcast()
         finished.unlock()
-    }
-}
-
-extension SQLiteExecutor {
-    static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
 
