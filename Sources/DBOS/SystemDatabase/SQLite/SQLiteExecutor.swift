@@ -309,7 +309,7 @@ final class SQLiteExecutor: Sendable {
                         // NSCondition waits on the wall clock: in slices, so that a clock set back
                         // cannot stretch a deadline of the continuous clock.
                         let seconds = min((deadline - .now).seconds, 0.05)
-                        if seconds > 0 { condition.wait(until: Date(timeIntervalSinceNow: seconds)) }
+                        if seconds > 0 { _ = condition.wait(until: Date(timeIntervalSinceNow: seconds)) }
                     } else {
                         condition.wait()
                     }
