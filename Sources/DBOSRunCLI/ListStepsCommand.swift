@@ -18,11 +18,20 @@ public struct ListStepsCommand: FailureReportingCommand {
     @Flag(help: "Print a JSON array of step objects instead of a table.")
     public var json = false
 
+    /// Print the engine's rows as recorded instead of the spec's steps.
+    @Flag(help: "Show the engine's checkpoint rows as recorded (DBOS.sleep, timeout slots, skip markers) instead of the spec's steps.")
+    public var raw = false
+
     public init() {}
 
     public func execute() async throws {
-        let steps = try await database.withClient { client in
-            try await client.listSteps(workflowID: workflowID)
+        let id = workflowID
+        let steps = try await database.withClient { [raw] client in
+            if raw { return try await client.listSteps(workflowID: id).map(SpecStepView.Row.init(recorded:)) }
+            guard let rows = try await SpecStepView.rows(of: id, client: client) else {
+                throw WorkflowError.nonexistentWorkflow(id)
+            }
+            return rows
         }
         print(json ? StepJSON.text(for: steps) : WorkflowText.table(for: steps))
     }

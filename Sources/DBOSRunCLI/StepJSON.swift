@@ -1,32 +1,27 @@
 import DBOS
 
 /// A checkpointed step in the CLI's JSON shape: `{"step", "name", "status", "output", "error",
-/// "started_at", "completed_at"}`. The status is `ERROR` when the step recorded an error, else
-/// `SUCCESS`; the error is its message.
-public enum StepJSON {
+/// "started_at", "completed_at"}`. The status is `SUCCESS` or `ERROR` for a recorded step; a spec
+/// run's steps may also be `SKIPPED` or `PENDING` (see `SpecStepView`); the error is its message.
+enum StepJSON {
     /// The field names, in print order.
-    public static let keys = ["step", "name", "status", "output", "error", "started_at", "completed_at"]
-
-    /// A step's status as the CLI prints it.
-    public static func status(of step: StepInfo) -> String {
-        step.error == nil ? "SUCCESS" : "ERROR"
-    }
+    static let keys = ["step", "name", "status", "output", "error", "started_at", "completed_at"]
 
     /// One step as an ordered JSON object.
-    public static func object(for step: StepInfo) -> OrderedJSONObject {
+    static func object(for step: SpecStepView.Row) -> OrderedJSONObject {
         OrderedJSONObject([
-            ("step", .integer(Int64(step.functionID))),
+            ("step", .integer(Int64(step.slot))),
             ("name", .string(step.name)),
-            ("status", .string(status(of: step))),
+            ("status", .string(step.status)),
             ("output", step.output ?? .null),
-            ("error", step.error.map { .string($0.message) } ?? .null),
+            ("error", step.error.map { .string($0) } ?? .null),
             ("started_at", Timestamp.jsonValue(step.startedAt)),
             ("completed_at", Timestamp.jsonValue(step.completedAt)),
         ])
     }
 
     /// Compact JSON text for a run's steps (a JSON array).
-    public static func text(for steps: [StepInfo]) -> String {
+    static func text(for steps: [SpecStepView.Row]) -> String {
         OrderedJSONObject.jsonText(of: steps.map(object(for:)))
     }
 }

@@ -33,17 +33,17 @@ public enum WorkflowText {
         return TextTable(headers: [], rows: rows).textWithoutHeader
     }
 
-    /// A run's steps as a table with the columns STEP, NAME, STATUS, STARTED, RESULT (the output,
-    /// or the error's message).
-    public static func table(for steps: [StepInfo]) -> String {
+    /// A run's steps as a table with the columns STEP, NAME, STATUS, STARTED, COMPLETED, RESULT (the
+    /// output, or the error's message).
+    static func table(for steps: [SpecStepView.Row]) -> String {
         let values = ValuePrinter(printsJSON: false)
         return TextTable(
-            headers: ["STEP", "NAME", "STATUS", "STARTED", "RESULT"],
+            headers: ["STEP", "NAME", "STATUS", "STARTED", "COMPLETED", "RESULT"],
             rows: steps.map { step in
                 [
-                    String(step.functionID), step.name, StepJSON.status(of: step),
-                    step.startedAt.map(Timestamp.text) ?? "-",
-                    step.error?.message ?? step.output.map(values.text(for:)) ?? "-",
+                    String(step.slot), step.name, step.status,
+                    step.startedAt.map(Timestamp.text) ?? "-", step.completedAt.map(Timestamp.text) ?? "-",
+                    step.error ?? step.output.map(values.text(for:)) ?? "-",
                 ]
             }
         ).text

@@ -164,7 +164,7 @@ struct WorkflowsCommandTests {
             let result = try await database.run("workflows", "steps", "run-success")
             #expect(result.exitCode == 0)
             let lines = result.standardOutput.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-            #expect(lines.first == ["STEP", "NAME", "STATUS", "STARTED", "RESULT"])
+            #expect(lines.first == ["STEP", "NAME", "STATUS", "STARTED", "COMPLETED", "RESULT"])
             #expect(lines.count == 2)
             #expect(lines.last.map { [$0[0], $0[1], $0[2]] } == ["0", "shout", "SUCCESS"])
             #expect(lines.last?.suffix(2) == ["HELLO", "WORLD"])

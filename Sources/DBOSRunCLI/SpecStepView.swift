@@ -1,0 +1,146 @@
+import DBOS
+import DBOSSpec
+import Foundation
+
+/// A spec run's checkpointed steps as its author wrote them, for `workflows steps`.
+///
+/// The engine records a spec's steps as its own operations: a `sleep` as `DBOS.sleep` with the
+/// wake-up time as output, a skipped step as a marker object, a child step as the start of a child
+/// run (whose output is the child's own), and a `recv`/`get_event` timeout as an extra row at
+/// `SpecInterpreter.timeoutSlotOffset + slot`. This view maps each row back to its step through the
+/// spec text stored with the run (the same text that fixed the slots): the step's id as name,
+/// `SKIPPED` with null output for a skipped step, null for a sleep (`PENDING` until it wakes), the
+/// child's status and output for a child step, and no rows for the timeout slots. A run without a
+/// stored spec (not started from one, or its text cannot be read) is shown as recorded.
+struct SpecStepView {
+    /// A step as printed.
+    struct Row {
+        var slot: Int
+        var name: String
+        var status: String
+        var output: JSONValue?
+        var error: String?
+        var startedAt: Date?
+        var completedAt: Date?
+
+        /// A recorded step as stored, with the CLI's status vocabulary.
+        init(recorded step: StepInfo) {
+            slot = step.functionID
+            name = step.name
+            status = step.error == nil ? "SUCCESS" : "ERROR"
+            output = step.output
+            error = step.error?.message
+            startedAt = step.startedAt
+            completedAt = step.completedAt
+        }
+    }
+
+    /// How a skipped step is checkpointed (`StepListExecutor.skippedMarker`).
+    static let skippedMarker: JSONValue = .object(["dbos_run_skipped": .bool(true)])
+
+    /// Reads the rows of `workflowID` (nil: no such run) through `client`.
+    static func rows(of workflowID: String, client: DBOSClient, now: Date = Date()) async throws -> [Row]? {
+        guard let status = try await client.workflowStatus(id: workflowID) else { return nil }
+        let steps = try await client.listSteps(workflowID: workflowID)
+        if status.name == SpecInterpreter.mapWorkflowName || status.name == SpecInterpreter.parallelWorkflowName,
+            RunAttributes(status.attributes) != nil
+        {
+            // A `map`/`parallel` coordinator: one slot per child run, each showing that child's outcome.
+            var rows: [Row] = []
+            for step in steps {
+                var row = Row(recorded: step)
+                try await showChildOutcome(in: &row, of: step, client: client)
+                rows.append(row)
+            }
+            return rows
+        }
+        guard let graph = try await graph(of: status, client: client) else { return steps.map(Row.init(recorded:)) }
+        var rows: [Row] = []
+        for step in steps where step.functionID < SpecInterpreter.timeoutSlotOffset {
+            rows.append(try await row(for: step, in: graph, runIsOver: status.state.isTerminal, client: client, now: now))
+        }
+        return rows
+    }
+
+    /// The graph whose slots the run's rows use: its stored spec's steps, or, for a child or fragment run,
+    /// the steps of the spec (or nested list) its top-level run stored; nil when there is none.
+    private static func graph(of status: WorkflowStatus, client: DBOSClient) async throws -> StepGraph? {
+        guard let attributes = RunAttributes(status.attributes) else { return nil }
+        let stored: RunAttributes.StoredSpec?
+        if let own = attributes.spec {
+            stored = own
+        } else if let rootID = attributes.rootWorkflowID, let name = attributes.specName,
+            let root = try await client.workflowStatus(id: rootID).flatMap({ RunAttributes($0.attributes) })
+        {
+            stored = root.childSpecs[name] ?? root.spec.flatMap { rootSpec in
+                SpecLoader().decode(text: rootSpec.text, file: rootSpec.file).spec?.name == name ? rootSpec : nil
+            }
+        } else {
+            stored = nil
+        }
+        guard let stored, let spec = SpecLoader().decode(text: stored.text, file: stored.file).spec else { return nil }
+        var graph = StepGraph(steps: spec.steps)
+        // A fragment run executes a nested list: its path is [step id, branch index, ...] from the spec's steps.
+        var path = attributes.path ?? []
+        while path.count >= 2 {
+            guard let stepID = path[0].stringValue, case .integer(let index) = path[1],
+                let nested = graph.nestedGraphs[stepID], nested.indices.contains(Int(index))
+            else { return nil }
+            graph = nested[Int(index)]
+            path.removeFirst(2)
+        }
+        return path.isEmpty ? graph : nil
+    }
+
+    private static func row(
+        for step: StepInfo, in graph: StepGraph, runIsOver: Bool, client: DBOSClient, now: Date
+    ) async throws -> Row {
+        var row = Row(recorded: step)
+        if let node = graph.nodes.first(where: { $0.compensationSlot == step.functionID }) {
+            row.name = "\(node.id).compensate"
+            return row
+        }
+        guard let node = graph.nodes.first(where: { $0.slot == step.functionID }) else { return row }
+        row.name = node.id
+        if step.output == skippedMarker, step.error == nil {
+            row.status = "SKIPPED"
+            row.output = nil
+            return row
+        }
+        switch node.step.action {
+        case .sleep:
+            row.output = nil
+            // The checkpoint holds the wake-up time from the start: until then the step is still sleeping.
+            if let wakeUp = step.completedAt, wakeUp > now, !runIsOver {
+                row.status = "PENDING"
+                row.completedAt = nil
+            }
+        case .recv(let action):
+            // A timeout (or a null message) is recorded as null; the step's output is then its default.
+            if step.output == nil || step.output == .null, step.error == nil,
+                let fallback = action.defaultValue?.constantValue
+            {
+                row.output = fallback
+            }
+        case .workflow(let child) where !child.wait:
+            if let childID = step.childWorkflowID { row.output = .object(["workflow_id": .string(childID)]) }
+        case .workflow, .map, .parallel:
+            try await showChildOutcome(in: &row, of: step, client: client)
+        default:
+            break
+        }
+        return row
+    }
+
+    /// A step that started a child run: its output is the child's, recorded with the child, and until
+    /// the child ends the step is still running.
+    private static func showChildOutcome(in row: inout Row, of step: StepInfo, client: DBOSClient) async throws {
+        guard let childID = step.childWorkflowID, step.error == nil,
+            let child = try await client.workflowStatus(id: childID)
+        else { return }
+        row.status = child.state.isTerminal ? child.state.rawValue : "PENDING"
+        row.output = child.state == .success ? child.output : nil
+        row.error = child.state.isTerminal ? child.error?.message : nil
+        row.completedAt = child.state.isTerminal ? child.completedAt ?? child.updatedAt : nil
+    }
+}
