@@ -266,6 +266,43 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
+    @Test(arguments: Backend.allCases) func resumingACancelledRunResumesItsCancelledDescendants(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let grandchildStarts = Counter()
+        let grandchild = try runtime.register("grandchild") { (context: WorkflowContext, _: String) -> String in
+            _ = try await context.runStep("start") { grandchildStarts.increment() }
+            return try await context.recv(String.self, topic: "go", timeout: .seconds(60)) ?? "timed out"
+        }
+        let child = try runtime.register("child") { (context: WorkflowContext, _: String) -> String in
+            "child of " + (try await context.runChildWorkflow(grandchild, input: ""))
+        }
+        let done = try runtime.register("done") { (_: WorkflowContext, _: String) -> String in "done" }
+        let parent = try runtime.register("parent") { (context: WorkflowContext, _: String) -> String in
+            let finished = try await context.runChildWorkflow(done, input: "")
+            return finished + ", " + (try await context.runChildWorkflow(child, input: ""))
+        }
+        try await runtime.launch()
+        _ = try await runtime.startWorkflow(parent, input: "", options: WorkflowOptions(workflowID: "tree"))
+        #expect(await eventually { grandchildStarts.count == 1 })
+        try await runtime.cancelWorkflow(id: "tree")
+        // "tree-0" finished before the cancel; "tree-1" (child) and "tree-1-0" (grandchild) were cancelled with "tree".
+        for id in ["tree", "tree-1", "tree-1-0"] {
+            #expect(await eventually { (try? await runtime.workflowStatus(id: id))?.state == .cancelled }, "\(id)")
+        }
+
+        try await runtime.resumeWorkflow(id: "tree")
+        for id in ["tree", "tree-1", "tree-1-0"] {
+            #expect(try await runtime.workflowStatus(id: id)?.state.isTerminal == false, "\(id) is back on a queue")
+        }
+        #expect(try await runtime.workflowStatus(id: "tree-0")?.state == .success)
+        try await runtime.send(to: "tree-1-0", topic: "go", message: "go")
+        #expect(try await runtime.retrieveWorkflow(id: "tree", as: String.self).result() == "done, child of go")
+        #expect(grandchildStarts.count == 1, "the grandchild continued from its checkpoint")
+        await runtime.shutdown()
+    }
+
     @Test(arguments: Backend.allCases) func aFailedRunResumesAndRetriesItsFailedStep(backend: Backend) async throws {
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }

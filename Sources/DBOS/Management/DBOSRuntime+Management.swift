@@ -6,14 +6,18 @@ extension DBOSRuntime {
 
     /// Continues a cancelled or failed run from its last checkpoint: it goes back on its queue
     /// (or the internal queue) and a worker executes it; completed steps are not run again.
-    /// A failed run's failed step runs again.
+    /// A failed run's failed step runs again. Its CANCELLED descendants are resumed with it, as
+    /// `cancelWorkflow(id:)` cancels them with it (DBOS's own resume leaves them cancelled, so a
+    /// resumed run awaiting one of them would fail again at once).
     @discardableResult
     public func resumeWorkflow<Output>(id: String, as type: Output.Type = JSONValue.self) async throws -> WorkflowHandle<Output> {
         guard let record = try await database.workflow(id: id) else { throw WorkflowError.nonexistentWorkflow(id) }
-        guard try await database.resumeWorkflow(id: id, queueName: WorkflowQueue.internalQueueName, at: Date().epochMilliseconds) else {
+        guard let queues = try await database.resumeWorkflow(
+            id: id, queueName: WorkflowQueue.internalQueueName, at: Date().epochMilliseconds)
+        else {
             throw WorkflowError.cannotResume(id: id, state: record.state)
         }
-        wakeups.signal(WakeupRegistry.queueKey(record.queueName ?? WorkflowQueue.internalQueueName))
+        for queue in queues { wakeups.signal(WakeupRegistry.queueKey(queue)) }
         return WorkflowHandle(workflowID: id, runtime: self)
     }
 

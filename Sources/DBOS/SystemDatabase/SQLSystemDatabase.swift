@@ -1002,8 +1002,8 @@ final class SQLSystemDatabase: SystemDatabase {
         await backend.publish([.completion(workflowID: id)])
     }
 
-    func resumeWorkflow(id: String, queueName: String, at now: EpochMilliseconds) async throws -> Bool {
-        let resumedOn = try await backend.transaction("resuming workflow \(id)") { runner -> String? in
+    func resumeWorkflow(id: String, queueName: String, at now: EpochMilliseconds) async throws -> [String]? {
+        let resumedOn = try await backend.transaction("resuming workflow \(id)") { runner -> [String]? in
             guard let record = try Self.selectWorkflow(runner, id: id),
                 [.cancelled, .error, .maxRecoveryAttemptsExceeded, .enqueued].contains(record.state)
             else { return nil }
@@ -1015,19 +1015,45 @@ final class SQLSystemDatabase: SystemDatabase {
             {
                 try runner.execute("DELETE FROM operation_outputs WHERE workflow_uuid = \(id) AND function_id = \(functionID)")
             }
-            try runner.execute("DELETE FROM workflow_output WHERE workflow_uuid = \(id)")
-            try runner.execute("""
-                UPDATE workflow_status
-                SET status = 'ENQUEUED', queue_name = COALESCE(queue_name, \(queueName)), recovery_attempts = 0,
-                    workflow_deadline_epoch_ms = NULL, deduplication_id = NULL, started_at_epoch_ms = NULL,
-                    completed_at = NULL, output = NULL, error = NULL, updated_at = \(now)
-                WHERE workflow_uuid = \(id)
-                """)
-            return record.queueName ?? queueName
+            try Self.enqueueAgain(runner, id: id, queueName: queueName, at: now)
+            var queues = [record.queueName ?? queueName]
+            // Cancelling a run cancels its descendants: resuming it resumes the cancelled ones, or the run
+            // would find each child it awaits still CANCELLED and fail at once.
+            var frontier = [id]
+            var seen: Set<String> = [id]
+            while !frontier.isEmpty {
+                let children = try runner.query("""
+                    SELECT workflow_uuid, status, queue_name FROM workflow_status WHERE parent_workflow_id IN (\(list: frontier))
+                    """)
+                frontier = []
+                for child in children {
+                    guard let childID = child.string("workflow_uuid"), seen.insert(childID).inserted else { continue }
+                    frontier.append(childID)
+                    guard child.string("status") == WorkflowState.cancelled.rawValue else { continue }
+                    try Self.enqueueAgain(runner, id: childID, queueName: queueName, at: now)
+                    queues.append(child.string("queue_name") ?? queueName)
+                }
+            }
+            return queues
         }
-        guard let resumedOn else { return false }
-        await backend.publish([.queue(name: resumedOn)])
-        return true
+        guard let resumedOn else { return nil }
+        let queues = Set(resumedOn).sorted()
+        await backend.publish(queues.map { .queue(name: $0) })
+        return queues
+    }
+
+    /// Puts a run back on its queue (or `queueName`) as ENQUEUED, to continue from its checkpoints.
+    private static func enqueueAgain(
+        _ runner: any SQLStatementRunner, id: String, queueName: String, at now: EpochMilliseconds
+    ) throws {
+        try runner.execute("DELETE FROM workflow_output WHERE workflow_uuid = \(id)")
+        try runner.execute("""
+            UPDATE workflow_status
+            SET status = 'ENQUEUED', queue_name = COALESCE(queue_name, \(queueName)), recovery_attempts = 0,
+                workflow_deadline_epoch_ms = NULL, deduplication_id = NULL, started_at_epoch_ms = NULL,
+                completed_at = NULL, output = NULL, error = NULL, updated_at = \(now)
+            WHERE workflow_uuid = \(id)
+            """)
     }
 
     func forkWorkflow(_ request: ForkRequest) async throws {

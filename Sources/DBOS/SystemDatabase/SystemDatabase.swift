@@ -341,10 +341,11 @@ protocol SystemDatabase: Sendable {
     /// Sets a PENDING run to MAX_RECOVERY_ATTEMPTS_EXCEEDED.
     func deadLetter(id: String, at now: EpochMilliseconds) async throws
 
-    /// Puts a cancelled, failed or abandoned run back on a queue to continue from its checkpoints.
-    /// A failed run's last failed checkpoint is removed so that step runs again. Returns whether
-    /// the run could be resumed.
-    func resumeWorkflow(id: String, queueName: String, at now: EpochMilliseconds) async throws -> Bool
+    /// Puts a cancelled, failed or abandoned run back on a queue to continue from its checkpoints,
+    /// with its CANCELLED descendants (a cancellation cancels them too). A failed run's last failed
+    /// checkpoint is removed so that step runs again. Returns the queues the runs went back on, or
+    /// nil when the run could not be resumed.
+    func resumeWorkflow(id: String, queueName: String, at now: EpochMilliseconds) async throws -> [String]?
 
     /// Creates the forked run and copies the original's checkpoints, events and stream values
     /// before `startStep`, in one transaction.
