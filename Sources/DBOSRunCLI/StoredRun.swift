@@ -14,8 +14,11 @@ struct StoredRun {
     static func open(
         _ database: DatabaseOptions, workflowID: String, executingID: String
     ) async throws -> StoredRun {
+        // Like `dbos-run FILE`, this process executes only its own run and what it enqueues (or resumes),
+        // never runs other commands left ENQUEUED for a worker (`--detach`).
         let runtime = try await CLIRuntime.open(
-            database, executorID: CLIRuntime.runExecutorID(for: executingID), recoversPendingWorkflows: false)
+            database, executorID: CLIRuntime.runExecutorID(for: executingID), recoversPendingWorkflows: false,
+            queueClaimScope: .enqueuedByThisExecutor(alsoWorkflowIDs: [executingID]))
         do {
             guard let status = try await runtime.workflowStatus(id: workflowID) else {
                 throw WorkflowError.nonexistentWorkflow(workflowID)

@@ -59,4 +59,86 @@ struct ResumeTreeTests {
             }
         }
     }
+
+    @Test func aTreeAWorkerRanIsResumedByAnAttachedResumeAfterTheWorkerStopped() async throws {
+        try await CLIWorkspace.with { workspace in
+            workspace.write("specs/kid.yaml", """
+                name: kid
+                steps:
+                  - id: rest
+                    sleep: 30s
+                  - id: speak
+                    run: echo kid
+                """)
+            let spec = workspace.write("specs/top.yaml", """
+                name: top
+                queues:
+                  - name: jobs
+                steps:
+                  - id: call
+                    workflow: kid
+                """)
+            let enqueued = try await workspace.run("enqueue", spec, "--queue", "jobs", "--id", "top-1")
+            #expect(enqueued.exitCode == 0, "\(enqueued)")
+            let worker = try workspace.start("worker", workspace.file("specs"), "--executor-id", "worker-a")
+            defer { worker.signal(SIGKILL) }
+            var childSleeps = false
+            for _ in 0..<400 where !childSleeps {
+                let steps = try await workspace.run("workflows", "steps", "top-1-0", "--json")
+                childSleeps = steps.exitCode == 0 && steps.standardOutput.contains("\"rest\"")
+                if !childSleeps { try await Task.sleep(for: .milliseconds(25)) }
+            }
+            #expect(childSleeps)
+            #expect(try await workspace.run("workflows", "cancel", "top-1").exitCode == 0)
+            worker.signal(SIGTERM)
+            #expect(await worker.waitForExit(timeout: .seconds(30)) == 0)
+
+            // The child was the worker's; the resuming process claims it all the same, and its
+            // durable sleep is what is left of the 30 s: the resume is cut short by cancelling again.
+            let resume = try workspace.start("workflows", "resume", "top-1")
+            defer { resume.signal(SIGKILL) }
+            var childRunsAgain = false
+            for _ in 0..<400 where !childRunsAgain {
+                let child = try await workspace.run("workflows", "get", "top-1-0", "--json")
+                let status = (try? child.outputJSON() as? [String: Any])?["status"] as? String
+                childRunsAgain = status == "PENDING"
+                    && (try? child.outputJSON() as? [String: Any])?["executor_id"] as? String == "dbos-run:top-1"
+                if !childRunsAgain { try await Task.sleep(for: .milliseconds(25)) }
+            }
+            #expect(childRunsAgain, "the resumed child was claimed by the resuming process")
+            #expect(try await workspace.run("workflows", "cancel", "top-1").exitCode == 0)
+            #expect(await resume.waitForExit(timeout: .seconds(30)) == 3)
+        }
+    }
+
+    @Test func runsLeftEnqueuedForAWorkerAreNotExecutedByAnotherCommandsProcess() async throws {
+        try await CLIWorkspace.with { workspace in
+            let spec = workspace.write("two.yaml", """
+                name: two
+                steps:
+                  - id: one
+                    run: echo one
+                  - id: two
+                    run: echo two
+                """)
+            #expect(try await workspace.run(spec, "--id", "k1").exitCode == 0)
+            let detachedFork = try await workspace.run("workflows", "fork", "k1", "--from-step", "1", "--detach")
+            #expect(detachedFork.exitCode == 0, "\(detachedFork)")
+            let forkID = detachedFork.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(try await workspace.run(spec, "--id", "k2").exitCode == 0)
+            #expect(try await workspace.run(spec, "--id", "k3").exitCode == 0)
+            #expect(try await workspace.run("workflows", "resume", "k2", "--detach").exitCode == 2, "k2 succeeded")
+
+            // Attached commands of other runs: a fork, a resume, a run.
+            #expect(try await workspace.run("workflows", "fork", "k1", "--from-step", "1", "--id", "k1-again").exitCode == 0)
+            #expect(try await workspace.run(spec, "--id", "k4").exitCode == 0)
+            let detached = try await workspace.run("workflows", "get", forkID, "--json")
+            #expect((try detached.outputJSON() as? [String: Any])?["status"] as? String == "ENQUEUED", "\(detached)")
+
+            // Its own attached command does run it.
+            let resumed = try await workspace.run("workflows", "resume", forkID)
+            #expect(resumed.exitCode == 0, "\(resumed)")
+            #expect(resumed.standardOutput == "two\n")
+        }
+    }
 }

@@ -13,7 +13,8 @@ extension DBOSRuntime {
     public func resumeWorkflow<Output>(id: String, as type: Output.Type = JSONValue.self) async throws -> WorkflowHandle<Output> {
         guard let record = try await database.workflow(id: id) else { throw WorkflowError.nonexistentWorkflow(id) }
         guard let queues = try await database.resumeWorkflow(
-            id: id, queueName: WorkflowQueue.internalQueueName, at: Date().epochMilliseconds)
+            id: id, queueName: WorkflowQueue.internalQueueName, executorID: configuration.executorID,
+            at: Date().epochMilliseconds)
         else {
             throw WorkflowError.cannotResume(id: id, state: record.state)
         }

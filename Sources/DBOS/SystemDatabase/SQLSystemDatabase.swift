@@ -1002,7 +1002,7 @@ final class SQLSystemDatabase: SystemDatabase {
         await backend.publish([.completion(workflowID: id)])
     }
 
-    func resumeWorkflow(id: String, queueName: String, at now: EpochMilliseconds) async throws -> [String]? {
+    func resumeWorkflow(id: String, queueName: String, executorID: String, at now: EpochMilliseconds) async throws -> [String]? {
         let resumedOn = try await backend.transaction("resuming workflow \(id)") { runner -> [String]? in
             guard let record = try Self.selectWorkflow(runner, id: id),
                 [.cancelled, .error, .maxRecoveryAttemptsExceeded, .enqueued].contains(record.state)
@@ -1015,7 +1015,7 @@ final class SQLSystemDatabase: SystemDatabase {
             {
                 try runner.execute("DELETE FROM operation_outputs WHERE workflow_uuid = \(id) AND function_id = \(functionID)")
             }
-            try Self.enqueueAgain(runner, id: id, queueName: queueName, at: now)
+            try Self.enqueueAgain(runner, id: id, queueName: queueName, executorID: executorID, at: now)
             var queues = [record.queueName ?? queueName]
             // Cancelling a run cancels its descendants: resuming it resumes the cancelled ones, or the run
             // would find each child it awaits still CANCELLED and fail at once.
@@ -1030,7 +1030,7 @@ final class SQLSystemDatabase: SystemDatabase {
                     guard let childID = child.string("workflow_uuid"), seen.insert(childID).inserted else { continue }
                     frontier.append(childID)
                     guard child.string("status") == WorkflowState.cancelled.rawValue else { continue }
-                    try Self.enqueueAgain(runner, id: childID, queueName: queueName, at: now)
+                    try Self.enqueueAgain(runner, id: childID, queueName: queueName, executorID: executorID, at: now)
                     queues.append(child.string("queue_name") ?? queueName)
                 }
             }
@@ -1042,16 +1042,17 @@ final class SQLSystemDatabase: SystemDatabase {
         return queues
     }
 
-    /// Puts a run back on its queue (or `queueName`) as ENQUEUED, to continue from its checkpoints.
+    /// Puts a run back on its queue (or `queueName`) as ENQUEUED, to continue from its checkpoints, as
+    /// enqueued by `executorID` (what `DequeueRequest.onlyEnqueuedBy` matches).
     private static func enqueueAgain(
-        _ runner: any SQLStatementRunner, id: String, queueName: String, at now: EpochMilliseconds
+        _ runner: any SQLStatementRunner, id: String, queueName: String, executorID: String, at now: EpochMilliseconds
     ) throws {
         try runner.execute("DELETE FROM workflow_output WHERE workflow_uuid = \(id)")
         try runner.execute("""
             UPDATE workflow_status
             SET status = 'ENQUEUED', queue_name = COALESCE(queue_name, \(queueName)), recovery_attempts = 0,
                 workflow_deadline_epoch_ms = NULL, deduplication_id = NULL, started_at_epoch_ms = NULL,
-                completed_at = NULL, output = NULL, error = NULL, updated_at = \(now)
+                completed_at = NULL, output = NULL, error = NULL, executor_id = \(executorID), updated_at = \(now)
             WHERE workflow_uuid = \(id)
             """)
     }

@@ -343,9 +343,10 @@ protocol SystemDatabase: Sendable {
 
     /// Puts a cancelled, failed or abandoned run back on a queue to continue from its checkpoints,
     /// with its CANCELLED descendants (a cancellation cancels them too). A failed run's last failed
-    /// checkpoint is removed so that step runs again. Returns the queues the runs went back on, or
-    /// nil when the run could not be resumed.
-    func resumeWorkflow(id: String, queueName: String, at now: EpochMilliseconds) async throws -> [String]?
+    /// checkpoint is removed so that step runs again. The runs count as enqueued by `executorID`
+    /// (a one-off process that claims only its own runs can execute them). Returns the queues the
+    /// runs went back on, or nil when the run could not be resumed.
+    func resumeWorkflow(id: String, queueName: String, executorID: String, at now: EpochMilliseconds) async throws -> [String]?
 
     /// Creates the forked run and copies the original's checkpoints, events and stream values
     /// before `startStep`, in one transaction.
