@@ -10,6 +10,12 @@ public enum WorkflowJSON {
         "created_at", "updated_at", "attempts",
     ]
 
+    /// The queue a run is shown on: none for the engine's internal queue, where `workflows resume`,
+    /// `fork` and cron ticks put runs that were not started on a queue of the user's.
+    static func queue(of status: WorkflowStatus) -> String? {
+        status.queueName == WorkflowQueue.internalQueueName ? nil : status.queueName
+    }
+
     /// One run as an ordered JSON object.
     public static func object(for status: WorkflowStatus) -> OrderedJSONObject {
         OrderedJSONObject([
@@ -19,7 +25,7 @@ public enum WorkflowJSON {
             ("input", status.input ?? .null),
             ("output", status.output ?? .null),
             ("error", status.error.map { .string($0.message) } ?? .null),
-            ("queue", status.queueName.map(JSONValue.string) ?? .null),
+            ("queue", queue(of: status).map(JSONValue.string) ?? .null),
             ("executor_id", status.executorID.map(JSONValue.string) ?? .null),
             ("created_at", Timestamp.jsonValue(status.createdAt)),
             ("updated_at", Timestamp.jsonValue(status.updatedAt)),

@@ -7,7 +7,7 @@ public enum WorkflowText {
         TextTable(
             headers: ["ID", "NAME", "STATUS", "QUEUE", "CREATED"],
             rows: statuses.map { status in
-                [status.workflowID, status.name, status.state.rawValue, status.queueName ?? "-", Timestamp.text(status.createdAt)]
+                [status.workflowID, status.name, status.state.rawValue, WorkflowJSON.queue(of: status) ?? "-", Timestamp.text(status.createdAt)]
             }
         ).text
     }
@@ -24,7 +24,7 @@ public enum WorkflowText {
         if let output = status.output { rows.append(["Output", values.text(for: output)]) }
         if let error = status.error { rows.append(["Error", error.message]) }
         rows += [
-            ["Queue", status.queueName ?? "-"],
+            ["Queue", WorkflowJSON.queue(of: status) ?? "-"],
             ["Executor", status.executorID ?? "-"],
             ["Created", Timestamp.text(status.createdAt)],
             ["Updated", Timestamp.text(status.updatedAt)],

@@ -139,6 +139,12 @@ struct ResumeTreeTests {
             let resumed = try await workspace.run("workflows", "resume", forkID)
             #expect(resumed.exitCode == 0, "\(resumed)")
             #expect(resumed.standardOutput == "two\n")
+            // The engine's internal queue, where forks and resumes wait, is not shown as the run's queue.
+            let shown = try await workspace.run("workflows", "get", forkID, "--json")
+            let fields = try #require(try shown.outputJSON() as? [String: Any])
+            #expect(fields["queue"] is NSNull, "\(shown)")
+            let listed = try await workspace.run("workflows", "list")
+            #expect(!listed.standardOutput.contains("_dbos_internal_queue"), "\(listed)")
         }
     }
 }
