@@ -50,8 +50,8 @@ public struct RunCommand: FailureReportingCommand {
         let spec = try SpecFiles.load(file)
         let inputValue = try input.value()
         let fileNeighbours = SpecFiles.neighbours(of: [file], excludingNames: [spec.name])
-        if workflowID == nil {
-            // A new run for sure: refuse a bad input or queue before the database is even opened.
+        if try isNewRunForSure() {
+            // Refuse a bad input or queue before the database is even opened (or created).
             _ = try Self.preparedInput(for: spec, input: inputValue)
             try checkQueue(declaredBy: [spec] + fileNeighbours)
         }
@@ -126,6 +126,19 @@ public struct RunCommand: FailureReportingCommand {
             printError("dbos-run: run \(id) is \(state.rawValue); waiting for it (this process serves its queue)")
         }
         try await run.waitForEnd()
+    }
+
+    /// Whether the run cannot exist yet: no `--id`, or an embedded database whose file is not there.
+    private func isNewRunForSure() throws(CommandFailure) -> Bool {
+        guard workflowID != nil else { return true }
+        let url = database.resolvedURL
+        if url == "sqlite::memory:" { return true }
+        do {
+            guard let path = try SystemDatabaseURL.sqliteFilePath(in: url) else { return false }
+            return !FileManager.default.fileExists(atPath: path)
+        } catch {
+            throw CommandFailure(error)
+        }
     }
 
     /// The input with the schema's defaults, or exit 2 naming each field that is wrong.

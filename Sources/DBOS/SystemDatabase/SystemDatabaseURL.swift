@@ -17,6 +17,24 @@ public enum SystemDatabaseURL {
         return String(redacted[...query]) + parameters.joined(separator: "&")
     }
 
+    /// The file a `sqlite:` URL names (`sqlite:PATH`, or DBOS's `sqlite:///RELATIVE` and
+    /// `sqlite:////ABSOLUTE`); nil for an in-memory database, another scheme, or a URL that names none.
+    public static func sqliteFilePath(in url: String) throws(SystemDatabaseError) -> String? {
+        guard url.hasPrefix("sqlite:"), url != "sqlite::memory:" else { return nil }
+        var path = String(url.dropFirst("sqlite:".count))
+        // DBOS's (SQLAlchemy's) form too, so one URL names one file for every DBOS tool.
+        if path.hasPrefix("//") {
+            guard path.hasPrefix("///") else {
+                throw SystemDatabaseError.invalidURL(
+                    url, reason: "a SQLite URL has no host: write sqlite:PATH, sqlite:///RELATIVE or sqlite:////ABSOLUTE")
+            }
+            path = String(path.dropFirst(3))
+        }
+        guard !path.isEmpty else { throw SystemDatabaseError.invalidURL(url, reason: "no file path after 'sqlite:'") }
+        guard !path.contains("\0") else { throw SystemDatabaseError.invalidURL(url, reason: "the path contains a NUL byte") }
+        return path
+    }
+
     /// The URL's password (from the user information, else from a `password=` parameter), if any.
     public static func password(in url: String) -> String? {
         if let range = userInformationPasswordRange(in: url) { return String(url[range]) }

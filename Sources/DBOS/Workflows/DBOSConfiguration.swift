@@ -97,23 +97,7 @@ enum SystemDatabaseFactory {
         if url == "sqlite::memory:" {
             return SQLSystemDatabase(backend: try SQLiteBackend(path: ":memory:", deferLimit: outcomeLinger))
         }
-        if url.hasPrefix("sqlite:") {
-            var path = String(url.dropFirst("sqlite:".count))
-            // DBOS's (SQLAlchemy's) form too, so one URL names one file for every DBOS tool:
-            // `sqlite:///relative/path` and `sqlite:////absolute/path`.
-            if path.hasPrefix("//") {
-                guard path.hasPrefix("///") else {
-                    throw SystemDatabaseError.invalidURL(
-                        url, reason: "a SQLite URL has no host: write sqlite:PATH, sqlite:///RELATIVE or sqlite:////ABSOLUTE")
-                }
-                path = String(path.dropFirst(3))
-            }
-            guard !path.isEmpty else {
-                throw SystemDatabaseError.invalidURL(url, reason: "no file path after 'sqlite:'")
-            }
-            guard !path.contains("\0") else {
-                throw SystemDatabaseError.invalidURL(url, reason: "the path contains a NUL byte")
-            }
+        if let path = try SystemDatabaseURL.sqliteFilePath(in: url) {
             return SQLSystemDatabase(backend: try SQLiteBackend(path: path, deferLimit: outcomeLinger))
         }
         if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
