@@ -116,12 +116,20 @@ struct SpecStepView {
                 row.completedAt = nil
             }
         case .recv(let action):
-            // A timeout (or a null message) is recorded as null; the step's output is then its default.
-            if step.output == nil || step.output == .null, step.error == nil,
-                let fallback = action.defaultValue?.constantValue
-            {
-                row.output = fallback
+            // A timeout (or a null message) is recorded as null: the step's output is then its default,
+            // and without one the step failed.
+            guard step.output == nil || step.output == .null, step.error == nil else { break }
+            if let fallback = action.defaultValue {
+                row.output = fallback.constantValue
+            } else {
+                row.status = "ERROR"
+                row.error = "no message" + named(" on topic", action.topic) + " within its timeout"
             }
+        case .getEvent(let action):
+            // A timeout (or a null value) is recorded as null, and fails the step.
+            guard step.output == nil || step.output == .null, step.error == nil else { break }
+            row.status = "ERROR"
+            row.error = "no event" + named("", action.key) + named(" from run", action.source) + " within its timeout"
         case .workflow(let child) where !child.wait:
             if let childID = step.childWorkflowID { row.output = .object(["workflow_id": .string(childID)]) }
         case .workflow, .map, .parallel:
@@ -130,6 +138,11 @@ struct SpecStepView {
             break
         }
         return row
+    }
+
+    /// `label 'text'` for a constant spec value, nothing for a template (its value is not known here).
+    private static func named(_ label: String, _ value: SpecValue) -> String {
+        value.constantValue?.stringValue.map { "\(label) '\($0)'" } ?? ""
     }
 
     /// A step that started a child run: its output is the child's, recorded with the child, and until

@@ -112,6 +112,26 @@ struct SpecStepViewTests {
         }
     }
 
+    @Test func aRecvOrGetEventThatTimedOutWithoutDefaultIsAFailedStep() async throws {
+        try await CLIWorkspace.with { workspace in
+            let spec = workspace.write("waits.yaml", """
+                name: waits
+                steps:
+                  - id: event
+                    continue_on_error: true
+                    get_event: {from: nobody, key: k, timeout: 100ms}
+                  - id: message
+                    recv: {topic: t, timeout: 100ms}
+                """)
+            #expect(try await workspace.run(spec, "--id", "w-1").exitCode == 1)
+            let steps = try Self.steps(try await workspace.run("workflows", "steps", "w-1", "--json"))
+            #expect(steps.map { $0["status"] as? String } == ["ERROR", "ERROR"])
+            #expect(steps.map { $0["output"] is NSNull } == [true, true])
+            #expect(steps[0]["error"] as? String == "no event 'k' from run 'nobody' within its timeout")
+            #expect(steps[1]["error"] as? String == "no message on topic 't' within its timeout")
+        }
+    }
+
     @Test func aRunNotStartedFromASpecIsShownAsRecorded() async throws {
         try await PopulatedDatabase.with { database in
             let spec = try Self.steps(try await database.run("workflows", "steps", "run-success", "--json"))
