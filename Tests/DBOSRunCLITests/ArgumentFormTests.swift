@@ -102,6 +102,46 @@ struct ArgumentFormTests {
             #expect(FileManager.default.fileExists(atPath: path))
         }
     }
+
+    @Test func optionValuesMayStartWithADashAndAMissingValueIsStillReported() async throws {
+        try await CLIWorkspace.with { workspace in
+            let echo = workspace.write("echo.yaml", """
+                name: echo
+                steps:
+                  - {id: nothing, run: "true"}
+                output: ${{ input }}
+                """)
+            let negative = try await workspace.run(echo, "--input", "-5")
+            #expect(negative.exitCode == 0, "\(negative)")
+            #expect(negative.standardOutput == "-5\n")
+            let fraction = try await workspace.run(echo, "--input", "-1.5", "--json", "--id", "-run")
+            #expect(fraction.exitCode == 0, "\(fraction)")
+            #expect(fraction.standardOutput == "-1.5\n")
+            #expect(fraction.standardError.contains("run -run of 'echo' started"), "\(fraction)")
+
+            let message = try await workspace.run("send", "-run", "--topic", "-t", "--message", "-1")
+            #expect(message.exitCode == 2, "a positional ID starting with '-' needs '--' before it: \(message)")
+            for value in ["-1", "-1.5"] {
+                let sent = try await workspace.run("send", "--topic", "-t", "--message", value, "--", "-run")
+                #expect(sent.exitCode == 0, "\(sent)")
+            }
+            let forked = try await workspace.run("workflows", "fork", "--from-step", "0", "--id", "-fork", "--detach", "--", "-run")
+            #expect(forked.exitCode == 0, "\(forked)")
+            #expect(forked.standardOutput == "-fork\n")
+            let enqueued = try await workspace.run(
+                "enqueue", Self.writeQueuedSpec(in: workspace), "--queue", "jobs", "--id", "-queued", "--dedup-id", "-d")
+            #expect(enqueued.exitCode == 0, "\(enqueued)")
+            #expect(enqueued.standardOutput == "-queued\n")
+
+            // A value-taking option at the end of the line still says its value is missing.
+            for arguments in [[echo, "--input"], ["send", "x", "--topic", "t", "--message"], [echo, "--id"]] {
+                let missing = try await workspace.run(arguments: arguments)
+                #expect(missing.exitCode == 2, "\(missing)")
+                #expect(missing.standardError.hasPrefix("dbos-run: error: Missing value for '\(arguments.last ?? "")"), "\(missing)")
+                #expect(missing.standardError.split(separator: "\n").count == 1, "\(missing)")
+            }
+        }
+    }
 }
 
 extension CLIWorkspace {
