@@ -142,6 +142,23 @@ struct ArgumentFormTests {
             }
         }
     }
+
+    @Test func graphNamesMermaidNodesByTheirStepIDs() async throws {
+        try await CLIWorkspace.with { workspace in
+            let spec = workspace.write("ship.yaml", """
+                name: ship
+                steps:
+                  - {id: fetch, run: echo}
+                  - {id: ship, run: echo}
+                  - {id: end, run: echo}
+                """)
+            let graph = try await workspace.run("graph", spec)
+            #expect(graph.exitCode == 0, "\(graph)")
+            #expect(graph.standardOutput.contains("    fetch --> ship\n"), "\(graph)")
+            #expect(graph.standardOutput.contains(#"    step_end["end · run · slot 2"]"#), "\(graph)")
+            #expect(graph.standardOutput.contains("    ship --> step_end\n"), "\(graph)")
+        }
+    }
 }
 
 extension CLIWorkspace {
