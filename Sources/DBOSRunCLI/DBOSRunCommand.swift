@@ -28,6 +28,11 @@ public struct DBOSRunCommand: AsyncParsableCommand {
         ],
         defaultSubcommand: RunCommand.self)
 
+    /// `--db URL` given before the command (`dbos-run --db URL workflows list`): the root parses it wherever it
+    /// stands, and every command's own `@OptionGroup DatabaseOptions` receives this value (ArgumentParser hands a
+    /// parent's decoded option group to its subcommands), so `--db` works the same before and after the command.
+    @OptionGroup public var database: DatabaseOptions
+
     /// The Swift handlers `handler:` steps may call. Register them before `runFromCommandLine()`; `validate`
     /// and every command that runs specs then know their names, and they are part of the application version.
     public static let handlers = HandlerRegistry()

@@ -29,16 +29,16 @@ public struct EnqueueCommand: FailureReportingCommand {
     /// The run's input.
     @OptionGroup public var input: SpecInputOptions
 
-    /// The run's workflow ID.
-    @Option(name: .customLong("id"), help: ArgumentHelp("The run's workflow ID (default: a new UUID).", valueName: "id"))
+    /// The run's workflow ID (parsed unconditionally: an ID may start with `-`).
+    @Option(name: .customLong("id"), parsing: .unconditional, help: ArgumentHelp("The run's workflow ID (default: a new UUID).", valueName: "id"))
     public var workflowID: String?
 
     /// The run's priority on a queue with `priority: true`.
     @Option(help: ArgumentHelp("Priority, 1 (highest) to 2147483647; the queue must enable priority.", valueName: "n"))
     public var priority: Int?
 
-    /// A deduplication ID.
-    @Option(name: .customLong("dedup-id"), help: ArgumentHelp(
+    /// A deduplication ID (parsed unconditionally: an ID may start with `-`).
+    @Option(name: .customLong("dedup-id"), parsing: .unconditional, help: ArgumentHelp(
         "Refuse the run while another run with this ID waits or runs on the queue.", valueName: "id"))
     public var deduplicationID: String?
 

@@ -22,8 +22,8 @@ public struct ForkWorkflowCommand: FailureReportingCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("The step slot to re-execute from; earlier steps' checkpoints are reused.", valueName: "n"))
     public var fromStep: Int
 
-    /// The new run's ID.
-    @Option(name: .customLong("id"), help: ArgumentHelp("The new run's workflow ID (default: a new UUID).", valueName: "new-id"))
+    /// The new run's ID (parsed unconditionally: an ID may start with `-`).
+    @Option(name: .customLong("id"), parsing: .unconditional, help: ArgumentHelp("The new run's workflow ID (default: a new UUID).", valueName: "new-id"))
     public var newWorkflowID: String?
 
     /// Leave the fork for a worker instead of running it here.

@@ -7,7 +7,13 @@ public struct GraphCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "graph",
         abstract: "Print a spec's step graph as Mermaid or Graphviz DOT.",
-        discussion: "Each step shows its action and checkpoint slot (the N of 'workflows fork --from-step N').")
+        discussion: """
+            Each step shows its action and checkpoint slot (the N of 'workflows fork --from-step N'). --db is \
+            accepted like on every command; no database is opened.
+            """)
+
+    /// `--db URL`, accepted like on every command and never opened: this command reads only spec files.
+    @OptionGroup public var database: DatabaseOptions
 
     /// The spec file.
     @Argument(help: "The spec file.", completion: .file(extensions: ["yaml", "yml"]))

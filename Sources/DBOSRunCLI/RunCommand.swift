@@ -27,8 +27,8 @@ public struct RunCommand: FailureReportingCommand {
     /// The run's input.
     @OptionGroup public var input: SpecInputOptions
 
-    /// The run's workflow ID.
-    @Option(name: .customLong("id"), help: ArgumentHelp("The run's workflow ID (default: a new UUID).", valueName: "id"))
+    /// The run's workflow ID (parsed unconditionally: an ID may start with `-`).
+    @Option(name: .customLong("id"), parsing: .unconditional, help: ArgumentHelp("The run's workflow ID (default: a new UUID).", valueName: "id"))
     public var workflowID: String?
 
     /// A queue to enqueue the run on; this process serves it.

@@ -15,12 +15,12 @@ public struct SendCommand: FailureReportingCommand {
     @Argument(help: ArgumentHelp("The ID of the workflow to send to.", valueName: "id"))
     public var workflowID: String
 
-    /// The topic the run receives on.
-    @Option(help: ArgumentHelp("The topic the workflow receives the message on.", valueName: "topic"))
+    /// The topic the run receives on (parsed unconditionally: a topic may start with `-`).
+    @Option(parsing: .unconditional, help: ArgumentHelp("The topic the workflow receives the message on.", valueName: "topic"))
     public var topic: String
 
-    /// The message, as JSON text.
-    @Option(help: ArgumentHelp("The message as JSON, e.g. '\"go\"' or '{\"approved\":true}'.", valueName: "json"))
+    /// The message, as JSON text (parsed unconditionally, so `--message -1` sends -1).
+    @Option(parsing: .unconditional, help: ArgumentHelp("The message as JSON, e.g. '\"go\"' or '{\"approved\":true}'.", valueName: "json"))
     public var message: String
 
     public init() {}

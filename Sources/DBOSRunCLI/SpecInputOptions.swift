@@ -4,9 +4,10 @@ import Foundation
 
 /// The `--input JSON | --input @file.json` option of the commands that start runs.
 public struct SpecInputOptions: ParsableArguments, Sendable {
-    /// The input as given: JSON text, or `@` and a path to a file holding it.
+    /// The input as given: JSON text, or `@` and a path to a file holding it. Parsed unconditionally, so a
+    /// value starting with `-` (`--input -5`) is the input rather than an unknown flag.
     @Option(
-        name: .customLong("input"),
+        name: .customLong("input"), parsing: .unconditional,
         help: ArgumentHelp(
             "The run's input: JSON text, or @FILE to read it from a file.",
             discussion: "Checked against the spec's input: schema (defaults filled in). Default: null.",

@@ -11,8 +11,11 @@ public struct ValidateCommand: ParsableCommand {
         discussion: """
             Prints each problem as FILE:LINE:COL: error: message to stderr and exits with 2 when there is any. \
             Files are checked together: queues they declare must agree, and 'workflow:' steps may name the \
-            specs given or the specs in the same directory.
+            specs given or the specs in the same directory. --db is accepted like on every command; no database is opened.
             """)
+
+    /// `--db URL`, accepted like on every command and never opened: this command reads only spec files.
+    @OptionGroup public var database: DatabaseOptions
 
     /// The spec files to check.
     @Argument(help: "The spec files to check.", completion: .file(extensions: ["yaml", "yml"]))

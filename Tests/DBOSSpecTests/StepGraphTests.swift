@@ -104,9 +104,9 @@ import Testing
             title: demo
             ---
             flowchart TD
-                s0["a · run · slot 0"]
-                s1["b · handler charge · slot 1"]
-                s0 --> s1
+                a["a · run · slot 0"]
+                b["b · handler charge · slot 1"]
+                a --> b
 
             """)
     }

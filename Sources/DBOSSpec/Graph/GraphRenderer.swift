@@ -45,27 +45,38 @@ public enum GraphRenderer {
 
     private static func mermaid(_ graph: StepGraph, name: String) -> String {
         var lines = ["---", "title: \(name)", "---", "flowchart TD"]
-        appendMermaid(graph, prefix: "s", indent: "    ", into: &lines)
+        var identifiers = MermaidIdentifiers(reserving: graph)
+        appendMermaid(graph, scope: "step", indent: "    ", identifiers: &identifiers, into: &lines)
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private static func appendMermaid(_ graph: StepGraph, prefix: String, indent: String, into lines: inout [String]) {
-        func identifier(_ id: String) -> String { "\(prefix)\(graph.node(id)?.index ?? 0)" }
+    private static func appendMermaid(
+        _ graph: StepGraph, scope: String, indent: String, identifiers: inout MermaidIdentifiers,
+        into lines: inout [String]
+    ) {
+        // Edges name a step by id; the first node with that id in this list is the one they mean.
+        var nodeIdentifiers: [String: String] = [:]
+        var identifiersInOrder: [String] = []
         for node in graph.nodes {
-            lines.append("\(indent)\(identifier(node.id))[\"\(mermaidText(label(node)))\"]")
+            let identifier = identifiers.claim(stepID: node.id, scope: scope)
+            if nodeIdentifiers[node.id] == nil { nodeIdentifiers[node.id] = identifier }
+            identifiersInOrder.append(identifier)
+            lines.append("\(indent)\(identifier)[\"\(mermaidText(label(node)))\"]")
         }
         for edge in graph.edges {
-            lines.append("\(indent)\(identifier(edge.from)) --> \(identifier(edge.to))")
+            guard let from = nodeIdentifiers[edge.from], let to = nodeIdentifiers[edge.to] else { continue }
+            lines.append("\(indent)\(from) --> \(to)")
         }
-        for node in graph.nodes {
+        for (node, identifier) in zip(graph.nodes, identifiersInOrder) {
             guard let children = graph.nestedGraphs[node.id] else { continue }
             for (branch, child) in children.enumerated() {
-                let subgraph = "\(identifier(node.id))_\(branch)"
+                let subgraph = identifiers.claim(
+                    derivedFrom: children.count > 1 ? "\(identifier)_branch\(branch + 1)" : "\(identifier)_items")
                 let title = children.count > 1 ? "\(node.id): branch \(branch + 1)" : "\(node.id): per item"
                 lines.append("\(indent)subgraph \(subgraph)[\"\(mermaidText(title))\"]")
-                appendMermaid(child, prefix: "\(subgraph)_", indent: indent + "    ", into: &lines)
+                appendMermaid(child, scope: subgraph, indent: indent + "    ", identifiers: &identifiers, into: &lines)
                 lines.append("\(indent)end")
-                lines.append("\(indent)\(identifier(node.id)) -.-> \(subgraph)")
+                lines.append("\(indent)\(identifier) -.-> \(subgraph)")
             }
         }
     }
@@ -105,5 +116,83 @@ public enum GraphRenderer {
                 }
             }
         }
+    }
+}
+
+/// The node and subgraph identifiers of one Mermaid flowchart: a step's own id wherever Mermaid reads it back
+/// as that id, so edges print as `fetch --> ship`; a derived id (the label still names the step) otherwise.
+///
+/// What Mermaid's flowchart lexer (`flow.jison`) does with the characters a step id may hold (letters, digits,
+/// `_`, `-`), and so which ids are left out:
+/// - `--` starts an arrow; an id starting or ending with `-` is left out too, to keep it clear of the arrows;
+/// - keywords are matched before node ids and end at a word boundary, which `-` is: `end`, `end-2`, `style`,
+///   `class`, `graph`, ... (also after leading digits, which are lexed as a number of their own);
+///   `call`, `click` and `href` are keywords when followed by a space, as an edge's source is;
+/// - a line ending in `direction` followed by a line starting with `TB`, `LR`, ... is a direction statement;
+/// - the names of JavaScript's object prototype (`constructor`, `__proto__`, ...) broke older renderers.
+struct MermaidIdentifiers {
+    /// Keywords that end at a word boundary: unsafe alone or followed by `-`.
+    private static let keywords: Set<String> = [
+        "end", "subgraph", "graph", "flowchart", "style", "linkStyle", "classDef", "class", "interpolate",
+        "_self", "_blank", "_parent", "_top",
+    ]
+    /// Keywords that need a space after them: unsafe alone.
+    private static let keywordsBeforeSpace: Set<String> = ["call", "click", "href"]
+    private static let prototypeNames: Set<String> = [
+        "constructor", "__proto__", "prototype", "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable",
+        "toString", "toLocaleString", "valueOf", "__defineGetter__", "__defineSetter__", "__lookupGetter__",
+        "__lookupSetter__",
+    ]
+
+    /// Identifiers nobody may derive: every safe step id of the chart, kept for the step that has it.
+    private let reserved: Set<String>
+    private var used: Set<String> = []
+
+    /// Reserves the safe step ids of `graph` and of the graphs nested in it.
+    init(reserving graph: StepGraph) {
+        var ids: Set<String> = []
+        func collect(_ graph: StepGraph) {
+            for node in graph.nodes where Self.isSafe(node.id) { ids.insert(node.id) }
+            for children in graph.nestedGraphs.values { children.forEach(collect) }
+        }
+        collect(graph)
+        reserved = ids
+    }
+
+    /// Whether Mermaid reads `id` back as a node id, unchanged.
+    static func isSafe(_ id: String) -> Bool {
+        guard let first = id.first, let last = id.last, first != "-", last != "-", !id.contains("--"),
+            id.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_" || $0 == "-") })
+        else { return false }
+        if id.hasSuffix("direction") || prototypeNames.contains(id) { return false }
+        let word = id.drop(while: \.isNumber)
+        let head = word.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        if keywords.contains(head) || keywordsBeforeSpace.contains(String(word)) { return false }
+        return true
+    }
+
+    /// The identifier of a node for step `stepID` in a list inside `scope` (`step` at the top, else the subgraph's
+    /// identifier): the step id itself the first time it is safe, else one derived from the scope and the id.
+    mutating func claim(stepID: String, scope: String) -> String {
+        if Self.isSafe(stepID), !used.contains(stepID) {
+            used.insert(stepID)
+            return stepID
+        }
+        let letters = String(stepID.unicodeScalars.map { scalar -> Character in
+            scalar.isASCII && CharacterSet.alphanumerics.contains(scalar) ? Character(scalar) : "_"
+        })
+        return claim(derivedFrom: "\(scope)_\(letters)")
+    }
+
+    /// `base`, or `base_2`, `base_3`, ...: the first that is safe and neither used nor a step's id.
+    mutating func claim(derivedFrom base: String) -> String {
+        var candidate = base
+        var number = 1
+        while !Self.isSafe(candidate) || used.contains(candidate) || reserved.contains(candidate) {
+            number += 1
+            candidate = "\(base)_\(number)"
+        }
+        used.insert(candidate)
+        return candidate
     }
 }
