@@ -22,8 +22,8 @@ struct ResumeTreeTests {
                   - id: each
                     map: [1, 2]
                     steps:
-                      - id: nap
-                        sleep: 1500ms
+                      - id: hold
+                        recv: {topic: go}
                       - id: twice
                         env: {N: "${{ item }}"}
                         run: echo $((N * 2))
@@ -34,14 +34,21 @@ struct ResumeTreeTests {
                 """)
             let background = try workspace.start(spec, "--id", "tree-1")
             defer { background.signal(SIGKILL) }
-            // Wait until the map's second item sleeps (the child step is done by then), then cancel the tree.
-            var itemSleeps = false
-            for _ in 0..<200 where !itemSleeps {
-                let steps = try await workspace.run("workflows", "steps", "tree-1-1-1", "--json")
-                itemSleeps = steps.exitCode == 0 && steps.standardOutput.contains("\"nap\"")
-                if !itemSleeps { try await Task.sleep(for: .milliseconds(25)) }
+            // Wait until both map items wait for their message (the child step is done by then), then
+            // cancel the tree.
+            var itemsWait = false
+            for _ in 0..<400 where !itemsWait {
+                var waiting = 0
+                for id in ["tree-1-1-0", "tree-1-1-1"] {
+                    let status = try await workspace.run("workflows", "get", id, "--json")
+                    if status.exitCode == 0, (try status.outputJSON() as? [String: Any])?["status"] as? String == "PENDING" {
+                        waiting += 1
+                    }
+                }
+                itemsWait = waiting == 2
+                if !itemsWait { try await Task.sleep(for: .milliseconds(25)) }
             }
-            #expect(itemSleeps)
+            #expect(itemsWait)
             let cancel = try await workspace.run("workflows", "cancel", "tree-1")
             #expect(cancel.exitCode == 0, "\(cancel)")
             #expect(await background.waitForExit(timeout: .seconds(30)) == 3)
@@ -50,6 +57,11 @@ struct ResumeTreeTests {
                 #expect((try status.outputJSON() as? [String: Any])?["status"] as? String == "CANCELLED", "\(id): \(status)")
             }
 
+            // The messages wait for the items, which receive them once resumed.
+            for id in ["tree-1-1-0", "tree-1-1-1"] {
+                let sent = try await workspace.run("send", id, "--topic", "go", "--message", "1")
+                #expect(sent.exitCode == 0, "\(sent)")
+            }
             let resumed = try await workspace.run("workflows", "resume", "tree-1")
             #expect(resumed.exitCode == 0, "\(resumed)")
             #expect(resumed.standardOutput == "kid [2,4]\n")
