@@ -49,7 +49,7 @@ struct SpecDecoder {
                 root.location)
             return nil
         }
-        let baseName = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        let baseName = Self.defaultName(forFile: file)
         var spec = WorkflowSpec(
             name: baseName, description: nil, inputSchema: nil, timeout: nil, queues: [], schedule: nil,
             scheduleLocation: nil, timezone: nil, steps: [], output: nil, file: file, sourceText: sourceText,
@@ -99,6 +99,16 @@ struct SpecDecoder {
             error("'timezone' applies only to a 'schedule'", node.location)
         }
         return spec
+    }
+
+    /// The workflow name a spec without `name:` gets: its file name without `.yaml` or `.yml` (any other
+    /// extension, such as `.json`, is part of the name).
+    static func defaultName(forFile file: String) -> String {
+        let fileName = (file as NSString).lastPathComponent
+        for suffix in [".yaml", ".yml"] where fileName.hasSuffix(suffix) && fileName.count > suffix.count {
+            return String(fileName.dropLast(suffix.count))
+        }
+        return fileName
     }
 
     // MARK: Scalars
