@@ -18,3 +18,76 @@ import Testing
         #expect(defaultName(of: "specs/notes") == "notes")
     }
 }
+
+/// Every rule the engine checks when it registers a queue is a validation error, and a broken spec next to
+/// the one being run stops the run only when the run needs it.
+@Suite struct QueueRegistrationRuleTests {
+    func problems(_ text: String, file: String = "q.yaml") -> [String] {
+        let (spec, errors) = SpecLoader().decode(text: text, file: file)
+        let all = errors + (spec.map { SpecValidator().validate($0) } ?? [])
+        return all.sorted { $0.location < $1.location }.map(\.description)
+    }
+
+    @Test func workerConcurrencyAboveGlobalConcurrencyIsAValidationError() {
+        #expect(problems("""
+            queues:
+              - {name: gq, worker_concurrency: 5, concurrency: 1}
+            steps: [{id: s, run: echo}]
+            """) == [
+            "q.yaml:2:36: error: 'worker_concurrency' (5) cannot exceed 'concurrency' (1): one process cannot run more of the queue's runs than all processes together",
+        ])
+        #expect(problems("queues: [{name: gq, worker_concurrency: 2, concurrency: 2}]\nsteps: [{id: s, run: echo}]\n").isEmpty)
+    }
+
+    @Test func anEmptyOrReservedQueueNameIsAValidationError() {
+        #expect(problems("""
+            queues:
+              - name: ''
+              - name: _dbos_internal_queue
+            steps: [{id: s, run: echo}]
+            """) == [
+            "q.yaml:2:11: error: a queue's 'name' must not be empty",
+            "q.yaml:3:11: error: queue name '_dbos_internal_queue' is reserved for the engine; choose another name",
+        ])
+    }
+
+    @Test(arguments: [
+        "{name: a, worker_concurrency: 5, concurrency: 1}", "{name: ''}",
+        "{name: b, worker_concurrency: 1, concurrency: 1}", "{name: c, rate_limit: {limit: 1, period: 1ms}}",
+    ])
+    func aQueueValidatesExactlyWhenTheEngineRegistersIt(_ declaration: String) async throws {
+        let (decoded, errors) = SpecLoader().decode(text: "queues: [\(declaration)]\nsteps: [{id: s, run: echo}]\n", file: "q.yaml")
+        let spec = try #require(decoded)
+        let validates = (errors + SpecValidator().validate(spec)).isEmpty
+        let directory = try TemporaryDirectory(prefix: "dbos-audit")
+        defer { directory.remove() }
+        let runtime = try await DBOSRuntime(configuration: DBOSConfiguration(
+            systemDatabaseURL: "sqlite:\(directory.file("system.sqlite"))", applicationVersion: "audit-tests"))
+        let registers = (try? SpecInterpreter(runtime: runtime, specs: [spec])) != nil
+        await runtime.shutdown(gracePeriod: .zero)
+        #expect(validates == registers, "\(declaration): validates \(validates), registers \(registers)")
+    }
+
+    @Test func aBrokenSpecNextToTheRunIsIgnoredUnlessTheRunNeedsIt() throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-audit")
+        defer { directory.remove() }
+        try "name: gc\nqueues: [{name: gq, worker_concurrency: 5, concurrency: 1}]\nsteps: [{id: s, run: echo}]\n"
+            .write(toFile: directory.file("gc.yaml"), atomically: true, encoding: .utf8)
+        // Unrelated: loads.
+        let hello = try SpecFiles.write("name: hello\nsteps: [{id: s, run: echo hi}]\n", as: "hello.yaml", in: directory)
+        #expect(hello.name == "hello")
+        // Names the broken spec as a child, or uses the queue only it declares: its problems are reported.
+        for (name, step) in [("child", "{id: c, workflow: gc}"), ("queued", "{id: c, workflow: queued, queue: gq, wait: false}")] {
+            #expect {
+                _ = try SpecFiles.write("name: \(name)\nsteps: [\(step)]\n", as: "\(name).yaml", in: directory)
+            } throws: { error in
+                let lines = (error as? SpecValidationError)?.errors.map(\.description) ?? []
+                return lines.contains { $0.hasPrefix(directory.file("gc.yaml") + ":2:41: error: 'worker_concurrency' (5) cannot exceed") }
+                    && lines.contains { $0.hasPrefix(directory.file("\(name).yaml") + ":2:") && $0.contains(directory.file("gc.yaml") + ", which has errors") }
+            }
+            try FileManager.default.removeItem(atPath: directory.file("\(name).yaml"))
+        }
+        // `validate` of the unrelated spec passes; of one that needs the broken spec, it reports it.
+        #expect(SpecLoader().validateFiles([directory.file("hello.yaml")]).isEmpty)
+    }
+}

@@ -290,6 +290,7 @@ struct SpecDecoder {
                 if item["name"] == nil { error("a queue needs a 'name'", item.location) }
                 continue
             }
+            checkEngineRules(queue, node: item)
             if let first = queues.first(where: { $0.name == queue.name }) {
                 error("queue '\(queue.name)' is declared twice (first at line \(first.location.line))", item.location)
                 continue
@@ -297,6 +298,21 @@ struct SpecDecoder {
             queues.append(queue)
         }
         return queues
+    }
+
+    /// The rules the engine checks when it registers a queue (`WorkflowQueue`, `DBOSRuntime.register(queue:)`),
+    /// so a spec that validates never fails at startup. Limits below 1 are refused where they are read.
+    mutating func checkEngineRules(_ queue: QueueSpec, node: YAMLNode) {
+        let nameLocation = node["name"]?.location ?? node.location
+        if queue.name.isEmpty {
+            error("a queue's 'name' must not be empty", nameLocation)
+        } else if queue.name == WorkflowQueue.internalQueueName {
+            error("queue name '\(queue.name)' is reserved for the engine; choose another name", nameLocation)
+        }
+        if let worker = queue.workerConcurrency, let global = queue.concurrency, worker > global {
+            error("'worker_concurrency' (\(worker)) cannot exceed 'concurrency' (\(global)): one process cannot run "
+                + "more of the queue's runs than all processes together", node["worker_concurrency"]?.location ?? node.location)
+        }
     }
 
     // MARK: Steps
