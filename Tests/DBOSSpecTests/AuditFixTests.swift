@@ -91,3 +91,62 @@ import Testing
         #expect(SpecLoader().validateFiles([directory.file("hello.yaml")]).isEmpty)
     }
 }
+
+/// `0s` is a duration where zero means something (no wait, an immediate retry, a wait that does not wait) and a
+/// clear error where it does not (a time limit, a rate period).
+@Suite struct ZeroDurationTests {
+    func problems(_ text: String) -> [String] {
+        let (spec, errors) = SpecLoader().decode(text: text, file: "z.yaml")
+        let all = errors + (spec.map { SpecValidator().validate($0) } ?? [])
+        return all.sorted { $0.location < $1.location }.map(\.description)
+    }
+
+    @Test func zeroIsValidForSleepsWaitsAndRetryIntervals() {
+        #expect(problems("""
+            steps:
+              - {id: a, sleep: 0s}
+              - {id: b, run: 'false', retry: {max_attempts: 2, interval: 0s, max_interval: 0ms}, continue_on_error: true}
+              - {id: c, recv: {topic: t, timeout: 0s, default: 1}}
+              - {id: d, recv: {topic: t}, timeout: 0ms, default: 1}
+              - {id: e, get_event: {from: x, key: k, timeout: 0s}, continue_on_error: true}
+            """) == [])
+    }
+
+    @Test func zeroIsAnErrorForTimeLimitsAndRatePeriods() {
+        #expect(problems("""
+            timeout: 0s
+            queues: [{name: q, rate_limit: {limit: 1, period: 0s}}]
+            steps:
+              - {id: a, run: echo, timeout: 0ms}
+              - {id: b, run: echo, compensate: {run: echo, timeout: 0s}}
+            """) == [
+            "z.yaml:1:10: error: 'timeout' must be greater than zero, not '0s'",
+            "z.yaml:2:51: error: 'period' must be greater than zero, not '0s'",
+            "z.yaml:4:33: error: 'timeout' must be greater than zero, not '0ms'",
+            "z.yaml:5:57: error: 'timeout' must be greater than zero, not '0s'",
+        ])
+    }
+
+    @Test func zeroDurationsRunWithoutWaiting() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-audit")
+        let log = directory.file("attempts.log")
+        let spec = try SpecFiles.write("""
+            steps:
+              - {id: nap, sleep: 0s}
+              - id: flaky
+                run: 'echo x >> "$LOG"; test $(wc -l < "$LOG") -ge 3'
+                env: {LOG: \(log)}
+                retry: {max_attempts: 3, interval: 0s}
+              - {id: poll, recv: {topic: none, timeout: 0s, default: nothing}}
+            """, as: "z.yaml", in: directory)
+        let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory)
+        let start = ContinuousClock.now
+        let output = try await environment.run(spec)
+        let elapsed = ContinuousClock.now - start
+        let attempts = SideEffectLog(path: log).lines.count
+        await environment.close()
+        #expect(output == "nothing")
+        #expect(attempts == 3)
+        #expect(elapsed < .seconds(5))
+    }
+}

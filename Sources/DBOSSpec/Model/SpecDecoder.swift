@@ -139,13 +139,19 @@ struct SpecDecoder {
         return value
     }
 
-    mutating func duration(_ node: YAMLNode, field: String) -> Duration? {
+    /// A duration; zero only where `allowsZero` (a sleep, a wait's timeout, a retry interval), since a zero time
+    /// limit or rate period has no meaning.
+    mutating func duration(_ node: YAMLNode, field: String, allowsZero: Bool = false) -> Duration? {
         guard let text = node.scalarText else {
             error("'\(field)' must be a duration such as 30s, not \(node.shapeDescription)", node.location)
             return nil
         }
         guard let duration = SpecDuration.parse(text) else {
             error(SpecDuration.invalidMessage(text, field: field), node.location)
+            return nil
+        }
+        if duration == .zero, !allowsZero {
+            error("'\(field)' must be greater than zero, not '\(text)'", node.location)
             return nil
         }
         return duration
@@ -430,7 +436,9 @@ struct SpecDecoder {
                 }
             case "if": step.condition = condition(value)
             case "retry": step.retry = retry(value)
-            case "timeout": step.timeout = duration(value, field: "timeout")
+            case "timeout":
+                // On a `recv` or `get_event` step it is how long to wait, and zero means not to wait.
+                step.timeout = duration(value, field: "timeout", allowsZero: ["recv", "get_event"].contains(actionName))
             case "env": step.environment = environment(value)
             case "continue_on_error": step.continueOnError = bool(value, field: key) ?? false
             case "compensate": step.compensation = compensation(value, label: label)
@@ -477,8 +485,9 @@ struct SpecDecoder {
             let key = entry.key.scalarText ?? ""
             switch key {
             case "max_attempts": retry.maxAttempts = positiveInteger(entry.value, field: key) ?? 1
-            case "interval": retry.interval = duration(entry.value, field: key) ?? retry.interval
-            case "max_interval": retry.maxInterval = duration(entry.value, field: key) ?? retry.maxInterval
+            case "interval": retry.interval = duration(entry.value, field: key, allowsZero: true) ?? retry.interval
+            case "max_interval":
+                retry.maxInterval = duration(entry.value, field: key, allowsZero: true) ?? retry.maxInterval
             case "backoff":
                 if let number = entry.value.scalarValue?.doubleValue, number >= 1, number.isFinite {
                     retry.backoff = number
@@ -580,7 +589,7 @@ struct SpecDecoder {
             guard let handler = string(value, field: "handler") else { return nil }
             return .handler(name: handler, with: node["with"].map { specValue($0) })
         case "sleep":
-            return duration(value, field: "sleep").map { .sleep($0) }
+            return duration(value, field: "sleep", allowsZero: true).map { .sleep($0) }
         case "recv":
             let fields = ["topic", "timeout", "default"]
             guard let entries = mappingFields(value, action: name, fields: fields, required: ["topic"]) else {
@@ -590,13 +599,10 @@ struct SpecDecoder {
             for entry in entries {
                 switch entry.key.scalarText ?? "" {
                 case "topic": action.topic = textValue(entry.value, field: "topic")
-                case "timeout": action.timeout = duration(entry.value, field: "timeout")
+                case "timeout": action.timeout = duration(entry.value, field: "timeout", allowsZero: true)
                 case "default": action.defaultValue = specValue(entry.value)
                 default: break
                 }
-            }
-            if action.timeout == nil, let timeoutNode = node["timeout"] {
-                action.timeout = duration(timeoutNode, field: "timeout")
             }
             if let defaultNode = node["default"] { action.defaultValue = specValue(defaultNode) }
             return .recv(action)
@@ -625,8 +631,7 @@ struct SpecDecoder {
             guard mappingFields(value, action: name, fields: ["from", "key", "timeout"], required: ["from", "key"])
                 != nil, let source = value["from"], let key = value["key"]
             else { return nil }
-            var timeout = value["timeout"].flatMap { duration($0, field: "timeout") }
-            if timeout == nil, let timeoutNode = node["timeout"] { timeout = duration(timeoutNode, field: "timeout") }
+            let timeout = value["timeout"].flatMap { duration($0, field: "timeout", allowsZero: true) }
             return .getEvent(GetEventAction(source: textValue(source, field: "from"), key: textValue(key, field: "key"), timeout: timeout))
         case "workflow":
             return childWorkflow(value, step: node).map { .workflow($0) }

@@ -54,7 +54,7 @@ public enum RunOutputFormat: String, Sendable, Hashable, CaseIterable {
 public struct ReceiveAction: Sendable, Hashable {
     /// The topic to wait on.
     public var topic: SpecValue
-    /// How long to wait; `nil` waits forever.
+    /// How long to wait (zero: only a message already there); `nil`: the step's `timeout:`, else forever.
     public var timeout: Duration?
     /// The output on timeout; without it a timeout fails the step.
     public var defaultValue: SpecValue?
@@ -76,7 +76,7 @@ public struct GetEventAction: Sendable, Hashable {
     public var source: SpecValue
     /// The event key.
     public var key: SpecValue
-    /// How long to wait; `nil` waits forever.
+    /// How long to wait (zero: only an event already set); `nil`: the step's `timeout:`, else forever.
     public var timeout: Duration?
 }
 
