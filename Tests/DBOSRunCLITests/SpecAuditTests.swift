@@ -33,3 +33,30 @@ import Testing
         }
     }
 }
+
+/// `dbos-run FILE` and `dbos-run enqueue` report an input that fails the schema as `FILE:LINE:COL: error:`.
+@Suite struct InputSchemaErrorFormatTests {
+    static let spec = """
+        name: inp
+        queues: [{name: q}]
+        input:
+          type: object
+          required: [order_id]
+          properties:
+            order_id: {type: string}
+        steps: [{id: s, run: echo}]
+        """
+
+    @Test func runAndEnqueueReportTheSchemaLineTheInputViolates() async throws {
+        try await CLIWorkspace.with { workspace in
+            workspace.write("inp.yaml", Self.spec)
+            let run = try await workspace.run("inp.yaml", "--input", "{}")
+            #expect(run.exitCode == 2)
+            #expect(run.standardError == "inp.yaml:5:14: error: invalid input: input.order_id is required\n")
+            let enqueue = try await workspace.run("enqueue", "inp.yaml", "--queue", "q", "--input", #"{"order_id": 1}"#)
+            #expect(enqueue.exitCode == 2)
+            #expect(enqueue.standardError == "inp.yaml:7:22: error: invalid input: input.order_id must be a string, not integer\n")
+            #expect(!FileManager.default.fileExists(atPath: workspace.file("system.sqlite")), "a refused run leaves no database")
+        }
+    }
+}

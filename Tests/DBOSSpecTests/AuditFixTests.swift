@@ -233,3 +233,41 @@ func problems(_ text: String, file: String) -> [String] {
         #expect(elapsed >= .seconds(2) && elapsed < .seconds(30))
     }
 }
+
+/// An input that fails the `input:` schema is reported at the part of the schema it violates.
+@Suite struct InputSchemaLocationTests {
+    static let schemaText = """
+        input:
+          type: object
+          required: [order_id]
+          properties:
+            order_id: {type: string}
+            count: {type: integer, minimum: 1, maximum: 10}
+            mode: {enum: [fast, slow]}
+        steps: [{id: s, run: echo}]
+        """
+
+    @Test func eachProblemPointsAtTheSchemaNodeTheInputViolates() throws {
+        let spec = try #require(SpecLoader().decode(text: Self.schemaText, file: "inp.yaml").spec)
+        let schema = try #require(spec.inputSchema)
+        #expect(schema.validateInput(["count": 11, "mode": "medium"]).map(\.description) == [
+            "inp.yaml:3:14: error: invalid input: input.order_id is required",
+            "inp.yaml:6:49: error: invalid input: input.count must be at most 10, not 11",
+            "inp.yaml:7:18: error: invalid input: input.mode must be one of \"fast\", \"slow\", not \"medium\"",
+        ])
+        #expect(schema.validateInput(["order_id": 5, "count": 0]).map(\.description) == [
+            "inp.yaml:5:22: error: invalid input: input.order_id must be a string, not integer",
+            "inp.yaml:6:37: error: invalid input: input.count must be at least 1, not 0",
+        ])
+        #expect(schema.validateInput("text").map(\.description) == ["inp.yaml:2:9: error: invalid input: input must be an object, not string"])
+    }
+
+    @Test func aRunRefusedForItsInputNamesTheFieldAndTheSchemaLine() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-audit")
+        let spec = try SpecFiles.write(Self.schemaText, as: "inp.yaml", in: directory)
+        let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory)
+        let message = await environment.failureMessage(of: spec, input: [:])
+        await environment.close()
+        #expect(message == "invalid input for 'inp': input.order_id is required (\(directory.file("inp.yaml")):3:14)")
+    }
+}
