@@ -12,6 +12,9 @@ public struct CommandFailure: Error, CustomStringConvertible, Sendable, Equatabl
     public var exitCode: Int32
     /// One line saying what went wrong and where.
     public var message: String
+    /// Problems found in a spec file (an input that fails the `input:` schema), printed as
+    /// `FILE:LINE:COLUMN: error: message` lines instead of `message`.
+    public var problems: [SpecError] = []
 
     /// Exit 1: a workflow error, or a system database that cannot be reached or opened.
     public static let failureExitCode: Int32 = 1
@@ -30,6 +33,12 @@ public struct CommandFailure: Error, CustomStringConvertible, Sendable, Equatabl
         self.message = Self.singleLine(message)
     }
 
+    /// Exit 2 for problems located in a spec file, printed one `FILE:LINE:COLUMN: error: message` line each.
+    public init(problems: [SpecError], summary: String) {
+        self.init(exitCode: Self.invalidInputExitCode, message: summary)
+        self.problems = problems.sorted { $0.location < $1.location }
+    }
+
     /// Classifies any error the engine or a command throws.
     public init(_ error: any Error) {
         switch error {
@@ -44,8 +53,8 @@ public struct CommandFailure: Error, CustomStringConvertible, Sendable, Equatabl
                 self.init(exitCode: Self.failureExitCode, message: error.description)
             }
         case let error as SpecRunError:
-            if case .invalidInput = error {
-                self.init(exitCode: Self.invalidInputExitCode, message: error.description)
+            if case .invalidInput(_, let problems) = error {
+                self.init(problems: problems, summary: error.description)
             } else {
                 self.init(exitCode: Self.failureExitCode, message: error.description)
             }
@@ -62,13 +71,19 @@ public struct CommandFailure: Error, CustomStringConvertible, Sendable, Equatabl
     /// never be printed, whatever layer put it into the message).
     public func redacting(_ secret: String?) -> CommandFailure {
         guard let secret, !secret.isEmpty else { return self }
-        return CommandFailure(exitCode: exitCode, message: message.replacingOccurrences(of: secret, with: "***"))
+        var redacted = CommandFailure(exitCode: exitCode, message: message.replacingOccurrences(of: secret, with: "***"))
+        redacted.problems = problems.map {
+            SpecError($0.message.replacingOccurrences(of: secret, with: "***"), at: $0.location)
+        }
+        return redacted
     }
 
-    /// Prints `dbos-run: error: <message>` to stderr and exits with the failure's code.
+    /// Prints `dbos-run: error: <message>` (or each of `problems` as `FILE:LINE:COLUMN: error: message`) to
+    /// stderr and exits with the failure's code.
     public func exit() -> Never {
         TerminalStatusLine.shared.disable()
-        FileHandle.standardError.write(Data("dbos-run: error: \(message)\n".utf8))
+        let lines = problems.isEmpty ? ["dbos-run: error: \(message)"] : problems.map(\.description)
+        FileHandle.standardError.write(Data(lines.map { $0 + "\n" }.joined().utf8))
         Foundation.exit(exitCode)
     }
 

@@ -141,14 +141,12 @@ public struct RunCommand: FailureReportingCommand {
         }
     }
 
-    /// The input with the schema's defaults, or exit 2 naming each field that is wrong.
+    /// The input with the schema's defaults, or exit 2 with a `FILE:LINE:COL: error:` line per field that is wrong.
     static func preparedInput(for spec: WorkflowSpec, input: JSONValue) throws(CommandFailure) -> JSONValue {
         do {
             return try spec.preparedInput(input)
         } catch {
-            throw CommandFailure(
-                exitCode: CommandFailure.invalidInputExitCode,
-                message: SpecRunError.invalidInput(spec: spec.name, errors: error.errors).description)
+            throw CommandFailure(SpecRunError.invalidInput(spec: spec.name, errors: error.errors))
         }
     }
 

@@ -121,7 +121,7 @@ struct AttachedRunTests {
             let badInput = try await workspace.run(
                 spec, "--input", #"{"order_id": "A4"}"#, executable: "dbos-example-payments")
             #expect(badInput.exitCode == 2)
-            #expect(badInput.standardError == "dbos-run: error: invalid input for 'payments': input.amount is required\n")
+            #expect(badInput.standardError == spec + ":7:24: error: invalid input: input.amount is required\n")
         }
     }
 

@@ -265,10 +265,10 @@ struct RunCommandTests {
         try await CLIWorkspace.with { workspace in
             let conditions = try await workspace.run(CLIWorkspace.referenceSpec("conditions.yaml"), "--input", #"{"mode": "bad"}"#)
             #expect(conditions.exitCode == 2)
-            #expect(conditions.standardError == #"dbos-run: error: invalid input for 'conditions': input.mode must be one of "fast", "slow", not "bad""# + "\n")
+            #expect(conditions.standardError == CLIWorkspace.referenceSpec("conditions.yaml") + #":6:32: error: invalid input: input.mode must be one of "fast", "slow", not "bad""# + "\n")
             let events = try await workspace.run(CLIWorkspace.referenceSpec("events.yaml"), "--input", "{}")
             #expect(events.exitCode == 2)
-            #expect(events.standardError == "dbos-run: error: invalid input for 'events': input.other_run is required\n")
+            #expect(events.standardError == CLIWorkspace.referenceSpec("events.yaml") + ":5:14: error: invalid input: input.other_run is required\n")
             let notJSON = try await workspace.run(CLIWorkspace.referenceSpec("hello.yaml"), "--input", "{bad")
             #expect(notJSON.exitCode == 2)
             #expect(notJSON.standardError.hasPrefix("dbos-run: error: invalid JSON in --input: "))

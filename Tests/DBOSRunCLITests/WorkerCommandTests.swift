@@ -93,7 +93,7 @@ struct WorkerCommandTests {
             #expect(status.standardOutput.contains(#""status":"ENQUEUED""#), "\(status)")
             let badInput = try await workspace.run("enqueue", CLIWorkspace.referenceSpec("conditions.yaml"), "--queue", "shipping", "--input", #"{"mode": 1}"#)
             #expect(badInput.exitCode == 2)
-            #expect(badInput.standardError.hasPrefix("dbos-run: error: invalid input for 'conditions': input.mode"))
+            #expect(badInput.standardError.hasPrefix(CLIWorkspace.referenceSpec("conditions.yaml") + ":6:18: error: invalid input: input.mode"))
         }
     }
 

@@ -19,8 +19,11 @@ public enum SpecRunError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidInput(let spec, let errors):
-            "invalid input for '\(spec)': " + errors.map(\.message).map { $0.hasPrefix("invalid input: ") ? String($0.dropFirst(15)) : $0 }
-                .joined(separator: "; ")
+            // One line (a child run's or a cron tick's error), each problem with the schema line it violates.
+            "invalid input for '\(spec)': " + errors.map { error in
+                (error.message.hasPrefix("invalid input: ") ? String(error.message.dropFirst(15)) : error.message)
+                    + " (\(error.location))"
+            }.joined(separator: "; ")
         case .stepFailed(let stepID, let location, let message):
             "step '\(stepID)' (\(location)) failed: \(message)"
         case .expressionFailed(let error): error.description

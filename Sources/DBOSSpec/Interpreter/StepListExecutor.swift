@@ -184,18 +184,23 @@ struct StepListExecutor: Sendable {
         case .run(let command, let format):
             return try await runCommand(
                 name: step.id, stepID: step.id, slot: slot, command: command, format: format,
-                environment: step.environment, retry: step.retry, timeout: step.timeout, scope: scope)
+                environment: step.environment, retry: try resolveRetry(step.retry, scope: scope),
+                timeout: try resolveTimeout(step.timeout, scope: scope), scope: scope)
         case .handler(let name, let input):
             return try await callHandler(
-                name: step.id, stepID: step.id, slot: slot, handler: name, input: input, retry: step.retry,
-                timeout: step.timeout, scope: scope)
-        case .sleep(let duration):
-            run.emit(.stepWaiting(stepID: step.id, what: "sleep \(SpecDuration.text(duration))"))
+                name: step.id, stepID: step.id, slot: slot, handler: name, input: input,
+                retry: try resolveRetry(step.retry, scope: scope), timeout: try resolveTimeout(step.timeout, scope: scope),
+                scope: scope)
+        case .sleep(let value):
+            // Once the wake-up time is checkpointed, a template is not evaluated again: the recorded time holds.
+            let recorded = value.templateValue != nil && context.recordedSteps.contains { $0.functionID == slot }
+            let duration = recorded ? .zero : try resolveDuration(value, field: "sleep", allowsZero: true, scope: scope)
+            run.emit(.stepWaiting(stepID: step.id, what: "sleep \(recorded ? SpecDuration.text(value) : SpecDuration.text(duration))"))
             try await context.sleep(for: duration, functionID: slot)
             return .null
         case .recv(let action):
             let topic = try resolveText(action.topic, scope: scope)
-            let timeout = action.timeout ?? step.timeout ?? Self.forever
+            let timeout = try resolveWait(action.timeout ?? step.timeout, scope: scope)
             run.emit(.stepWaiting(stepID: step.id, what: "message on topic '\(topic)'"))
             if let message = try await context.recv(
                 JSONValue.self, topic: topic, timeout: timeout, functionID: slot,
@@ -219,7 +224,7 @@ struct StepListExecutor: Sendable {
         case .getEvent(let action):
             let source = try resolveText(action.source, scope: scope)
             let key = try resolveText(action.key, scope: scope)
-            let timeout = action.timeout ?? step.timeout ?? Self.forever
+            let timeout = try resolveWait(action.timeout ?? step.timeout, scope: scope)
             run.emit(.stepWaiting(stepID: step.id, what: "event '\(key)' of run '\(source)'"))
             if let value = try await context.getEvent(
                 workflowID: source, key: key, as: JSONValue.self, timeout: timeout, functionID: slot,
@@ -242,7 +247,8 @@ struct StepListExecutor: Sendable {
                 ])
             }
             return try await startCoordinator(
-                SpecInterpreter.parallelWorkflowName, children: children, label: "branch", step: step, slot: slot)
+                SpecInterpreter.parallelWorkflowName, children: children, label: "branch", step: step, slot: slot,
+                scope: scope)
         }
     }
 
@@ -253,7 +259,7 @@ struct StepListExecutor: Sendable {
     {
         let input = run.masker.mask(try child.input.map { try resolve($0, scope: scope) } ?? .null)
         var options = WorkflowOptions(
-            timeout: step.timeout ?? run.interpreter.specsByName[child.name]?.timeout,
+            timeout: try resolveTimeout(step.timeout, scope: scope) ?? run.interpreter.specsByName[child.name]?.timeout,
             attributes: run.descendantAttributes(specName: child.name, path: nil))
         if let queue = child.queue { options.queueName = try resolveText(queue, scope: scope) }
         if let priority = child.priority { options.priority = try resolveInteger(priority, scope: scope, field: "priority") }
@@ -298,15 +304,15 @@ struct StepListExecutor: Sendable {
             children.append(.object(entry))
         }
         return try await startCoordinator(
-            SpecInterpreter.mapWorkflowName, children: children, label: "item", step: step, slot: slot)
+            SpecInterpreter.mapWorkflowName, children: children, label: "item", step: step, slot: slot, scope: scope)
     }
 
     /// Starts the one coordinator run of a `map` or `parallel` step at its slot and waits for its list of outputs.
-    private func startCoordinator(_ name: String, children: [JSONValue], label: String, step: StepSpec, slot: Int)
-        async throws -> JSONValue
-    {
+    private func startCoordinator(
+        _ name: String, children: [JSONValue], label: String, step: StepSpec, slot: Int, scope: ExpressionScope
+    ) async throws -> JSONValue {
         let options = WorkflowOptions(
-            timeout: step.timeout, attributes: run.descendantAttributes(specName: run.spec.name, path: nil))
+            timeout: try resolveTimeout(step.timeout, scope: scope), attributes: run.descendantAttributes(specName: run.spec.name, path: nil))
         let handle = try await run.context.startChildWorkflow(
             named: name, input: JSONValue.object(["children": .array(children), "label": .string(label)]),
             options: options, functionID: slot, as: JSONValue.self)
@@ -398,16 +404,17 @@ struct StepListExecutor: Sendable {
             run.emit(.compensationStarted(stepID: id, slot: slot))
             let name = "\(id).compensate"
             do {
+                let retry = try resolveRetry(compensation.retry, scope: scope)
+                let timeout = try resolveTimeout(compensation.timeout, scope: scope)
                 switch compensation.action {
                 case .run(let command, let format):
                     _ = try await runCommand(
                         name: name, stepID: id, slot: slot, command: command, format: format,
-                        environment: compensation.environment, retry: compensation.retry, timeout: compensation.timeout,
-                        scope: scope)
+                        environment: compensation.environment, retry: retry, timeout: timeout, scope: scope)
                 case .handler(let handler, let input):
                     _ = try await callHandler(
-                        name: name, stepID: id, slot: slot, handler: handler, input: input, retry: compensation.retry,
-                        timeout: compensation.timeout, scope: scope)
+                        name: name, stepID: id, slot: slot, handler: handler, input: input, retry: retry,
+                        timeout: timeout, scope: scope)
                 default:
                     continue
                 }
@@ -431,6 +438,35 @@ struct StepListExecutor: Sendable {
 
     private func resolveText(_ value: SpecValue, scope: ExpressionScope) throws -> String {
         try resolve(value, scope: scope).interpolatedText
+    }
+
+    /// A templated duration's value; one that is not a duration fails the step, naming the field.
+    private func resolveDuration(_ value: DurationValue, field: String, allowsZero: Bool, scope: ExpressionScope)
+        throws -> Duration
+    {
+        switch value.resolve(in: scope, field: field, allowsZero: allowsZero) {
+        case .success(let duration): return duration
+        case .failure(let problem): throw StepFailure(message: problem.message)
+        }
+    }
+
+    /// A time limit (`timeout:` of a run, handler, child or compensation): greater than zero.
+    private func resolveTimeout(_ value: DurationValue?, scope: ExpressionScope) throws -> Duration? {
+        try value.map { try resolveDuration($0, field: "timeout", allowsZero: false, scope: scope) }
+    }
+
+    /// How long a `recv` or `get_event` waits: zero does not wait, none waits forever.
+    private func resolveWait(_ value: DurationValue?, scope: ExpressionScope) throws -> Duration {
+        try value.map { try resolveDuration($0, field: "timeout", allowsZero: true, scope: scope) } ?? Self.forever
+    }
+
+    /// The retry policy with its templated fields evaluated.
+    private func resolveRetry(_ retry: RetrySpec?, scope: ExpressionScope) throws -> RetrySpec? {
+        guard let retry, !retry.templates.isEmpty else { return retry }
+        switch retry.resolved(in: scope) {
+        case .success(let policy): return policy
+        case .failure(let problem): throw StepFailure(message: problem.message)
+        }
     }
 
     private func resolveInteger(_ value: SpecValue, scope: ExpressionScope, field: String) throws -> Int {

@@ -11,6 +11,21 @@ public struct RetrySpec: Sendable, Hashable {
     /// The longest wait between attempts (default 5s).
     public var maxInterval: Duration = .seconds(5)
 
+    /// The fields written as templates, evaluated when the step runs; they replace the values above.
+    public var templates: [Field: SpecValue] = [:]
+
+    /// A field of `retry:`.
+    public enum Field: String, Sendable, Hashable, CaseIterable {
+        /// `max_attempts`.
+        case maxAttempts = "max_attempts"
+        /// `interval`.
+        case interval
+        /// `backoff`.
+        case backoff
+        /// `max_interval`.
+        case maxInterval = "max_interval"
+    }
+
     /// The defaults: one attempt.
     public init() {}
 

@@ -49,7 +49,7 @@ struct SpecDecoder {
                 root.location)
             return nil
         }
-        let baseName = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        let baseName = Self.defaultName(forFile: file)
         var spec = WorkflowSpec(
             name: baseName, description: nil, inputSchema: nil, timeout: nil, queues: [], schedule: nil,
             scheduleLocation: nil, timezone: nil, steps: [], output: nil, file: file, sourceText: sourceText,
@@ -67,7 +67,9 @@ struct SpecDecoder {
                 }
             case "description": spec.description = string(value, field: "description")
             case "input": spec.inputSchema = InputSchema.decode(value, errors: &errors)
-            case "timeout": spec.timeout = duration(value, field: "timeout")
+            case "timeout":
+                spec.timeout = duration(value, field: "timeout", literalOnly:
+                    "the workflow's deadline is set when the run is created, before any template is evaluated")
             case "queues": spec.queues = queues(value)
             case "schedule":
                 if let text = string(value, field: "schedule") {
@@ -101,6 +103,16 @@ struct SpecDecoder {
         return spec
     }
 
+    /// The workflow name a spec without `name:` gets: its file name without `.yaml` or `.yml` (any other
+    /// extension, such as `.json`, is part of the name).
+    static func defaultName(forFile file: String) -> String {
+        let fileName = (file as NSString).lastPathComponent
+        for suffix in [".yaml", ".yml"] where fileName.hasSuffix(suffix) && fileName.count > suffix.count {
+            return String(fileName.dropLast(suffix.count))
+        }
+        return fileName
+    }
+
     // MARK: Scalars
 
     mutating func string(_ node: YAMLNode, field: String) -> String? {
@@ -129,16 +141,62 @@ struct SpecDecoder {
         return value
     }
 
-    mutating func duration(_ node: YAMLNode, field: String) -> Duration? {
+    /// A literal duration; zero only where `allowsZero` (a sleep, a wait's timeout, a retry interval), since a
+    /// zero time limit or rate period has no meaning. `literalOnly` says why a template cannot be used here.
+    mutating func duration(_ node: YAMLNode, field: String, allowsZero: Bool = false, literalOnly: String? = nil)
+        -> Duration?
+    {
         guard let text = node.scalarText else {
             error("'\(field)' must be a duration such as 30s, not \(node.shapeDescription)", node.location)
+            return nil
+        }
+        if let literalOnly, Template.containsTemplate(text) {
+            error("'\(field)' must be a literal duration such as 30s, not a template: \(literalOnly)", node.location)
             return nil
         }
         guard let duration = SpecDuration.parse(text) else {
             error(SpecDuration.invalidMessage(text, field: field), node.location)
             return nil
         }
+        if duration == .zero, !allowsZero {
+            error("'\(field)' must be greater than zero, not '\(text)'", node.location)
+            return nil
+        }
         return duration
+    }
+
+    /// A step's duration: literal, or a template evaluated when the step runs (checked now for syntax, and for
+    /// its value when it reads no names).
+    mutating func durationValue(_ node: YAMLNode, field: String, allowsZero: Bool) -> DurationValue? {
+        let template = runTimeTemplate(node) { value in
+            if case .failure(let problem) = DurationValue.checked(value, field: field, allowsZero: allowsZero) {
+                return problem.message
+            }
+            return nil
+        }
+        guard let template else { return duration(node, field: field, allowsZero: allowsZero).map { .fixed($0) } }
+        return template.map { .template($0) }
+    }
+
+    /// A string scalar holding a template, parsed: `nil` when the node holds no template, `.some(nil)` when it
+    /// holds one with an error (reported). A template that reads no names is evaluated now and its value given
+    /// to `problem`, so `${{ 'soon' }}` is a validation error rather than a failed run.
+    mutating func runTimeTemplate(_ node: YAMLNode, problem: (JSONValue) -> String?) -> SpecValue?? {
+        guard case .string(let text)? = node.scalarValue, Template.containsTemplate(text) else { return nil }
+        guard let template = template(text, node: node) else { return .some(nil) }
+        if !template.expressions.contains(where: { !$0.expression.referencedPaths.isEmpty }) {
+            do {
+                let value = try template.evaluate(in: ExpressionScope(variables: [:], secret: { _ in nil }))
+                if let message = problem(value) {
+                    error(message, node.location)
+                    return .some(nil)
+                }
+            } catch {
+                errors.append(error)
+                return .some(nil)
+            }
+        }
+        return .some(SpecValue(.template(template), location: node.location))
     }
 
     // MARK: Values and templates
@@ -263,7 +321,9 @@ struct SpecDecoder {
                     for limitEntry in limitEntries {
                         switch limitEntry.key.scalarText ?? "" {
                         case "limit": limit = positiveInteger(limitEntry.value, field: "limit")
-                        case "period": period = duration(limitEntry.value, field: "period")
+                        case "period":
+                            period = duration(limitEntry.value, field: "period", literalOnly:
+                                "a queue is configured before any run exists")
                         case let other:
                             error(unknownFieldMessage(other, context: "rate_limit", known: ["limit", "period"]),
                                 limitEntry.key.location)
@@ -280,6 +340,7 @@ struct SpecDecoder {
                 if item["name"] == nil { error("a queue needs a 'name'", item.location) }
                 continue
             }
+            checkEngineRules(queue, node: item)
             if let first = queues.first(where: { $0.name == queue.name }) {
                 error("queue '\(queue.name)' is declared twice (first at line \(first.location.line))", item.location)
                 continue
@@ -287,6 +348,21 @@ struct SpecDecoder {
             queues.append(queue)
         }
         return queues
+    }
+
+    /// The rules the engine checks when it registers a queue (`WorkflowQueue`, `DBOSRuntime.register(queue:)`),
+    /// so a spec that validates never fails at startup. Limits below 1 are refused where they are read.
+    mutating func checkEngineRules(_ queue: QueueSpec, node: YAMLNode) {
+        let nameLocation = node["name"]?.location ?? node.location
+        if queue.name.isEmpty {
+            error("a queue's 'name' must not be empty", nameLocation)
+        } else if queue.name == WorkflowQueue.internalQueueName {
+            error("queue name '\(queue.name)' is reserved for the engine; choose another name", nameLocation)
+        }
+        if let worker = queue.workerConcurrency, let global = queue.concurrency, worker > global {
+            error("'worker_concurrency' (\(worker)) cannot exceed 'concurrency' (\(global)): one process cannot run "
+                + "more of the queue's runs than all processes together", node["worker_concurrency"]?.location ?? node.location)
+        }
     }
 
     // MARK: Steps
@@ -363,7 +439,7 @@ struct SpecDecoder {
         let actionName = actionEntry.key.scalarText ?? ""
 
         var step = StepSpec(
-            id: id, action: .sleep(.seconds(1)), needs: nil, needsLocations: [], condition: nil, retry: nil,
+            id: id, action: .sleep(.fixed(.seconds(1))), needs: nil, needsLocations: [], condition: nil, retry: nil,
             timeout: nil, environment: [], continueOnError: false, compensation: nil, location: node.location,
             idLocation: idLocation, actionLocation: actionEntry.key.location)
 
@@ -404,7 +480,9 @@ struct SpecDecoder {
                 }
             case "if": step.condition = condition(value)
             case "retry": step.retry = retry(value)
-            case "timeout": step.timeout = duration(value, field: "timeout")
+            case "timeout":
+                // On a `recv` or `get_event` step it is how long to wait, and zero means not to wait.
+                step.timeout = durationValue(value, field: "timeout", allowsZero: ["recv", "get_event"].contains(actionName))
             case "env": step.environment = environment(value)
             case "continue_on_error": step.continueOnError = bool(value, field: key) ?? false
             case "compensate": step.compensation = compensation(value, label: label)
@@ -449,10 +527,20 @@ struct SpecDecoder {
         var retry = RetrySpec()
         for entry in entries {
             let key = entry.key.scalarText ?? ""
+            if let field = RetrySpec.Field(rawValue: key),
+                let template = runTimeTemplate(entry.value, problem: { value in
+                    var scratch = RetrySpec()
+                    return scratch.set(field, to: value)?.message
+                })
+            {
+                retry.templates[field] = template
+                continue
+            }
             switch key {
             case "max_attempts": retry.maxAttempts = positiveInteger(entry.value, field: key) ?? 1
-            case "interval": retry.interval = duration(entry.value, field: key) ?? retry.interval
-            case "max_interval": retry.maxInterval = duration(entry.value, field: key) ?? retry.maxInterval
+            case "interval": retry.interval = duration(entry.value, field: key, allowsZero: true) ?? retry.interval
+            case "max_interval":
+                retry.maxInterval = duration(entry.value, field: key, allowsZero: true) ?? retry.maxInterval
             case "backoff":
                 if let number = entry.value.scalarValue?.doubleValue, number >= 1, number.isFinite {
                     retry.backoff = number
@@ -497,7 +585,7 @@ struct SpecDecoder {
                 if node["handler"] == nil { error("'with' in 'compensate' needs a 'handler'", entry.key.location) }
             case "env": result.environment = environment(entry.value)
             case "retry": result.retry = retry(entry.value)
-            case "timeout": result.timeout = duration(entry.value, field: "timeout")
+            case "timeout": result.timeout = durationValue(entry.value, field: "timeout", allowsZero: false)
             default:
                 var message = unknownFieldMessage(key, context: "'compensate' of \(label)", known: fields)
                 if Self.actionFields.contains(key) {
@@ -554,7 +642,7 @@ struct SpecDecoder {
             guard let handler = string(value, field: "handler") else { return nil }
             return .handler(name: handler, with: node["with"].map { specValue($0) })
         case "sleep":
-            return duration(value, field: "sleep").map { .sleep($0) }
+            return durationValue(value, field: "sleep", allowsZero: true).map { .sleep($0) }
         case "recv":
             let fields = ["topic", "timeout", "default"]
             guard let entries = mappingFields(value, action: name, fields: fields, required: ["topic"]) else {
@@ -564,13 +652,10 @@ struct SpecDecoder {
             for entry in entries {
                 switch entry.key.scalarText ?? "" {
                 case "topic": action.topic = textValue(entry.value, field: "topic")
-                case "timeout": action.timeout = duration(entry.value, field: "timeout")
+                case "timeout": action.timeout = durationValue(entry.value, field: "timeout", allowsZero: true)
                 case "default": action.defaultValue = specValue(entry.value)
                 default: break
                 }
-            }
-            if action.timeout == nil, let timeoutNode = node["timeout"] {
-                action.timeout = duration(timeoutNode, field: "timeout")
             }
             if let defaultNode = node["default"] { action.defaultValue = specValue(defaultNode) }
             return .recv(action)
@@ -599,8 +684,7 @@ struct SpecDecoder {
             guard mappingFields(value, action: name, fields: ["from", "key", "timeout"], required: ["from", "key"])
                 != nil, let source = value["from"], let key = value["key"]
             else { return nil }
-            var timeout = value["timeout"].flatMap { duration($0, field: "timeout") }
-            if timeout == nil, let timeoutNode = node["timeout"] { timeout = duration(timeoutNode, field: "timeout") }
+            let timeout = value["timeout"].flatMap { durationValue($0, field: "timeout", allowsZero: true) }
             return .getEvent(GetEventAction(source: textValue(source, field: "from"), key: textValue(key, field: "key"), timeout: timeout))
         case "workflow":
             return childWorkflow(value, step: node).map { .workflow($0) }

@@ -5,8 +5,9 @@ public enum SpecDuration {
         "invalid duration '\(text)' for '\(field)' (expected e.g. 250ms, 30s, 5m, 2h, 1d, 1h30m)"
     }
 
-    /// Parses `250ms`, `30s`, `5m`, `2h`, `1d` and combinations in decreasing order such as `1h30m`;
-    /// `nil` for anything else, including zero, negative, empty or unknown units.
+    /// Parses `250ms`, `30s`, `5m`, `2h`, `1d` and combinations in decreasing order such as `1h30m`, and zero
+    /// (`0s`, `0ms`); `nil` for anything else: negative, empty, no unit or unknown units. Whether zero means
+    /// something is the field's to decide.
     public static func parse(_ text: String) -> Duration? {
         let units: [(suffix: String, milliseconds: Int64)] = [
             ("d", 86_400_000), ("h", 3_600_000), ("ms", 1), ("m", 60_000), ("s", 1000),
@@ -32,7 +33,7 @@ public enum SpecDuration {
             guard !sumOverflow else { return nil }
             total = sum
         }
-        return total > 0 ? .milliseconds(total) : nil
+        return .milliseconds(total)
     }
 
     /// The duration in the spec's own syntax, e.g. `1m30s` or `250ms`.

@@ -6,8 +6,8 @@ public enum StepAction: Sendable, Hashable {
     case run(command: String, output: RunOutputFormat)
     /// `handler: <name>` + `with:`: a registered Swift handler called with `with` as JSON.
     case handler(name: String, with: SpecValue?)
-    /// `sleep: <duration>`: a durable sleep.
-    case sleep(Duration)
+    /// `sleep: <duration>`: a durable sleep (the duration may be a template).
+    case sleep(DurationValue)
     /// `recv: {topic, timeout, default}`: waits for the next message on a topic.
     case recv(ReceiveAction)
     /// `send: {to, topic, message}`: an exactly-once message to another run.
@@ -54,8 +54,8 @@ public enum RunOutputFormat: String, Sendable, Hashable, CaseIterable {
 public struct ReceiveAction: Sendable, Hashable {
     /// The topic to wait on.
     public var topic: SpecValue
-    /// How long to wait; `nil` waits forever.
-    public var timeout: Duration?
+    /// How long to wait (zero: only a message already there); `nil`: the step's `timeout:`, else forever.
+    public var timeout: DurationValue?
     /// The output on timeout; without it a timeout fails the step.
     public var defaultValue: SpecValue?
 }
@@ -76,8 +76,8 @@ public struct GetEventAction: Sendable, Hashable {
     public var source: SpecValue
     /// The event key.
     public var key: SpecValue
-    /// How long to wait; `nil` waits forever.
-    public var timeout: Duration?
+    /// How long to wait (zero: only an event already set); `nil`: the step's `timeout:`, else forever.
+    public var timeout: DurationValue?
 }
 
 /// A `workflow:` child run (also the body of a `map` over a child spec).

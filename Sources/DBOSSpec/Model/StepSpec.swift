@@ -14,8 +14,8 @@ public struct StepSpec: Sendable, Hashable {
     public var condition: SpecValue?
     /// `retry:` for `run` and `handler` steps.
     public var retry: RetrySpec?
-    /// `timeout:`.
-    public var timeout: Duration?
+    /// `timeout:` (a template is evaluated when the step runs).
+    public var timeout: DurationValue?
     /// `env:` for `run` steps, in document order.
     public var environment: [(name: String, value: SpecValue)]
     /// `continue_on_error: true`: a failure is recorded and the run goes on.
@@ -45,20 +45,29 @@ public struct StepSpec: Sendable, Hashable {
         hasher.combine(location)
     }
 
-    /// Every spec value of the step evaluated while it runs (action inputs, `if`, `env`), for checking templates.
+    /// Every spec value of the step evaluated while it runs (action inputs, `if`, `env`, templated durations and
+    /// retry fields), for checking templates.
     public var values: [SpecValue] {
         var values: [SpecValue] = []
         if let condition { values.append(condition) }
         values.append(contentsOf: environment.map(\.value))
+        if let template = timeout?.templateValue { values.append(template) }
+        values.append(contentsOf: retry?.templateValues ?? [])
         switch action {
-        case .run, .sleep, .parallel: break
+        case .run, .parallel: break
+        case .sleep(let duration): if let template = duration.templateValue { values.append(template) }
         case .handler(_, let input): if let input { values.append(input) }
-        case .recv(let action): values.append(action.topic); if let value = action.defaultValue { values.append(value) }
+        case .recv(let action):
+            values.append(action.topic)
+            if let value = action.defaultValue { values.append(value) }
+            if let template = action.timeout?.templateValue { values.append(template) }
         case .send(let action):
             values.append(contentsOf: [action.destination, action.topic])
             if let message = action.message { values.append(message) }
         case .setEvent(let key, let value): values.append(contentsOf: [key, value])
-        case .getEvent(let action): values.append(contentsOf: [action.source, action.key])
+        case .getEvent(let action):
+            values.append(contentsOf: [action.source, action.key])
+            if let template = action.timeout?.templateValue { values.append(template) }
         case .workflow(let child): values.append(contentsOf: child.values)
         case .map(let map):
             values.append(map.items)
@@ -83,8 +92,8 @@ public struct CompensationSpec: Sendable, Hashable {
     public var environment: [(name: String, value: SpecValue)]
     /// `retry:`.
     public var retry: RetrySpec?
-    /// `timeout:`.
-    public var timeout: Duration?
+    /// `timeout:` (a template is evaluated when the compensation runs).
+    public var timeout: DurationValue?
     /// Where the compensation body starts.
     public var location: SourceLocation
 
@@ -102,6 +111,8 @@ public struct CompensationSpec: Sendable, Hashable {
     public var values: [SpecValue] {
         var values = environment.map(\.value)
         if case .handler(_, let input?) = action { values.append(input) }
+        if let template = timeout?.templateValue { values.append(template) }
+        values.append(contentsOf: retry?.templateValues ?? [])
         return values
     }
 }

@@ -92,6 +92,7 @@ public struct InputSchema: Sendable, Hashable {
         for entry in entries {
             let key = entry.key.scalarText ?? ""
             let value = entry.value
+            schema.keywordLocations[key] = value.location
             switch key {
             case "type":
                 if let text = value.scalarText, let type = ValueType(rawValue: text) {
@@ -158,7 +159,7 @@ public struct InputSchema: Sendable, Hashable {
             var copy = schema
             copy.defaultValue = nil
             for problem in copy.problems(with: defaultValue, path: "default") {
-                errors.append(SpecError("the default does not match its schema: \(problem)", at: node.location))
+                errors.append(SpecError("the default does not match its schema: \(problem.message)", at: node.location))
             }
         }
         return schema
@@ -166,12 +167,15 @@ public struct InputSchema: Sendable, Hashable {
 
     /// Where each `required` entry is written.
     var requiredLocations: [SourceLocation] = []
+    /// Where the value of each keyword (`type`, `enum`, `minimum`...) is written.
+    var keywordLocations: [String: SourceLocation] = [:]
 
     /// Checks `input` against the schema (after defaults are applied), one error per problem, naming the field.
-    /// Errors point at the schema's `input:` location.
+    /// Each error points at the part of the schema the input violates: the `required:` entry of a missing
+    /// field, or the `type:`, `enum:`, `minimum:` or `maximum:` of the field's schema.
     public func validateInput(_ input: JSONValue) -> [SpecError] {
         problems(with: applyingDefaults(to: input), path: "input").map {
-            SpecError("invalid input: \($0)", at: location)
+            SpecError("invalid input: \($0.message)", at: $0.location)
         }
     }
 
@@ -199,9 +203,13 @@ public struct InputSchema: Sendable, Hashable {
         }
     }
 
-    /// The problems of `value` against this schema, each prefixed with its path like `input.items[2]`.
-    func problems(with value: JSONValue, path: String) -> [String] {
-        var problems: [String] = []
+    /// Where the keyword `key` of this schema is written (the schema itself when it is not).
+    private func location(of key: String) -> SourceLocation { keywordLocations[key] ?? location }
+
+    /// The problems of `value` against this schema, each prefixed with its path like `input.items[2]` and placed
+    /// at the keyword it violates.
+    func problems(with value: JSONValue, path: String) -> [(message: String, location: SourceLocation)] {
+        var problems: [(message: String, location: SourceLocation)] = []
         if let type {
             let matches: Bool
             switch (type, value) {
@@ -212,24 +220,28 @@ public struct InputSchema: Sendable, Hashable {
             default: matches = false
             }
             if !matches {
-                return ["\(path) must be \(type.rawValue == "integer" || type.rawValue == "object" || type.rawValue == "array" ? "an" : "a") \(type.rawValue), not \(value.typeName)"]
+                let article = type == .integer || type == .object || type == .array ? "an" : "a"
+                return [("\(path) must be \(article) \(type.rawValue), not \(value.typeName)", location(of: "type"))]
             }
         }
         if let allowedValues, !allowedValues.contains(where: { $0.isEqualForExpression(to: value) }) {
-            problems.append("\(path) must be one of " + allowedValues.map(\.jsonText).joined(separator: ", ")
-                + ", not \(value.jsonText)")
+            problems.append(("\(path) must be one of " + allowedValues.map(\.jsonText).joined(separator: ", ")
+                + ", not \(value.jsonText)", location(of: "enum")))
         }
         if let number = value.doubleValue {
             if let minimum, number < minimum {
-                problems.append("\(path) must be at least \(JSONValue.double(minimum).jsonText), not \(value.jsonText)")
+                problems.append(("\(path) must be at least \(JSONValue.double(minimum).jsonText), not \(value.jsonText)",
+                    location(of: "minimum")))
             }
             if let maximum, number > maximum {
-                problems.append("\(path) must be at most \(JSONValue.double(maximum).jsonText), not \(value.jsonText)")
+                problems.append(("\(path) must be at most \(JSONValue.double(maximum).jsonText), not \(value.jsonText)",
+                    location(of: "maximum")))
             }
         }
         if case .object(let members) = value {
-            for name in required where members[name] == nil || members[name] == .null {
-                problems.append("\(path).\(name) is required")
+            for (index, name) in required.enumerated() where members[name] == nil || members[name] == .null {
+                let entry = index < requiredLocations.count ? requiredLocations[index] : location(of: "required")
+                problems.append(("\(path).\(name) is required", entry))
             }
             for (name, schema) in properties {
                 if let member = members[name], member != .null || schema.type == .null {

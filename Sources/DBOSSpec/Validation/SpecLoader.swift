@@ -48,12 +48,27 @@ public struct SpecLoader: Sendable {
     }
 
     /// Loads and fully validates the spec at `path`, with the other specs of its directory as context.
+    ///
+    /// The problems of another file of the directory are reported only when the spec needs that file (it
+    /// defines a child spec the steps name, or the only declaration of a queue they use): a broken file the
+    /// run does not need does not stop it.
     public func load(file path: String) throws(SpecValidationError) -> WorkflowSpec {
         let (spec, errors) = decode(file: path)
-        let others = Self.specFiles(inDirectoryOf: path).filter { !Self.samePath($0, path) }.compactMap {
-            decode(file: $0).spec
+        let siblings = Self.specFiles(inDirectoryOf: path).filter { !Self.samePath($0, path) }.map { file in
+            let (spec, errors) = decode(file: file)
+            return DecodedSpecFile(path: file, spec: spec, errors: errors)
         }
-        return try validated(spec, errors: errors, others: others)
+        var dependencyErrors: [SpecError] = []
+        if let spec { dependencyErrors = dependencies(among: siblings).problems(of: spec) }
+        return try validated(spec, errors: errors + dependencyErrors, others: siblings.compactMap(\.spec))
+    }
+
+    /// The dependency checker for `files`, validating each with this loader's handlers.
+    func dependencies(among files: [DecodedSpecFile]) -> SpecDependencies {
+        SpecDependencies(files: files) { spec, others in
+            SpecValidator(context: ValidationContext(
+                knownHandlers: knownHandlers, otherSpecs: others, checksHandlers: checksHandlers)).validate(spec)
+        }
     }
 
     /// Loads and fully validates spec text (for example the text stored with a run being recovered);
@@ -98,19 +113,25 @@ public struct SpecLoader: Sendable {
             results.append((path, spec, errors))
         }
         let givenPaths = Set(paths.map(Self.canonical))
-        var directorySpecs: [String: WorkflowSpec] = [:]
+        var directoryFiles: [String: DecodedSpecFile] = [:]
         var listedDirectories: Set<String> = []
         for path in paths {
             let directory = (Self.canonical(path) as NSString).deletingLastPathComponent
             guard listedDirectories.insert(directory).inserted else { continue }
             for file in Self.specFiles(inDirectoryOf: path) {
                 let key = Self.canonical(file)
-                guard directorySpecs[key] == nil, !givenPaths.contains(key) else { continue }
-                if let spec = decode(file: file).spec { directorySpecs[key] = spec }
+                guard directoryFiles[key] == nil, !givenPaths.contains(key) else { continue }
+                let (spec, errors) = decode(file: file)
+                directoryFiles[key] = DecodedSpecFile(path: file, spec: spec, errors: errors)
             }
         }
+        let directorySpecs = directoryFiles.compactMapValues(\.spec)
+        // The given files report their own problems; a file of their directories only when one needs it.
         let given = results.compactMap(\.spec)
+        var dependencies = dependencies(among: directoryFiles.values.sorted { $0.path < $1.path })
+        dependencies.alsoLoaded = given
         var allErrors: [SpecError] = []
+        var reported: Set<SpecError> = []
         var namesSeen: [String: WorkflowSpec] = [:]
         for result in results {
             var errors = result.errors
@@ -121,6 +142,7 @@ public struct SpecLoader: Sendable {
                     context: ValidationContext(
                         knownHandlers: knownHandlers, otherSpecs: others, checksHandlers: checksHandlers))
                 errors += validator.validate(spec)
+                errors += dependencies.problems(of: spec)
                 if let first = namesSeen[spec.name], !Self.samePath(first.file, spec.file) {
                     errors.append(SpecError(
                         "workflow name '\(spec.name)' is also used by \(first.file); names must be unique",
@@ -129,7 +151,8 @@ public struct SpecLoader: Sendable {
                     namesSeen[spec.name] = spec
                 }
             }
-            allErrors += errors.sorted { $0.location < $1.location }
+            // A file that several given specs need is reported once.
+            allErrors += errors.sorted { $0.location < $1.location }.filter { reported.insert($0).inserted }
         }
         return (given, allErrors)
     }
