@@ -152,7 +152,7 @@ extension StepProcessTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let file = directory.file("system.sqlite")
-        FileManager.default.createFile(atPath: file, contents: nil)
+        _ = FileManager.default.createFile(atPath: file, contents: nil)
         let absolute = StepProcessRegistry.identity(ofDatabase: "sqlite:\(file)")
         #expect(StepProcessRegistry.identity(ofDatabase: "sqlite:///\(file)") == absolute, "sqlite:////ABSOLUTE")
         #expect(StepProcessRegistry.identity(ofDatabase: "sqlite:\(directory.path)/./system.sqlite") == absolute)
