@@ -42,9 +42,18 @@ public struct StepRetryPolicy: Sendable, Hashable {
 }
 
 extension Duration {
-    /// Whole milliseconds, rounded down.
+    /// The longest duration the engine stores or adds to a time: 100 years. Longer sleeps, timeouts and
+    /// delays mean "practically never" and are treated as this, so that adding one to the current time (a
+    /// wake-up time, a deadline, also in SQL) can never overflow.
+    static let longestMilliseconds: Int64 = 100 * 365 * 86_400_000
+
+    /// Whole milliseconds, rounded down, within ±`longestMilliseconds`.
     var milliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+        let (seconds, attoseconds) = components
+        let limit = Self.longestMilliseconds
+        guard seconds < limit / 1000 else { return limit }
+        guard seconds > -limit / 1000 else { return -limit }
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 
     /// Seconds, with the fraction.
