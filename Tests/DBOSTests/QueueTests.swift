@@ -303,6 +303,39 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
+    @Test(arguments: Backend.allCases) func resumingARunLeavesADescendantCancelledOnItsOwnCancelled(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let waiter = try runtime.register("waiter") { (context: WorkflowContext, _: String) -> String in
+            try await context.recv(String.self, topic: "go", timeout: .seconds(60)) ?? "timed out"
+        }
+        let parent = try runtime.register("parent") { (context: WorkflowContext, _: String) -> String in
+            let childOutcome: String
+            do {
+                childOutcome = try await context.runChildWorkflow(waiter, input: "")
+            } catch {
+                childOutcome = "child cancelled"
+            }
+            let message = try await context.recv(String.self, topic: "go", timeout: .seconds(60)) ?? "timed out"
+            return childOutcome + ", " + message
+        }
+        try await runtime.launch()
+        _ = try await runtime.startWorkflow(parent, input: "", options: WorkflowOptions(workflowID: "solo"))
+        #expect(await eventually { (try? await runtime.workflowStatus(id: "solo-0"))?.state == .pending })
+        try await runtime.cancelWorkflow(id: "solo-0")
+        // The parent saw the child's cancellation and went on; now it is cancelled itself, later.
+        try await Task.sleep(for: .milliseconds(20))
+        try await runtime.cancelWorkflow(id: "solo")
+        #expect(await eventually { (try? await runtime.workflowStatus(id: "solo"))?.state == .cancelled })
+
+        try await runtime.resumeWorkflow(id: "solo")
+        #expect(try await runtime.workflowStatus(id: "solo-0")?.state == .cancelled, "cancelled on its own: left so")
+        try await runtime.send(to: "solo", topic: "go", message: "go")
+        #expect(try await runtime.retrieveWorkflow(id: "solo", as: String.self).result() == "child cancelled, go")
+        await runtime.shutdown()
+    }
+
     @Test(arguments: Backend.allCases) func aFailedRunResumesAndRetriesItsFailedStep(backend: Backend) async throws {
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }

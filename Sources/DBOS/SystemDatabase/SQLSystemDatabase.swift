@@ -1017,19 +1017,25 @@ final class SQLSystemDatabase: SystemDatabase {
             }
             try Self.enqueueAgain(runner, id: id, queueName: queueName, executorID: executorID, at: now)
             var queues = [record.queueName ?? queueName]
-            // Cancelling a run cancels its descendants: resuming it resumes the cancelled ones, or the run
-            // would find each child it awaits still CANCELLED and fail at once.
+            // Cancelling a run cancels its unfinished descendants in the same statement (the same
+            // completed_at): resuming it resumes those, or the run would find each child it awaits still
+            // CANCELLED and fail at once. A descendant cancelled on its own (its timeout, a cancel of just
+            // it) stays as it is: the run may have seen and checkpointed that outcome.
+            guard record.state == .cancelled, let cancelledAt = record.completedAt else { return queues }
             var frontier = [id]
             var seen: Set<String> = [id]
             while !frontier.isEmpty {
                 let children = try runner.query("""
-                    SELECT workflow_uuid, status, queue_name FROM workflow_status WHERE parent_workflow_id IN (\(list: frontier))
+                    SELECT workflow_uuid, status, queue_name, completed_at FROM workflow_status
+                    WHERE parent_workflow_id IN (\(list: frontier))
                     """)
                 frontier = []
                 for child in children {
                     guard let childID = child.string("workflow_uuid"), seen.insert(childID).inserted else { continue }
                     frontier.append(childID)
-                    guard child.string("status") == WorkflowState.cancelled.rawValue else { continue }
+                    guard child.string("status") == WorkflowState.cancelled.rawValue,
+                        child.int64("completed_at") == cancelledAt
+                    else { continue }
                     try Self.enqueueAgain(runner, id: childID, queueName: queueName, executorID: executorID, at: now)
                     queues.append(child.string("queue_name") ?? queueName)
                 }
