@@ -67,14 +67,12 @@ public struct CommandFailure: Error, CustomStringConvertible, Sendable, Equatabl
 
     public var description: String { message }
 
-    /// This failure with every occurrence of `secret` replaced by `***` (a password that must
-    /// never be printed, whatever layer put it into the message).
+    /// This failure with `secret` replaced by `***` wherever it stands as a value of its own (a password
+    /// that must never be printed, whatever layer put it into the message; `SystemDatabaseURL.masking`).
     public func redacting(_ secret: String?) -> CommandFailure {
         guard let secret, !secret.isEmpty else { return self }
-        var redacted = CommandFailure(exitCode: exitCode, message: message.replacingOccurrences(of: secret, with: "***"))
-        redacted.problems = problems.map {
-            SpecError($0.message.replacingOccurrences(of: secret, with: "***"), at: $0.location)
-        }
+        var redacted = CommandFailure(exitCode: exitCode, message: SystemDatabaseURL.masking(secret, in: message))
+        redacted.problems = problems.map { SpecError(SystemDatabaseURL.masking(secret, in: $0.message), at: $0.location) }
         return redacted
     }
 

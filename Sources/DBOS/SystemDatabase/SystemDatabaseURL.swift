@@ -17,6 +17,28 @@ public enum SystemDatabaseURL {
         return String(redacted[...query]) + parameters.joined(separator: "&")
     }
 
+    /// `text` with each occurrence of `password` that stands as a value of its own replaced by `***`: between
+    /// the start, a space, a quote, `=`, `:` or an opening bracket and the end, a space, a quote, `@`, `&`, `,`,
+    /// `;` or a closing bracket, as a password does in a URL (`:PASSWORD@`), a connection string
+    /// (`password=PASSWORD`) or a quoted message. A short password that happens to be part of a host, a
+    /// port or a name (`1` in `127.0.0.1:5431`) is left alone, so the message still says what and where.
+    public static func masking(_ password: String?, in text: String) -> String {
+        guard let password, !password.isEmpty else { return text }
+        let before: Set<Character> = [" ", "\t", "\"", "'", "=", ":", "(", "[", ","]
+        let after: Set<Character> = [" ", "\t", "\"", "'", "@", "&", ",", ";", ")", "]"]
+        var result = ""
+        var rest = Substring(text)
+        while let range = rest.range(of: password) {
+            let startsValue = range.lowerBound == rest.startIndex
+                ? (result.last.map(before.contains) ?? true) : before.contains(rest[rest.index(before: range.lowerBound)])
+            let endsValue = range.upperBound == rest.endIndex || after.contains(rest[range.upperBound])
+            result += rest[..<range.lowerBound]
+            result += startsValue && endsValue ? "***" : String(rest[range])
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
+
     /// The file a `sqlite:` URL names (`sqlite:PATH`, or DBOS's `sqlite:///RELATIVE` and
     /// `sqlite:////ABSOLUTE`); nil for an in-memory database, another scheme, or a URL that names none.
     public static func sqliteFilePath(in url: String) throws(SystemDatabaseError) -> String? {

@@ -80,13 +80,10 @@ struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// Collapses libpq's multi-line messages ("...failed: Connection refused\n\tIs the server
     /// running...") to one line, and masks `secret` should libpq ever echo it.
     static func oneLine(_ text: String, hiding secret: String? = nil) -> String {
-        var line = text.split(whereSeparator: \.isNewline)
+        let line = text.split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
             .joined(separator: " ")
-        if let secret, !secret.isEmpty {
-            line = line.replacingOccurrences(of: secret, with: "***")
-        }
-        return line
+        return SystemDatabaseURL.masking(secret, in: line)
     }
 }
