@@ -227,7 +227,9 @@ public final class SpecInterpreter: Sendable {
         in attributes: JSONValue?, handlers: HandlerRegistry = HandlerRegistry(), otherSpecs: [WorkflowSpec] = []
     ) throws -> [WorkflowSpec] {
         guard let stored = RunAttributes(attributes), let own = stored.spec else { return [] }
-        let loader = loader(handlers: handlers)
+        // Checked when the run was created; the queues in effect are this process's, whatever the text declares.
+        var loader = loader(handlers: handlers)
+        loader.checksQueueConflicts = false
         let children = stored.childSpecs.values.sorted { $0.file < $1.file }.compactMap {
             loader.decode(text: $0.text, file: $0.file).spec
         }
@@ -324,7 +326,9 @@ public final class SpecInterpreter: Sendable {
         throws -> WorkflowSpec
     {
         if let cached = parsedSpecs.withLock({ $0[stored.hash] }) { return cached }
-        let loader = loader
+        // Checked when the run was created; the queues in effect are this process's, whatever the text declares.
+        var loader = loader
+        loader.checksQueueConflicts = false
         var otherSpecs: [WorkflowSpec] = others.values.filter { $0.hash != stored.hash }.compactMap {
             loader.decode(text: $0.text, file: $0.file).spec
         }

@@ -9,6 +9,9 @@ public struct SpecLoader: Sendable {
     public var knownHandlers: Set<String>
     /// Whether `handler:` steps must name a known handler (on by default).
     public var checksHandlers = true
+    /// Whether a spec's queue declarations must agree with the other specs' (on by default; off for texts
+    /// stored with runs, see `ValidationContext.checksQueueConflicts`).
+    public var checksQueueConflicts = true
     /// The YAML loader and its limits.
     public var yamlLoader = YAMLLoader()
 
@@ -85,7 +88,9 @@ public struct SpecLoader: Sendable {
     {
         var errors = errors
         if let spec {
-            let validator = SpecValidator(context: ValidationContext(knownHandlers: knownHandlers, otherSpecs: others, checksHandlers: checksHandlers))
+            let validator = SpecValidator(context: ValidationContext(
+                knownHandlers: knownHandlers, otherSpecs: others, checksHandlers: checksHandlers,
+                checksQueueConflicts: checksQueueConflicts))
             errors += validator.validate(spec)
         }
         guard let spec, errors.isEmpty else { throw SpecValidationError(errors) }

@@ -27,7 +27,7 @@ public struct SpecValidator: Sendable {
             let scope = NameChecker.Scope(knownSteps: ids, extraSteps: ids, levels: [], inMap: false, where: "'output'")
             checker.checkValue(output, scope: scope, errors: &errors)
         }
-        errors.append(contentsOf: queueConflicts(spec))
+        if context.checksQueueConflicts { errors.append(contentsOf: queueConflicts(spec)) }
         return errors.sorted { $0.location < $1.location }
     }
 

@@ -9,11 +9,18 @@ public struct ValidationContext: Sendable {
     /// Whether `handler:` names are checked; `dbos-run graph` turns this off to draw specs meant for programs
     /// that register handlers.
     public var checksHandlers: Bool
+    /// Whether this spec's queue declarations must agree with `otherSpecs`'; off for the text stored with a
+    /// run, which was checked when the run was created: the queues in effect are the process's own.
+    public var checksQueueConflicts: Bool
 
     /// Creates a context.
-    public init(knownHandlers: Set<String> = [], otherSpecs: [WorkflowSpec] = [], checksHandlers: Bool = true) {
+    public init(
+        knownHandlers: Set<String> = [], otherSpecs: [WorkflowSpec] = [], checksHandlers: Bool = true,
+        checksQueueConflicts: Bool = true
+    ) {
         self.knownHandlers = knownHandlers
         self.otherSpecs = otherSpecs
         self.checksHandlers = checksHandlers
+        self.checksQueueConflicts = checksQueueConflicts
     }
 }
