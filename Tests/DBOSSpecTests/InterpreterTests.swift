@@ -349,6 +349,12 @@ final class OverlapRecorder: Sendable {
                 set_event: {key: leaked, value: "${{ secrets.TEST_TOKEN }}"}
               - id: listen
                 recv: {topic: "inbox-${{ secrets.TEST_TOKEN }}", timeout: 100ms, default: nothing}
+              - id: keyed
+                set_event: {key: "k-${{ secrets.TEST_TOKEN }}", value: under-a-secret-key}
+              - id: tell
+                send: {to: "${{ workflow.id }}", topic: "t-${{ secrets.TEST_TOKEN }}", message: hi}
+              - id: hear
+                recv: {topic: "t-${{ secrets.TEST_TOKEN }}", timeout: 10s}
               - id: broken
                 env: {TOKEN: "${{ secrets.TEST_TOKEN }}"}
                 run: echo "fatal $TOKEN" >&2; exit 5
@@ -358,12 +364,16 @@ final class OverlapRecorder: Sendable {
         let message = await environment.failureMessage(of: spec, id: "secret-1")
         let steps = try await environment.runtime.listSteps(workflowID: "secret-1")
         let event = try await environment.runtime.getEvent(workflowID: "secret-1", key: "leaked", timeout: .seconds(1))
+        // Keys and topics are stored too: a secret in one is masked, alike on both sides.
+        let keyed = try await environment.runtime.getEvent(workflowID: "secret-1", key: "k-***", timeout: .seconds(1))
         let events = environment.events.all.map { "\($0.kind)" }.joined(separator: "\n")
         await environment.runtime.shutdown(gracePeriod: .seconds(1))
         #expect(steps.first { $0.name == "show" }?.output == "token is ***")
         #expect(steps.first { $0.name == "fail" }?.error?.message == "exit code 2: rejected ***")
         #expect(steps.first { $0.name == "handled" }?.output == ["value": "***"])
         #expect(event == "***")
+        #expect(keyed == "under-a-secret-key")
+        #expect(steps.first { $0.functionID == 7 }?.output == "hi", "a message sent and received on a secret topic")
         #expect(message.contains("fatal ***"))
         #expect(!message.contains(secret))
         #expect(!events.contains(secret))

@@ -199,7 +199,9 @@ struct StepListExecutor: Sendable {
             try await context.sleep(for: duration, functionID: slot)
             return .null
         case .recv(let action):
-            let topic = try resolveText(action.topic, scope: scope)
+            // Topics and keys are stored (by the sender, the event's writer): a secret in one is masked
+            // on both sides alike, so they still match.
+            let topic = run.masker.mask(try resolveText(action.topic, scope: scope))
             let timeout = try resolveWait(action.timeout ?? step.timeout, scope: scope)
             run.emit(.stepWaiting(stepID: step.id, what: "message on topic '\(topic)'"))
             if let message = try await context.recv(
@@ -212,18 +214,18 @@ struct StepListExecutor: Sendable {
             throw StepFailure(message: "no message on topic '\(topic)' within \(SpecDuration.text(timeout))")
         case .send(let action):
             let destination = try resolveText(action.destination, scope: scope)
-            let topic = try resolveText(action.topic, scope: scope)
+            let topic = run.masker.mask(try resolveText(action.topic, scope: scope))
             let message = try action.message.map { try resolve($0, scope: scope) } ?? .null
             try await context.send(to: destination, topic: topic, message: run.masker.mask(message), functionID: slot)
             return .null
         case .setEvent(let key, let value):
-            let key = try resolveText(key, scope: scope)
+            let key = run.masker.mask(try resolveText(key, scope: scope))
             let value = run.masker.mask(try resolve(value, scope: scope))
             try await context.setEvent(key: key, value: value, functionID: slot)
             return .null
         case .getEvent(let action):
             let source = try resolveText(action.source, scope: scope)
-            let key = try resolveText(action.key, scope: scope)
+            let key = run.masker.mask(try resolveText(action.key, scope: scope))
             let timeout = try resolveWait(action.timeout ?? step.timeout, scope: scope)
             run.emit(.stepWaiting(stepID: step.id, what: "event '\(key)' of run '\(source)'"))
             if let value = try await context.getEvent(
