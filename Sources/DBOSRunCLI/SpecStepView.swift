@@ -9,7 +9,7 @@ import Foundation
 /// run (whose output is the child's own), and a `recv`/`get_event` timeout as an extra row at
 /// `SpecInterpreter.timeoutSlotOffset + slot`. This view maps each row back to its step through the
 /// spec text stored with the run (the same text that fixed the slots): the step's id as name,
-/// `SKIPPED` with null output for a skipped step, null for a sleep (`PENDING` until it wakes), the
+/// null output for a skipped step (`SKIPPED` in the table), null for a sleep (`PENDING` until it wakes), the
 /// child's status and output for a child step, and no rows for the timeout slots. A run without a
 /// stored spec (not started from one, or its text cannot be read) is shown as recorded.
 struct SpecStepView {
@@ -22,6 +22,9 @@ struct SpecStepView {
         var error: String?
         var startedAt: Date?
         var completedAt: Date?
+        /// The step's `if:` was false: `SUCCESS` with null output in JSON (the contract's statuses), `SKIPPED`
+        /// in the table.
+        var isSkipped = false
 
         /// A recorded step as stored, with the CLI's status vocabulary.
         init(recorded step: StepInfo) {
@@ -57,7 +60,7 @@ struct SpecStepView {
         guard let graph = try await graph(of: status, client: client) else { return steps.map(Row.init(recorded:)) }
         var rows: [Row] = []
         for step in steps where step.functionID < SpecInterpreter.timeoutSlotOffset {
-            rows.append(try await row(for: step, in: graph, runIsOver: status.state.isTerminal, client: client, now: now))
+            rows.append(try await row(for: step, in: graph, run: status, client: client, now: now))
         }
         return rows
     }
@@ -93,7 +96,7 @@ struct SpecStepView {
     }
 
     private static func row(
-        for step: StepInfo, in graph: StepGraph, runIsOver: Bool, client: DBOSClient, now: Date
+        for step: StepInfo, in graph: StepGraph, run: WorkflowStatus, client: DBOSClient, now: Date
     ) async throws -> Row {
         var row = Row(recorded: step)
         if let node = graph.nodes.first(where: { $0.compensationSlot == step.functionID }) {
@@ -103,16 +106,21 @@ struct SpecStepView {
         guard let node = graph.nodes.first(where: { $0.slot == step.functionID }) else { return row }
         row.name = node.id
         if step.output == skippedMarker, step.error == nil {
-            row.status = "SKIPPED"
+            row.isSkipped = true
             row.output = nil
             return row
         }
         switch node.step.action {
         case .sleep:
             row.output = nil
-            // The checkpoint holds the wake-up time from the start: until then the step is still sleeping.
-            if let wakeUp = step.completedAt, wakeUp > now, !runIsOver {
-                row.status = "PENDING"
+            // The checkpoint holds the wake-up time from the start: until then the step is still sleeping,
+            // and a run that ended before it (cancelled, timed out) interrupted it.
+            guard let wakeUp = step.completedAt else { break }
+            if !run.state.isTerminal, wakeUp > now {
+                row.status = WorkflowState.pending.rawValue
+                row.completedAt = nil
+            } else if run.state.isTerminal, wakeUp > run.completedAt ?? run.updatedAt {
+                row.status = run.state == .success ? WorkflowState.pending.rawValue : run.state.rawValue
                 row.completedAt = nil
             }
         case .recv(let action):

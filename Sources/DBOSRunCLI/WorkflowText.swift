@@ -41,7 +41,7 @@ public enum WorkflowText {
             headers: ["STEP", "NAME", "STATUS", "STARTED", "COMPLETED", "RESULT"],
             rows: steps.map { step in
                 [
-                    String(step.slot), step.name, step.status,
+                    String(step.slot), step.name, step.isSkipped ? "SKIPPED" : step.status,
                     step.startedAt.map(Timestamp.text) ?? "-", step.completedAt.map(Timestamp.text) ?? "-",
                     step.error ?? step.output.map(values.text(for:)) ?? "-",
                 ]
