@@ -232,6 +232,45 @@ func problems(_ text: String, file: String) -> [String] {
         #expect(output == "done")
         #expect(elapsed >= .seconds(2) && elapsed < .seconds(30))
     }
+
+    @Test func aTemplatedLimitThatCannotBeUsedFailsTheStepAtItsSlotDurably() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-audit")
+        let spec = try SpecFiles.write("""
+            input: {properties: {t: {}}}
+            steps:
+              - {id: bounded, run: echo hi, timeout: '${{ input.t }}', continue_on_error: true}
+              - {id: after, run: echo after}
+            """, as: "limit.yaml", in: directory)
+        let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory)
+        _ = try await environment.run(spec, input: ["t": "soon"], id: "limit-1")
+        let steps = try await environment.runtime.listSteps(workflowID: "limit-1")
+        await environment.close()
+        // Checkpointed like the action's own failure, so a replay makes the same decision.
+        #expect(steps.first { $0.functionID == 0 }?.error?.message
+            == #"'timeout' must be a duration such as 30s or a number of seconds, not "soon""#)
+    }
+
+    @Test func aCheckpointedStepsTemplatedLimitsAreNotEvaluatedAgainOnRecovery() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-audit")
+        let spec = try SpecFiles.write("""
+            steps:
+              - {id: first, run: echo first, timeout: '${{ secrets.LIMIT }}', retry: {interval: '${{ secrets.LIMIT }}'}}
+              - {id: hold, recv: {topic: go}}
+            """, as: "limits.yaml", in: directory)
+        let first = try await SpecTestRuntime.make(specs: [spec], directory: directory, secrets: { $0 == "LIMIT" ? "5s" : nil })
+        _ = try await first.interpreter.start(spec: spec, workflowID: "limits-1")
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try await first.runtime.listSteps(workflowID: "limits-1").isEmpty, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        await first.runtime.shutdown(gracePeriod: .zero)
+        // The secret is gone: evaluating the templates again would fail the replayed step.
+        let second = try await SpecTestRuntime.make(specs: [spec], directory: directory, secrets: { _ in nil })
+        try await second.runtime.send(to: "limits-1", topic: "go", message: "go")
+        let output = try await second.runtime.retrieveWorkflow(id: "limits-1").result()
+        await second.close()
+        #expect(output == "go")
+    }
 }
 
 /// An input that fails the `input:` schema is reported at the part of the schema it violates.

@@ -182,15 +182,15 @@ struct StepListExecutor: Sendable {
         let context = run.context
         switch step.action {
         case .run(let command, let format):
+            let (retry, timeout) = try await limits(of: step, slot: slot, scope: scope)
             return try await runCommand(
                 name: step.id, stepID: step.id, slot: slot, command: command, format: format,
-                environment: step.environment, retry: try resolveRetry(step.retry, scope: scope),
-                timeout: try resolveTimeout(step.timeout, scope: scope), scope: scope)
+                environment: step.environment, retry: retry, timeout: timeout, scope: scope)
         case .handler(let name, let input):
+            let (retry, timeout) = try await limits(of: step, slot: slot, scope: scope)
             return try await callHandler(
-                name: step.id, stepID: step.id, slot: slot, handler: name, input: input,
-                retry: try resolveRetry(step.retry, scope: scope), timeout: try resolveTimeout(step.timeout, scope: scope),
-                scope: scope)
+                name: step.id, stepID: step.id, slot: slot, handler: name, input: input, retry: retry,
+                timeout: timeout, scope: scope)
         case .sleep(let value):
             // Once the wake-up time is checkpointed, a template is not evaluated again: the recorded time holds.
             let recorded = value.templateValue != nil && context.recordedSteps.contains { $0.functionID == slot }
@@ -460,6 +460,23 @@ struct StepListExecutor: Sendable {
     /// How long a `recv` or `get_event` waits: zero does not wait, none waits forever.
     private func resolveWait(_ value: DurationValue?, scope: ExpressionScope) throws -> Duration {
         try value.map { try resolveDuration($0, field: "timeout", allowsZero: true, scope: scope) } ?? Self.forever
+    }
+
+    /// A `run` or `handler` step's `retry:` and `timeout:`, templates evaluated. Not evaluated for a step
+    /// already checkpointed: its replay needs neither, and a secret they read may differ now. A value that
+    /// cannot be used fails the step as its action would, checkpointed at its slot, so that a replay (and
+    /// `continue_on_error`'s `steps.<id>.status`) decides the same.
+    private func limits(of step: StepSpec, slot: Int, scope: ExpressionScope) async throws -> (RetrySpec?, Duration?) {
+        if run.context.recordedSteps.contains(where: { $0.functionID == slot }) { return (nil, nil) }
+        do {
+            return (try resolveRetry(step.retry, scope: scope), try resolveTimeout(step.timeout, scope: scope))
+        } catch let failure as StepFailure {
+            let masked = StepFailure(message: run.masker.mask(failure.message))
+            _ = try await run.context.executeStep(functionID: slot, name: step.id, retry: .none) {
+                () async throws -> JSONValue in throw masked
+            }
+            throw masked
+        }
     }
 
     /// The retry policy with its templated fields evaluated.
