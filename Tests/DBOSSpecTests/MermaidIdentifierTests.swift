@@ -16,6 +16,7 @@ import Testing
         "end", "end-2", "2end", "subgraph", "graph", "flowchart", "flowchart-elk", "style", "style-1", "linkStyle",
         "classDef", "class", "class-a", "interpolate", "_self", "_blank", "_parent", "_top", "call", "click", "href",
         "a--b", "-x", "x-", "-", "constructor", "__proto__", "toString", "direction", "set-direction", "#3", "",
+        "my_parent", "open_blank", "x_self", "page_top",
     ])
     func aStepIDMermaidWouldMisreadIsNotANodeID(id: String) {
         #expect(!MermaidIdentifiers.isSafe(id))

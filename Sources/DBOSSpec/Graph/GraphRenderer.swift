@@ -129,13 +129,16 @@ public enum GraphRenderer {
 ///   `class`, `graph`, ... (also after leading digits, which are lexed as a number of their own);
 ///   `call`, `click` and `href` are keywords when followed by a space, as an edge's source is;
 /// - a line ending in `direction` followed by a line starting with `TB`, `LR`, ... is a direction statement;
-/// - the names of JavaScript's object prototype (`constructor`, `__proto__`, ...) broke older renderers.
+/// - the names of JavaScript's object prototype (`constructor`, `__proto__`, ...) broke older renderers;
+/// - ids ending in a link target (`my_parent`, `x_self`) failed to parse in some versions (mermaid-js#4645).
 struct MermaidIdentifiers {
     /// Keywords that end at a word boundary: unsafe alone or followed by `-`.
     private static let keywords: Set<String> = [
         "end", "subgraph", "graph", "flowchart", "style", "linkStyle", "classDef", "class", "interpolate",
         "_self", "_blank", "_parent", "_top",
     ]
+    /// Link targets of `click` statements, which some versions also matched at the end of an id.
+    private static let linkTargets = ["_self", "_blank", "_parent", "_top"]
     /// Keywords that need a space after them: unsafe alone.
     private static let keywordsBeforeSpace: Set<String> = ["call", "click", "href"]
     private static let prototypeNames: Set<String> = [
@@ -165,6 +168,7 @@ struct MermaidIdentifiers {
             id.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_" || $0 == "-") })
         else { return false }
         if id.hasSuffix("direction") || prototypeNames.contains(id) { return false }
+        if Self.linkTargets.contains(where: { id.hasSuffix($0) }) { return false }
         let word = id.drop(while: \.isNumber)
         let head = word.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         if keywords.contains(head) || keywordsBeforeSpace.contains(String(word)) { return false }
