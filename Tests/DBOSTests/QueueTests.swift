@@ -336,6 +336,46 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
+    @Test(arguments: Backend.allCases) func runsHeldByAGlobalLimitStartWhenTheSlotFreesNotAtTheNotificationFallback(
+        backend: Backend
+    ) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        // Two processes serving the queue; their notification fallback is longer than the test may take, so
+        // only prompt wake-ups (the outcome written here, polling while the limit holds runs) finish in time.
+        var runtimes: [DBOSRuntime] = []
+        for executor in ["a", "b"] {
+            var configuration = DBOSConfiguration(
+                systemDatabaseURL: setup.url, executorID: executor, applicationVersion: "test",
+                notificationFallbackInterval: .seconds(120))
+            let runtime = try await DBOSRuntime(configuration: configuration)
+            _ = try runtime.register("brief") { (context: WorkflowContext, index: Int) -> Int in
+                // A step last: its checkpoint goes with the outcome, which waits to share a commit.
+                try await context.runStep("work") { () async throws -> Int in
+                    try await Task.sleep(for: .milliseconds(50))
+                    return index
+                }
+            }
+            try runtime.register(queue: WorkflowQueue(name: "one-at-a-time", globalConcurrency: 1))
+            try await runtime.launch()
+            runtimes.append(runtime)
+        }
+        let client = try await DBOSClient(systemDatabaseURL: setup.url)
+        for index in 0..<6 {
+            _ = try await client.enqueue(
+                workflowName: "brief", queueName: "one-at-a-time", input: index, options: WorkflowOptions(workflowID: "g\(index)"))
+        }
+        let deadline = ContinuousClock.now + .seconds(40)
+        var finished = 0
+        while finished < 6, ContinuousClock.now < deadline {
+            finished = try await client.listWorkflows(WorkflowFilter(states: [.success])).count
+            if finished < 6 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(finished == 6, "runs held by the global limit waited for the 120 s fallback")
+        await client.close()
+        for runtime in runtimes { await runtime.shutdown(gracePeriod: .zero) }
+    }
+
     @Test(arguments: Backend.allCases) func aFailedRunResumesAndRetriesItsFailedStep(backend: Backend) async throws {
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }

@@ -20,6 +20,14 @@ extension DBOSRuntime {
                 backoff = pollingInterval
                 // More may be waiting than one claim took: look again at once.
                 if !claimed.isEmpty { wait = .zero }
+                // Runs wait but a global limit holds them: the slot frees when a run's outcome is written,
+                // here or in another process, which no notification announces. Poll at the queue's own
+                // interval meanwhile, not the notifications' fallback (seconds per run on PostgreSQL).
+                if claimed.isEmpty, queue.globalConcurrency != nil || queue.rateLimit != nil,
+                    !state.withLock({ $0.queuesSeenIdle.contains(queue.name) })
+                {
+                    wait = min(wait, queue.pollingInterval)
+                }
             } catch {
                 // The database is unreachable or busy: back off up to 30 s, then retry.
                 backoff = min(backoff * 2, .seconds(30))

@@ -656,8 +656,12 @@ public final class DBOSRuntime: Sendable {
     private func finishRunning(_ id: String) {
         let (finished, wakesQueue) = state.withLock { state -> (RunningWorkflow?, String?) in
             let finished = state.running.removeValue(forKey: id)
-            guard let finished, !finished.codeEnded, let queueName = finished.queueName else { return (finished, nil) }
-            return (finished, Self.freeQueueSlot(of: queueName, in: &state))
+            guard let finished, let queueName = finished.queueName else { return (finished, nil) }
+            guard finished.codeEnded else { return (finished, Self.freeQueueSlot(of: queueName, in: &state)) }
+            // The slot here was freed when the code ended; a global limit counts the run until its outcome
+            // is written, which is now: runs waiting for that limit may start.
+            let counted = state.queues[queueName].map { $0.globalConcurrency != nil } ?? false
+            return (finished, counted && !state.queuesSeenIdle.contains(queueName) ? queueName : nil)
         }
         finished?.timer?.cancel()
         wakeups.signal(WakeupRegistry.completionKey(workflowID: id))
