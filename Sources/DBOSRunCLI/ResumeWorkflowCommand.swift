@@ -49,8 +49,15 @@ public struct ResumeWorkflowCommand: FailureReportingCommand {
             runtime: stored.runtime, workflowID: workflowID,
             continueCommand: "dbos-run workflows resume \(ShellWord.argument(workflowID))", printer: ValuePrinter(printsJSON: json))
         run.stopOnTerminationSignals()
+        // Resumed before the queue runners start: a run still ENQUEUED would otherwise be claimed by this
+        // process first, and the resume then refused as the run is no longer waiting.
+        do {
+            _ = try await stored.interpreter.resume(workflowID: workflowID)
+        } catch {
+            await stored.runtime.shutdown(gracePeriod: .zero)
+            throw error
+        }
         try await stored.runtime.launch()
-        _ = try await stored.interpreter.resume(workflowID: workflowID)
         printError("dbos-run: run \(workflowID) resumed from its last checkpoint")
         try await run.waitForEnd()
     }

@@ -119,8 +119,9 @@ struct SpecStepView {
             if !run.state.isTerminal, wakeUp > now {
                 row.status = WorkflowState.pending.rawValue
                 row.completedAt = nil
-            } else if run.state.isTerminal, wakeUp > run.completedAt ?? run.updatedAt {
-                row.status = run.state == .success ? WorkflowState.pending.rawValue : run.state.rawValue
+            } else if run.state.isTerminal, run.state != .success, wakeUp > run.completedAt ?? run.updatedAt {
+                // (A run that succeeded slept to the end, whatever another machine's clock recorded.)
+                row.status = run.state.rawValue
                 row.completedAt = nil
             }
         case .recv(let action):

@@ -250,6 +250,22 @@ func problems(_ text: String, file: String) -> [String] {
             == #"'timeout' must be a duration such as 30s or a number of seconds, not "soon""#)
     }
 
+    @Test func aCompensationsUnusableTemplatedLimitIsCheckpointedAsItsFailure() async throws {
+        let directory = try TemporaryDirectory(prefix: "dbos-audit")
+        let spec = try SpecFiles.write("""
+            input: {properties: {t: {}}}
+            steps:
+              - {id: charge, run: echo charged, compensate: {run: echo refunded, timeout: '${{ input.t }}'}}
+              - {id: ship, run: exit 3}
+            """, as: "saga.yaml", in: directory)
+        let environment = try await SpecTestRuntime.make(specs: [spec], directory: directory)
+        _ = await environment.failureMessage(of: spec, input: ["t": "soon"], id: "saga-1")
+        let steps = try await environment.runtime.listSteps(workflowID: "saga-1")
+        await environment.close()
+        #expect(steps.first { $0.name == "charge.compensate" }?.error?.message
+            == #"'timeout' must be a duration such as 30s or a number of seconds, not "soon""#)
+    }
+
     @Test func aCheckpointedStepsTemplatedLimitsAreNotEvaluatedAgainOnRecovery() async throws {
         let directory = try TemporaryDirectory(prefix: "dbos-audit")
         let spec = try SpecFiles.write("""

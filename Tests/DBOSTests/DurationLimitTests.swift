@@ -14,6 +14,16 @@ struct DurationLimitTests {
         #expect(Duration.milliseconds(-1500).milliseconds == -1500)
     }
 
+    @Test func aRetryBackoffOfCenturiesIsClampedInsteadOfTrapping() {
+        let policy = StepRetryPolicy(maxAttempts: 3, baseInterval: .seconds(Int64.max / 2), backoffFactor: 2, maxInterval: .seconds(Int64.max))
+        #expect(policy.interval(afterAttempt: 2).milliseconds == Duration.longestMilliseconds)
+    }
+
+    @Test func aQueueThatWouldPollWithoutPauseIsRefused() {
+        #expect(WorkflowQueue(name: "q", pollingInterval: .zero).configurationProblems == ["the polling interval must be positive"])
+        #expect(WorkflowQueue(name: "q").configurationProblems.isEmpty)
+    }
+
     @Test(arguments: Backend.allCases) func aSleepAndATimeoutOfCenturiesWaitInsteadOfCrashing(backend: Backend) async throws {
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }

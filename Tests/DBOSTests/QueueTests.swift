@@ -376,6 +376,39 @@ struct QueueTests {
         for runtime in runtimes { await runtime.shutdown(gracePeriod: .zero) }
     }
 
+    @Test(arguments: Backend.allCases) func aTimedOutTreeIsCancelledTogetherAndResumesTogether(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let child = try runtime.register("slow-child") { (context: WorkflowContext, _: String) -> String in
+            try await context.sleep(for: .seconds(30))
+            return "slept"
+        }
+        let parent = try runtime.register("timed-parent") { (context: WorkflowContext, _: String) -> String in
+            try await context.runChildWorkflow(child, input: "")
+        }
+        try await runtime.launch()
+        // The child inherits the parent's deadline, so both have a timer for the same instant; whichever fires
+        // first, the tree is cancelled in one statement. Several trees, as the order of the timers varies.
+        let ids = (0..<6).map { "timed-\($0)" }
+        for id in ids {
+            _ = try await runtime.startWorkflow(parent, input: "", options: WorkflowOptions(workflowID: id, timeout: .milliseconds(300)))
+        }
+        for id in ids {
+            #expect(await eventually { (try? await runtime.workflowStatus(id: id))?.state.isTerminal == true })
+            #expect(await eventually { (try? await runtime.workflowStatus(id: id + "-0"))?.state.isTerminal == true })
+            let parentStatus = try #require(try await runtime.workflowStatus(id: id))
+            let childStatus = try #require(try await runtime.workflowStatus(id: id + "-0"))
+            #expect(parentStatus.state == .cancelled, "\(id): \(parentStatus.state) \(parentStatus.error?.message ?? "")")
+            #expect(childStatus.state == .cancelled)
+            #expect(parentStatus.completedAt == childStatus.completedAt, "\(id): cancelled in one statement")
+        }
+        try await runtime.resumeWorkflow(id: ids[0])
+        #expect(try await runtime.workflowStatus(id: ids[0] + "-0")?.state.isTerminal == false, "the child goes back with it")
+        try await runtime.cancelWorkflow(id: ids[0])
+        await runtime.shutdown()
+    }
+
     @Test(arguments: Backend.allCases) func aFailedRunResumesAndRetriesItsFailedStep(backend: Backend) async throws {
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }

@@ -23,8 +23,12 @@ extension DBOSRuntime {
                 // Runs wait but a global limit holds them: the slot frees when a run's outcome is written,
                 // here or in another process, which no notification announces. Poll at the queue's own
                 // interval meanwhile, not the notifications' fallback (seconds per run on PostgreSQL).
+                // (Not while this process's own slots are full: its runs' ends wake the runner.)
                 if claimed.isEmpty, queue.globalConcurrency != nil || queue.rateLimit != nil,
-                    !state.withLock({ $0.queuesSeenIdle.contains(queue.name) })
+                    state.withLock({ state in
+                        !state.queuesSeenIdle.contains(queue.name)
+                            && queue.workerConcurrency.map { (state.queueSlotsTaken[queue.name] ?? 0) < $0 } ?? true
+                    })
                 {
                     wait = min(wait, queue.pollingInterval)
                 }

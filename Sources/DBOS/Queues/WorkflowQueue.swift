@@ -63,6 +63,7 @@ public struct WorkflowQueue: Sendable, Hashable {
             if rate.limit < 1 { problems.append("a rate limit must allow at least 1 start") }
             if rate.period <= .zero { problems.append("a rate limit period must be positive") }
         }
+        if pollingInterval <= .zero { problems.append("the polling interval must be positive") }
         return problems
     }
 }

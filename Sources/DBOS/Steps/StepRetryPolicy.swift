@@ -27,7 +27,9 @@ public struct StepRetryPolicy: Sendable, Hashable {
     /// The wait after failed attempt number `attempt` (1-based), before jitter.
     public func interval(afterAttempt attempt: Int) -> Duration {
         let seconds = min(maxInterval.seconds, baseInterval.seconds * pow(backoffFactor, Double(attempt - 1)))
-        return .milliseconds(Int64((seconds * 1000).rounded()))
+        // Clamped like every duration the engine adds to a time (a backoff of centuries would trap here).
+        let milliseconds = min((seconds * 1000).rounded(), Double(Duration.longestMilliseconds))
+        return .milliseconds(Int64(max(0, milliseconds)))
     }
 
     private func pow(_ base: Double, _ exponent: Double) -> Double {

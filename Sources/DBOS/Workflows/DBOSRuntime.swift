@@ -697,10 +697,22 @@ public final class DBOSRuntime: Sendable {
     private func cancelForTimeout(_ id: String, timeoutMilliseconds: Int64?) async {
         // A run whose code ended in time is not timed out while its outcome is being written.
         guard state.withLock({ $0.running[id].map { !$0.codeEnded } ?? true }) else { return }
-        let reason = "timed out" + (timeoutMilliseconds.map { " after \(Duration.milliseconds($0))" } ?? " (deadline passed)")
-        let error = PortableError(name: "DBOSTimeout", message: "workflow '\(id)' \(reason)")
+        // A child that inherited its deadline times out with the ancestor it inherited it from: the ancestor
+        // is cancelled with its whole tree in one statement, as its own timer would, whichever timer fires
+        // first. The tree then ends CANCELLED together (not the parent ERROR for a cancelled child), and
+        // resuming the ancestor resumes the descendants cancelled with it.
+        var (target, timeout) = (id, timeoutMilliseconds)
+        if var current = try? await database.workflow(id: id), let deadline = current.deadline {
+            while let parentID = current.parentWorkflowID, let parent = try? await database.workflow(id: parentID),
+                parent.deadline == deadline, !parent.state.isTerminal
+            {
+                (target, timeout, current) = (parentID, parent.timeoutMilliseconds, parent)
+            }
+        }
+        let reason = "timed out" + (timeout.map { " after \(Duration.milliseconds($0))" } ?? " (deadline passed)")
+        let error = PortableError(name: "DBOSTimeout", message: "workflow '\(target)' \(reason)")
         let cancelled = (try? await database.cancelWorkflows(
-            ids: [id], includeDescendants: true, error: error.storedText, at: Date().epochMilliseconds)) ?? []
+            ids: [target], includeDescendants: true, error: error.storedText, at: Date().epochMilliseconds)) ?? []
         stopLocalRuns(cancelled.isEmpty ? [id] : cancelled, reason: reason)
     }
 

@@ -182,12 +182,14 @@ struct StepListExecutor: Sendable {
         let context = run.context
         switch step.action {
         case .run(let command, let format):
-            let (retry, timeout) = try await limits(of: step, slot: slot, scope: scope)
+            let (retry, timeout) = try await limits(
+                retry: step.retry, timeout: step.timeout, name: step.id, slot: slot, scope: scope)
             return try await runCommand(
                 name: step.id, stepID: step.id, slot: slot, command: command, format: format,
                 environment: step.environment, retry: retry, timeout: timeout, scope: scope)
         case .handler(let name, let input):
-            let (retry, timeout) = try await limits(of: step, slot: slot, scope: scope)
+            let (retry, timeout) = try await limits(
+                retry: step.retry, timeout: step.timeout, name: step.id, slot: slot, scope: scope)
             return try await callHandler(
                 name: step.id, stepID: step.id, slot: slot, handler: name, input: input, retry: retry,
                 timeout: timeout, scope: scope)
@@ -199,9 +201,7 @@ struct StepListExecutor: Sendable {
             try await context.sleep(for: duration, functionID: slot)
             return .null
         case .recv(let action):
-            // Topics and keys are stored (by the sender, the event's writer): a secret in one is masked
-            // on both sides alike, so they still match.
-            let topic = run.masker.mask(try resolveText(action.topic, scope: scope))
+            let topic = try resolveStoredName(action.topic, scope: scope)
             let timeout = try resolveWait(action.timeout ?? step.timeout, scope: scope)
             run.emit(.stepWaiting(stepID: step.id, what: "message on topic '\(topic)'"))
             if let message = try await context.recv(
@@ -214,18 +214,18 @@ struct StepListExecutor: Sendable {
             throw StepFailure(message: "no message on topic '\(topic)' within \(SpecDuration.text(timeout))")
         case .send(let action):
             let destination = try resolveText(action.destination, scope: scope)
-            let topic = run.masker.mask(try resolveText(action.topic, scope: scope))
+            let topic = try resolveStoredName(action.topic, scope: scope)
             let message = try action.message.map { try resolve($0, scope: scope) } ?? .null
             try await context.send(to: destination, topic: topic, message: run.masker.mask(message), functionID: slot)
             return .null
         case .setEvent(let key, let value):
-            let key = run.masker.mask(try resolveText(key, scope: scope))
+            let key = try resolveStoredName(key, scope: scope)
             let value = run.masker.mask(try resolve(value, scope: scope))
             try await context.setEvent(key: key, value: value, functionID: slot)
             return .null
         case .getEvent(let action):
             let source = try resolveText(action.source, scope: scope)
-            let key = run.masker.mask(try resolveText(action.key, scope: scope))
+            let key = try resolveStoredName(action.key, scope: scope)
             let timeout = try resolveWait(action.timeout ?? step.timeout, scope: scope)
             run.emit(.stepWaiting(stepID: step.id, what: "event '\(key)' of run '\(source)'"))
             if let value = try await context.getEvent(
@@ -406,8 +406,8 @@ struct StepListExecutor: Sendable {
             run.emit(.compensationStarted(stepID: id, slot: slot))
             let name = "\(id).compensate"
             do {
-                let retry = try resolveRetry(compensation.retry, scope: scope)
-                let timeout = try resolveTimeout(compensation.timeout, scope: scope)
+                let (retry, timeout) = try await limits(
+                    retry: compensation.retry, timeout: compensation.timeout, name: name, slot: slot, scope: scope)
                 switch compensation.action {
                 case .run(let command, let format):
                     _ = try await runCommand(
@@ -442,6 +442,14 @@ struct StepListExecutor: Sendable {
         try resolve(value, scope: scope).interpolatedText
     }
 
+    /// A topic or event key, which the database stores: one built from a secret has the secret masked (alike
+    /// on the sending and the receiving side, so they still match); one that reads no secret is left as it is,
+    /// even if it happens to contain a secret's text.
+    private func resolveStoredName(_ value: SpecValue, scope: ExpressionScope) throws -> String {
+        let text = try resolveText(value, scope: scope)
+        return value.referencedSecrets.isEmpty ? text : run.masker.mask(text)
+    }
+
     /// A templated duration's value; one that is not a duration fails the step, naming the field.
     private func resolveDuration(_ value: DurationValue, field: String, allowsZero: Bool, scope: ExpressionScope)
         throws -> Duration
@@ -462,17 +470,19 @@ struct StepListExecutor: Sendable {
         try value.map { try resolveDuration($0, field: "timeout", allowsZero: true, scope: scope) } ?? Self.forever
     }
 
-    /// A `run` or `handler` step's `retry:` and `timeout:`, templates evaluated. Not evaluated for a step
+    /// A `run` or `handler` step's (or compensation's) `retry:` and `timeout:`, templates evaluated. Not evaluated for a step
     /// already checkpointed: its replay needs neither, and a secret they read may differ now. A value that
     /// cannot be used fails the step as its action would, checkpointed at its slot, so that a replay (and
     /// `continue_on_error`'s `steps.<id>.status`) decides the same.
-    private func limits(of step: StepSpec, slot: Int, scope: ExpressionScope) async throws -> (RetrySpec?, Duration?) {
+    private func limits(
+        retry: RetrySpec?, timeout: DurationValue?, name: String, slot: Int, scope: ExpressionScope
+    ) async throws -> (RetrySpec?, Duration?) {
         if run.context.recordedSteps.contains(where: { $0.functionID == slot }) { return (nil, nil) }
         do {
-            return (try resolveRetry(step.retry, scope: scope), try resolveTimeout(step.timeout, scope: scope))
+            return (try resolveRetry(retry, scope: scope), try resolveTimeout(timeout, scope: scope))
         } catch let failure as StepFailure {
             let masked = StepFailure(message: run.masker.mask(failure.message))
-            _ = try await run.context.executeStep(functionID: slot, name: step.id, retry: .none) {
+            _ = try await run.context.executeStep(functionID: slot, name: name, retry: .none) {
                 () async throws -> JSONValue in throw masked
             }
             throw masked

@@ -186,7 +186,8 @@ struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
 
     private static func port(_ text: String) throws -> Int {
         guard let port = Int(text), (1...65535).contains(port) else {
-            throw PostgresError.invalidURL("port must be a number from 1 to 65535, not \"\(text)\"")
+            // Not echoed: with an unencoded '/', '?' or '#' in a password, the "port" is part of the password.
+            throw PostgresError.invalidURL("the port must be a number from 1 to 65535 (percent-encode '/', '?', '#' and '@' in a password)")
         }
         return port
     }
