@@ -23,6 +23,8 @@ import Testing
         #expect(SystemDatabaseURL.masking("s3cr@t", in: "host=h password=s3cr@t user=u") == "host=h password=*** user=u")
         #expect(SystemDatabaseURL.masking("pw", in: "invalid option \"pw\"") == "invalid option \"***\"")
         #expect(SystemDatabaseURL.masking("pw", in: "pw") == "***")
+        #expect(SystemDatabaseURL.masking("b:b", in: "postgres://ab:b:b@h/db") == "postgres://ab:***@h/db",
+            "an occurrence inside the user overlaps the real one")
         #expect(SystemDatabaseURL.masking(nil, in: "x") == "x")
     }
 }

@@ -6,9 +6,10 @@ extension DBOSRuntime {
 
     /// Continues a cancelled or failed run from its last checkpoint: it goes back on its queue
     /// (or the internal queue) and a worker executes it; completed steps are not run again.
-    /// A failed run's failed step runs again. Its CANCELLED descendants are resumed with it, as
-    /// `cancelWorkflow(id:)` cancels them with it (DBOS's own resume leaves them cancelled, so a
-    /// resumed run awaiting one of them would fail again at once).
+    /// A failed run's failed step runs again. A cancelled run's descendants that were cancelled with
+    /// it (by `cancelWorkflow(id:)` or its timeout, in the same statement) are resumed with it (DBOS's
+    /// own resume leaves them cancelled, so a resumed run awaiting one would fail again at once); a
+    /// descendant cancelled on its own stays cancelled.
     @discardableResult
     public func resumeWorkflow<Output>(id: String, as type: Output.Type = JSONValue.self) async throws -> WorkflowHandle<Output> {
         guard let record = try await database.workflow(id: id) else { throw WorkflowError.nonexistentWorkflow(id) }

@@ -341,8 +341,8 @@ protocol SystemDatabase: Sendable {
     /// Sets a PENDING run to MAX_RECOVERY_ATTEMPTS_EXCEEDED.
     func deadLetter(id: String, at now: EpochMilliseconds) async throws
 
-    /// Puts a cancelled, failed or abandoned run back on a queue to continue from its checkpoints,
-    /// with its CANCELLED descendants (a cancellation cancels them too). A failed run's last failed
+    /// Puts a cancelled, failed or abandoned run back on a queue to continue from its checkpoints;
+    /// a cancelled run with the descendants cancelled with it (the same `completed_at`). A failed run's last failed
     /// checkpoint is removed so that step runs again. The runs count as enqueued by `executorID`
     /// (a one-off process that claims only its own runs can execute them). Returns the queues the
     /// runs went back on, or nil when the run could not be resumed.

@@ -24,17 +24,23 @@ public enum SystemDatabaseURL {
     /// port or a name (`1` in `127.0.0.1:5431`) is left alone, so the message still says what and where.
     public static func masking(_ password: String?, in text: String) -> String {
         guard let password, !password.isEmpty else { return text }
-        let before: Set<Character> = [" ", "\t", "\"", "'", "=", ":", "(", "[", ","]
-        let after: Set<Character> = [" ", "\t", "\"", "'", "@", "&", ",", ";", ")", "]"]
+        let before: Set<Character> = [" ", "\t", "\n", "\"", "'", "=", ":", "(", "[", ","]
+        let after: Set<Character> = [" ", "\t", "\n", "\"", "'", "@", "&", ",", ";", ")", "]"]
         var result = ""
         var rest = Substring(text)
         while let range = rest.range(of: password) {
             let startsValue = range.lowerBound == rest.startIndex
                 ? (result.last.map(before.contains) ?? true) : before.contains(rest[rest.index(before: range.lowerBound)])
             let endsValue = range.upperBound == rest.endIndex || after.contains(rest[range.upperBound])
-            result += rest[..<range.lowerBound]
-            result += startsValue && endsValue ? "***" : String(rest[range])
-            rest = rest[range.upperBound...]
+            if startsValue && endsValue {
+                result += rest[..<range.lowerBound] + "***"
+                rest = rest[range.upperBound...]
+            } else {
+                // Not a value of its own here; a real occurrence may overlap it (user "ab", password "b:b").
+                let next = rest.index(after: range.lowerBound)
+                result += rest[..<next]
+                rest = rest[next...]
+            }
         }
         return result + rest
     }
