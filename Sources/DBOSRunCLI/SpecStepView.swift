@@ -69,19 +69,19 @@ struct SpecStepView {
     /// the steps of the spec (or nested list) its top-level run stored; nil when there is none.
     private static func graph(of status: WorkflowStatus, client: DBOSClient) async throws -> StepGraph? {
         guard let attributes = RunAttributes(status.attributes) else { return nil }
-        let stored: RunAttributes.StoredSpec?
+        func decoded(_ stored: RunAttributes.StoredSpec?) -> WorkflowSpec? {
+            stored.flatMap { SpecLoader().decode(text: $0.text, file: $0.file).spec }
+        }
+        var spec: WorkflowSpec?
         if let own = attributes.spec {
-            stored = own
+            spec = decoded(own)
         } else if let rootID = attributes.rootWorkflowID, let name = attributes.specName,
             let root = try await client.workflowStatus(id: rootID).flatMap({ RunAttributes($0.attributes) })
         {
-            stored = root.childSpecs[name] ?? root.spec.flatMap { rootSpec in
-                SpecLoader().decode(text: rootSpec.text, file: rootSpec.file).spec?.name == name ? rootSpec : nil
-            }
-        } else {
-            stored = nil
+            // A child spec's text, or the root's own (a fragment of the top-level spec).
+            spec = decoded(root.childSpecs[name]) ?? decoded(root.spec).flatMap { $0.name == name ? $0 : nil }
         }
-        guard let stored, let spec = SpecLoader().decode(text: stored.text, file: stored.file).spec else { return nil }
+        guard let spec else { return nil }
         var graph = StepGraph(steps: spec.steps)
         // A fragment run executes a nested list: its path is [step id, branch index, ...] from the spec's steps.
         var path = attributes.path ?? []
