@@ -38,9 +38,6 @@ struct SpecStepView {
         }
     }
 
-    /// How a skipped step is checkpointed (`StepListExecutor.skippedMarker`).
-    static let skippedMarker: JSONValue = .object(["dbos_run_skipped": .bool(true)])
-
     /// Reads the rows of `workflowID` (nil: no such run) through `client`.
     static func rows(of workflowID: String, client: DBOSClient, now: Date = Date()) async throws -> [Row]? {
         guard let status = try await client.workflowStatus(id: workflowID) else { return nil }
@@ -105,7 +102,7 @@ struct SpecStepView {
         }
         guard let node = graph.nodes.first(where: { $0.slot == step.functionID }) else { return row }
         row.name = node.id
-        if step.output == skippedMarker, step.error == nil {
+        if step.output == SpecInterpreter.skippedStepMarker, step.error == nil {
             row.isSkipped = true
             row.output = nil
             return row

@@ -54,6 +54,13 @@ struct CLIWorkspace: Sendable {
             timeout: timeout, executable: executable)
     }
 
+    /// A run's fields as `workflows get ID --json` prints them; nil while no run has that ID.
+    func workflow(_ id: String) async throws -> [String: Any]? {
+        let result = try await run("workflows", "get", id, "--json")
+        guard result.exitCode == 0 else { return nil }
+        return try result.outputJSON() as? [String: Any]
+    }
+
     /// Starts a built binary in the background.
     func start(_ arguments: String..., executable: String = "dbos-run") throws -> BackgroundCLI {
         try BackgroundCLI(arguments: arguments, in: self, executable: executable)

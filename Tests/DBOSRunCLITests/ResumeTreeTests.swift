@@ -39,11 +39,8 @@ struct ResumeTreeTests {
             var itemsWait = false
             for _ in 0..<400 where !itemsWait {
                 var waiting = 0
-                for id in ["tree-1-1-0", "tree-1-1-1"] {
-                    let status = try await workspace.run("workflows", "get", id, "--json")
-                    if status.exitCode == 0, (try status.outputJSON() as? [String: Any])?["status"] as? String == "PENDING" {
-                        waiting += 1
-                    }
+                for id in ["tree-1-1-0", "tree-1-1-1"] where try await workspace.workflow(id)?["status"] as? String == "PENDING" {
+                    waiting += 1
                 }
                 itemsWait = waiting == 2
                 if !itemsWait { try await Task.sleep(for: .milliseconds(25)) }
@@ -53,8 +50,7 @@ struct ResumeTreeTests {
             #expect(cancel.exitCode == 0, "\(cancel)")
             #expect(await background.waitForExit(timeout: .seconds(30)) == 3)
             for id in ["tree-1-1", "tree-1-1-0", "tree-1-1-1"] {
-                let status = try await workspace.run("workflows", "get", id, "--json")
-                #expect((try status.outputJSON() as? [String: Any])?["status"] as? String == "CANCELLED", "\(id): \(status)")
+                #expect(try await workspace.workflow(id)?["status"] as? String == "CANCELLED", "\(id)")
             }
 
             // The messages wait for the items, which receive them once resumed.
@@ -66,8 +62,7 @@ struct ResumeTreeTests {
             #expect(resumed.exitCode == 0, "\(resumed)")
             #expect(resumed.standardOutput == "kid [2,4]\n")
             for id in ["tree-1", "tree-1-0", "tree-1-1", "tree-1-1-0", "tree-1-1-1"] {
-                let status = try await workspace.run("workflows", "get", id, "--json")
-                #expect((try status.outputJSON() as? [String: Any])?["status"] as? String == "SUCCESS", "\(id): \(status)")
+                #expect(try await workspace.workflow(id)?["status"] as? String == "SUCCESS", "\(id)")
             }
         }
     }
@@ -111,10 +106,8 @@ struct ResumeTreeTests {
             defer { resume.signal(SIGKILL) }
             var childRunsAgain = false
             for _ in 0..<400 where !childRunsAgain {
-                let child = try await workspace.run("workflows", "get", "top-1-0", "--json")
-                let status = (try? child.outputJSON() as? [String: Any])?["status"] as? String
-                childRunsAgain = status == "PENDING"
-                    && (try? child.outputJSON() as? [String: Any])?["executor_id"] as? String == "dbos-run:top-1"
+                let child = try await workspace.workflow("top-1-0")
+                childRunsAgain = child?["status"] as? String == "PENDING" && child?["executor_id"] as? String == "dbos-run:top-1"
                 if !childRunsAgain { try await Task.sleep(for: .milliseconds(25)) }
             }
             #expect(childRunsAgain, "the resumed child was claimed by the resuming process")
@@ -144,17 +137,15 @@ struct ResumeTreeTests {
             // Attached commands of other runs: a fork, a resume, a run.
             #expect(try await workspace.run("workflows", "fork", "k1", "--from-step", "1", "--id", "k1-again").exitCode == 0)
             #expect(try await workspace.run(spec, "--id", "k4").exitCode == 0)
-            let detached = try await workspace.run("workflows", "get", forkID, "--json")
-            #expect((try detached.outputJSON() as? [String: Any])?["status"] as? String == "ENQUEUED", "\(detached)")
+            #expect(try await workspace.workflow(forkID)?["status"] as? String == "ENQUEUED")
 
             // Its own attached command does run it.
             let resumed = try await workspace.run("workflows", "resume", forkID)
             #expect(resumed.exitCode == 0, "\(resumed)")
             #expect(resumed.standardOutput == "two\n")
             // The engine's internal queue, where forks and resumes wait, is not shown as the run's queue.
-            let shown = try await workspace.run("workflows", "get", forkID, "--json")
-            let fields = try #require(try shown.outputJSON() as? [String: Any])
-            #expect(fields["queue"] is NSNull, "\(shown)")
+            let fields = try #require(try await workspace.workflow(forkID))
+            #expect(fields["queue"] is NSNull, "\(fields)")
             let listed = try await workspace.run("workflows", "list")
             #expect(!listed.standardOutput.contains("_dbos_internal_queue"), "\(listed)")
         }

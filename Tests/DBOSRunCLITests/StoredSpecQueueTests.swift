@@ -34,8 +34,7 @@ struct StoredSpecQueueTests {
             var finished: [String: String] = [:]
             for _ in 0..<400 where finished.count < 2 {
                 for id in ["job-1", "job-2"] where finished[id] == nil {
-                    let status = try await workspace.run("workflows", "get", id, "--json")
-                    let state = (try? status.outputJSON() as? [String: Any])?["status"] as? String
+                    let state = try await workspace.workflow(id)?["status"] as? String
                     if let state, state != "ENQUEUED", state != "PENDING" { finished[id] = state }
                 }
                 if finished.count < 2 { try await Task.sleep(for: .milliseconds(25)) }

@@ -36,6 +36,8 @@ public final class SpecInterpreter: Sendable {
     /// Where the durable timeout of a `recv`/`get_event` step at slot `s` is recorded: `timeoutSlotOffset + s`,
     /// outside the range of step slots so those stay equal to the graph's.
     public static let timeoutSlotOffset = 1_000_000
+    /// What a step whose `if:` was false checkpoints at its slot, so that a replay decides the same.
+    public static let skippedStepMarker: JSONValue = .object(["dbos_run_skipped": .bool(true)])
     /// The engine workflow that starts one child run per `map` item.
     public static let mapWorkflowName = "dbos-run.map"
     /// The engine workflow that starts one child run per `parallel` branch.

@@ -12,7 +12,7 @@ struct StepListExecutor: Sendable {
     let variables: [String: JSONValue]
 
     /// The output checkpointed at the slot of a step whose `if:` was false.
-    static let skippedMarker: JSONValue = .object(["dbos_run_skipped": .bool(true)])
+    static let skippedMarker = SpecInterpreter.skippedStepMarker
     /// A wait with no timeout: about a century.
     static let forever = Duration.seconds(100 * 365 * 24 * 3600)
 
