@@ -1,7 +1,7 @@
 // The benchmark scenarios of BENCHMARKS.md, one JSON line each:
 //
 //   swift run -c release dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|enqueue-only|sleepers|spec10 [--db URL] [-n N]
-//       [--step-checkpoints with-next-operation|before-returning]
+//       [--step-checkpoints with-next-operation|before-returning] [--checkpoint-delay-ms N]
 //
 // start1 starts its 1000 runs at once, from a task group; start1-seq starts them one after the other,
 // as the peer's par.py does. queue1 enqueues one after the other (its enqueue-to-start wait means
@@ -12,7 +12,9 @@
 // the interpreter; it also measures seq10 in the same process and reports the ratio of the p50s.
 //
 // Without --db each scenario uses a fresh SQLite file in a temporary directory. --step-checkpoints picks
-// DBOSConfiguration.stepCheckpointWrites (default with-next-operation, the engine's default), for A/B runs.
+// DBOSConfiguration.stepCheckpointWrites (default with-next-operation, the engine's default), for A/B runs;
+// --checkpoint-delay-ms N is with-next-operation waiting at most N ms (the default 2), which also bounds
+// how long an outcome nobody awaits may wait to share a commit.
 import DBOS
 import DBOSSpec
 import Foundation
@@ -39,6 +41,12 @@ func parseOptions() -> Options {
             case "before-returning": options.stepCheckpointWrites = .beforeReturning
             default: options.scenario = "--step-checkpoints needs with-next-operation or before-returning"
             }
+        case "--checkpoint-delay-ms":
+            guard let milliseconds = arguments.isEmpty ? nil : Int(arguments.removeFirst()), milliseconds > 0 else {
+                options.scenario = "--checkpoint-delay-ms needs a positive number of milliseconds"
+                break
+            }
+            options.stepCheckpointWrites = .beforeNextOperation(within: .milliseconds(milliseconds))
         default: options.scenario = argument
         }
     }
@@ -266,7 +274,7 @@ case "sleepers":
     ])
     for index in 0..<count { try await runtime.cancelWorkflow(id: "sleeper-\(index)") }
 default:
-    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|enqueue-only|sleepers|spec10 [--db URL] [-n N] [--step-checkpoints with-next-operation|before-returning]\n".utf8))
+    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|enqueue-only|sleepers|spec10 [--db URL] [-n N] [--step-checkpoints with-next-operation|before-returning] [--checkpoint-delay-ms N]\n".utf8))
     await runtime.shutdown(gracePeriod: .zero)
     exit(2)
 }

@@ -502,7 +502,9 @@ public final class DBOSRuntime: Sendable {
         // the closure and into its frames, which a run keeps for as long as it is (say) asleep.
         let input = RunInput(text: record.inputs, value: value)
         let timeoutMilliseconds = record.timeoutMilliseconds
-        state.withLock { state in
+        // The task is created under the lock, so that its end (`finishRunning`, which takes the
+        // lock) always finds it registered; the thread that will run it is woken after the unlock.
+        WorkflowThreads.withWakeupsDeferred { state.withLock { state in
             if holdingReservedSlot, let queueName = record.queueName {
                 // The reservation ends here: the slot is the run's from now on (counted below) or free.
                 state.queueSlotsTaken[queueName, default: 1] -= 1
@@ -565,7 +567,7 @@ public final class DBOSRuntime: Sendable {
             }
             state.running[id] = running
             if let queueName = record.queueName { state.queueSlotsTaken[queueName, default: 0] += 1 }
-        }
+        } }
     }
 
     /// Records a run's outcome, with the checkpoint of its last step when that one still waits
