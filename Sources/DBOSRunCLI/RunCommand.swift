@@ -158,12 +158,17 @@ public struct RunCommand: FailureReportingCommand {
 }
 
 extension CommandFailure {
-    /// Exit 2: a queue that neither the spec file nor the specs next to it declare.
+    /// Exit 2: a queue that neither the spec file nor the specs next to it declare. A file next to it
+    /// that declares the queue but is not a valid spec (so was not read) is named.
     static func unknownQueue(_ queue: String, file: String, declaredBy specs: [WorkflowSpec]) -> CommandFailure {
         let declared = Set(specs.flatMap { $0.queues.map(\.name) }).sorted()
-        return CommandFailure(
-            exitCode: invalidInputExitCode,
-            message: "unknown queue '\(queue)': \(file) and the specs next to it declare "
-                + (declared.isEmpty ? "no queues" : declared.joined(separator: ", ")))
+        var message = "unknown queue '\(queue)': \(file) and the specs next to it declare "
+            + (declared.isEmpty ? "no queues" : declared.joined(separator: ", "))
+        let invalid = SpecFiles.invalidNeighbours(of: [file], declaringQueue: queue)
+        if !invalid.isEmpty {
+            message += "; '\(queue)' is declared in " + invalid.joined(separator: ", ")
+                + ", which is not a valid spec (dbos-run validate shows why)"
+        }
+        return CommandFailure(exitCode: invalidInputExitCode, message: message)
     }
 }

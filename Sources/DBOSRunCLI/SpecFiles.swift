@@ -30,19 +30,41 @@ enum SpecFiles {
     /// The valid specs next to `paths` (the other `.yaml`/`.yml` files of their directories) whose names are not
     /// in `excludedNames`: the specs `workflow:` and `map` steps may name. Invalid neighbours are left out.
     static func neighbours(of paths: [String], excludingNames excludedNames: Set<String>) -> [WorkflowSpec] {
+        neighbourhood(of: paths, excludingNames: excludedNames).specs
+    }
+
+    /// The files next to `paths` that are not valid specs (so were left out) but whose `queues:`
+    /// declares `queue`: where a user looks when the queue is reported unknown.
+    static func invalidNeighbours(of paths: [String], declaringQueue queue: String) -> [String] {
+        neighbourhood(of: paths, excludingNames: []).invalidFiles.filter { file in
+            guard let document = try? YAMLLoader().load(file: file) else { return false }
+            return document.root["queues"]?.entries?.contains { $0.key.scalarText == queue } ?? false
+        }
+    }
+
+    /// The specs next to `paths`, as `neighbours(of:excludingNames:)`, and the files next to them that
+    /// are not valid specs.
+    static func neighbourhood(
+        of paths: [String], excludingNames excludedNames: Set<String>
+    ) -> (specs: [WorkflowSpec], invalidFiles: [String]) {
         let given = Set(paths.map(canonical))
         var seenFiles: Set<String> = []
         var names = excludedNames
         var specs: [WorkflowSpec] = []
+        var invalidFiles: [String] = []
         for path in paths {
             for file in yamlFiles(in: (path as NSString).deletingLastPathComponent) {
                 let key = canonical(file)
                 guard !given.contains(key), seenFiles.insert(key).inserted else { continue }
-                guard let spec = try? loader.load(file: file), names.insert(spec.name).inserted else { continue }
+                guard let spec = try? loader.load(file: file) else {
+                    invalidFiles.append(file)
+                    continue
+                }
+                guard names.insert(spec.name).inserted else { continue }
                 specs.append(spec)
             }
         }
-        return specs
+        return (specs, invalidFiles)
     }
 
     /// The spec files the arguments name: a directory stands for its `.yaml` and `.yml` files.

@@ -25,6 +25,8 @@ struct Options {
     var databaseURL: String?
     var count: Int?
     var stepCheckpointWrites = DBOSConfiguration().stepCheckpointWrites
+    /// What was wrong with the arguments, if anything.
+    var problem: String?
 }
 
 func parseOptions() -> Options {
@@ -33,21 +35,27 @@ func parseOptions() -> Options {
     while !arguments.isEmpty {
         let argument = arguments.removeFirst()
         switch argument {
-        case "--db": options.databaseURL = arguments.isEmpty ? nil : arguments.removeFirst()
-        case "-n": options.count = arguments.isEmpty ? nil : Int(arguments.removeFirst())
+        case "--db":
+            options.databaseURL = arguments.isEmpty ? nil : arguments.removeFirst()
+            if options.databaseURL == nil { options.problem = "--db needs a URL" }
+        case "-n":
+            options.count = arguments.isEmpty ? nil : Int(arguments.removeFirst())
+            if (options.count ?? 0) <= 0 { options.problem = "-n needs a positive count" }
         case "--step-checkpoints":
             switch arguments.isEmpty ? "" : arguments.removeFirst() {
             case "with-next-operation": break
             case "before-returning": options.stepCheckpointWrites = .beforeReturning
-            default: options.scenario = "--step-checkpoints needs with-next-operation or before-returning"
+            default: options.problem = "--step-checkpoints needs with-next-operation or before-returning"
             }
         case "--checkpoint-delay-ms":
             guard let milliseconds = arguments.isEmpty ? nil : Int(arguments.removeFirst()), milliseconds > 0 else {
-                options.scenario = "--checkpoint-delay-ms needs a positive number of milliseconds"
+                options.problem = "--checkpoint-delay-ms needs a positive number of milliseconds"
                 break
             }
             options.stepCheckpointWrites = .beforeNextOperation(within: .milliseconds(milliseconds))
-        default: options.scenario = argument
+        default:
+            if !options.scenario.isEmpty { options.problem = "one scenario at a time (got \(options.scenario) and \(argument))" }
+            options.scenario = argument
         }
     }
     return options
@@ -76,6 +84,12 @@ func peakResidentMiB() -> Double {
 }
 
 let options = parseOptions()
+let usage = "usage: dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|enqueue-only|sleepers|spec10 [--db URL] [-n N] "
+    + "[--step-checkpoints with-next-operation|before-returning] [--checkpoint-delay-ms N]\n"
+if let problem = options.problem {
+    FileHandle.standardError.write(Data("dbos-bench: \(problem)\n\(usage)".utf8))
+    exit(2)
+}
 let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("dbos-bench-\(UUID().uuidString.prefix(8))").path
 let url = options.databaseURL ?? "sqlite:\(scratch)/system.sqlite"
 let backend = url.hasPrefix("sqlite") ? "sqlite" : "postgres"
@@ -274,7 +288,7 @@ case "sleepers":
     ])
     for index in 0..<count { try await runtime.cancelWorkflow(id: "sleeper-\(index)") }
 default:
-    FileHandle.standardError.write(Data("usage: dbos-bench seq10|start1|start1-seq|queue1|queue1-atonce|enqueue-only|sleepers|spec10 [--db URL] [-n N] [--step-checkpoints with-next-operation|before-returning] [--checkpoint-delay-ms N]\n".utf8))
+    FileHandle.standardError.write(Data(usage.utf8))
     await runtime.shutdown(gracePeriod: .zero)
     exit(2)
 }

@@ -302,6 +302,31 @@ struct RunCommandTests {
         }
     }
 
+    @Test func anUnknownQueueNamesTheInvalidSpecNextToTheFileThatDeclaresIt() async throws {
+        try await CLIWorkspace.with { workspace in
+            let main = workspace.write("main.yaml", "name: main\nsteps:\n  - id: a\n    run: echo hi\n")
+            let broken = workspace.write("queues.yaml", """
+                name: queues
+                queues:
+                  shipping: {worker_concurrency: 2}
+                steps:
+                  - id: a
+                    run: echo ${{ input.x }}
+                """)
+            let result = try await workspace.run(main, "--queue", "shipping")
+            #expect(result.exitCode == 2)
+            #expect(result.standardError == "dbos-run: error: unknown queue 'shipping': \(main) and the specs next to it "
+                + "declare no queues; 'shipping' is declared in \(broken), which is not a valid spec (dbos-run validate shows why)\n")
+            let enqueued = try await workspace.run("enqueue", main, "--queue", "shipping")
+            #expect(enqueued.exitCode == 2)
+            #expect(enqueued.standardError.hasSuffix("'shipping' is declared in \(broken), which is not a valid spec (dbos-run validate shows why)\n"))
+            // An invalid file that does not declare the queue is not named.
+            let other = try await workspace.run(main, "--queue", "nope")
+            #expect(other.standardError == "dbos-run: error: unknown queue 'nope': \(main) and the specs next to it declare no queues\n")
+            #expect(!FileManager.default.fileExists(atPath: workspace.file("system.sqlite")))
+        }
+    }
+
     @Test func anIDUsedByAnotherSpecIsRefusedWithExit2() async throws {
         try await CLIWorkspace.with { workspace in
             _ = try await workspace.run(CLIWorkspace.referenceSpec("hello.yaml"), "--id", "taken")
