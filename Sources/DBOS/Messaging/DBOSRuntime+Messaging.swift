@@ -18,13 +18,16 @@ extension DBOSRuntime {
         wakeups.signal(WakeupRegistry.messageKey(workflowID: workflowID, topic: topic))
     }
 
-    /// Waits up to `timeout` for a workflow's event and returns its value, or nil on timeout.
+    /// Waits up to `timeout` for a workflow's event and returns its value, or nil on timeout. A database
+    /// that cannot be reached when the timeout ends throws its connection error instead of being waited for.
     public func getEvent<Value: Decodable & Sendable>(
         workflowID: String, key: String, as type: Value.Type = JSONValue.self, timeout: Duration = .seconds(60)
     ) async throws -> Value? {
-        guard let text = try await waitForEvent(workflowID: workflowID, key: key, until: Date().epochMilliseconds + timeout.milliseconds) else {
-            return nil
+        let deadline = Date().epochMilliseconds + timeout.milliseconds
+        let found = try await ConnectionRetryDeadline.$current.withValue(deadline) {
+            try await waitForEvent(workflowID: workflowID, key: key, until: deadline)
         }
+        guard let text = found else { return nil }
         return try PortableJSON.decode(Value.self, from: text)
     }
 

@@ -196,7 +196,8 @@ struct PostgresRetryPolicy: Sendable {
 
 /// Runs `operation`, retrying while it fails with a connection loss (`PostgresError.isConnectionLost`)
 /// so that a database restart delays the engine instead of failing workflows. Other errors, and
-/// cancellation of the calling task, end the retries at once.
+/// cancellation of the calling task, end the retries at once; so does the task's
+/// `ConnectionRetryDeadline`, once it has passed.
 func retryingOnConnectionLoss<T>(
     policy: PostgresRetryPolicy = PostgresRetryPolicy(),
     isolation: isolated (any Actor)? = #isolation,
@@ -215,6 +216,8 @@ func retryingOnConnectionLoss<T>(
                 if remaining <= .zero { throw error }
                 delay = min(delay, remaining)
             }
+            guard let allowed = ConnectionRetryDeadline.delay(delay) else { throw error }
+            delay = allowed
             attempt += 1
             try await Task.sleep(for: delay)
         }

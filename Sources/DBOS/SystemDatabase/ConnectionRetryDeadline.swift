@@ -1,0 +1,23 @@
+import Foundation
+
+/// The instant past which an operation stops waiting for a lost database connection to come back,
+/// set by a caller outside any workflow that waits with a timeout of its own
+/// (`DBOSRuntime.getEvent(timeout:)`).
+///
+/// Operations on a lost connection are retried until the server is back, so that a restart delays
+/// runs instead of failing them. A caller with a timeout must not outlast it that way: with a
+/// deadline set, the retry that would pass it throws the connection error instead, which names the
+/// server that cannot be reached.
+enum ConnectionRetryDeadline {
+    /// The deadline of the current task, if it has one.
+    @TaskLocal static var current: EpochMilliseconds?
+
+    /// How long a retry may still wait: `delay`, shortened to what is left before the deadline;
+    /// nil when the deadline has passed.
+    static func delay(_ delay: Duration) -> Duration? {
+        guard let deadline = current else { return delay }
+        let remaining = deadline - Date().epochMilliseconds
+        guard remaining > 0 else { return nil }
+        return min(delay, .milliseconds(remaining))
+    }
+}
