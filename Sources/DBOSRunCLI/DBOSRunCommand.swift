@@ -44,9 +44,10 @@ extension DBOSRunCommand {
     /// Parses the process's arguments and runs the chosen command: what `dbos-run`'s `main.swift` calls,
     /// and what a program that registers its own handlers calls to reuse the whole CLI.
     ///
-    /// A usage error (unknown flag, missing argument) prints one `dbos-run: error: ...` line and exits 2;
-    /// `--help` and `--version` print and exit 0.
+    /// A usage error (unknown flag, missing argument) or an argument that is not UTF-8 prints one
+    /// `dbos-run: error: ...` line and exits 2; `--help` and `--version` print and exit 0.
     public static func runFromCommandLine() async {
+        ArgumentEncoding.failure(for: ArgumentEncoding.processArguments)?.exit()
         await runFromCommandLine(arguments: Array(CommandLine.arguments.dropFirst()))
     }
 

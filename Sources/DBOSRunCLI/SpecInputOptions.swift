@@ -25,6 +25,10 @@ public struct SpecInputOptions: ParsableArguments, Sendable {
             throw CommandFailure(
                 exitCode: CommandFailure.invalidInputExitCode, message: "cannot read the input file '\(path)' given to --input")
         }
-        return try SendCommand.parseJSON(String(decoding: data, as: UTF8.self), option: "--input \(text)")
+        guard let json = String(validating: data, as: UTF8.self) else {
+            throw CommandFailure(
+                exitCode: CommandFailure.invalidInputExitCode, message: "the input file '\(path)' given to --input is not valid UTF-8 text")
+        }
+        return try SendCommand.parseJSON(json, option: "--input \(text)")
     }
 }

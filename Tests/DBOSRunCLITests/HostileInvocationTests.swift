@@ -92,6 +92,43 @@ import Testing
     }
 }
 
+/// Arguments holding bytes that are not UTF-8, passed by a shell as they are (`printf '\377'`; Swift strings
+/// cannot hold them, so `/bin/sh` builds the command line). `CommandLine.arguments` would turn them into U+FFFD,
+/// storing another value than the one given; each is refused with exit 2 on one line naming the argument, and
+/// nothing is stored.
+@Suite struct NonUTF8ArgumentTests {
+    /// A shell command line: `$0` is dbos-run, `$1` the hello spec, `$BAD` a string quoting the byte 0xFF.
+    static let commandLines: [(script: String, says: String)] = [
+        (#""$0" "$1" --input "$BAD""#, "the value of --input is not valid UTF-8"),
+        (#""$0" "$1" --input="$BAD""#, "the value of --input is not valid UTF-8"),
+        (#""$0" "$1" --id "x$BAD""#, "the value of --id is not valid UTF-8"),
+        (#""$0" send stored-1 --topic t --message "$BAD""#, "the value of --message is not valid UTF-8"),
+        (#""$0" send stored-1 --topic "$BAD" --message 1"#, "the value of --topic is not valid UTF-8"),
+        (#"printf '%s' "$BAD" > bad.json && "$0" "$1" --input @bad.json"#, "'bad.json' given to --input is not valid UTF-8"),
+    ]
+
+    @Test(arguments: commandLines)
+    func anArgumentThatIsNotUTF8IsRefusedOnOneLineAndNothingIsStored(script: String, says: String) async throws {
+        try await CLIWorkspace.with { workspace in
+            let stored = try await workspace.run(CLIWorkspace.referenceSpec("hello.yaml"), "--id", "stored-1")
+            #expect(stored.exitCode == 0, "\(stored)")
+            let before = try await StoredRunSnapshot(of: "stored-1", in: workspace)
+
+            let result = try await runCLI(
+                ["-c", #"BAD="$(printf '"\377"')"; "# + script, builtExecutable(named: "dbos-run"),
+                 CLIWorkspace.referenceSpec("hello.yaml")],
+                in: workspace.directory, environment: ["DBOS_SYSTEM_DATABASE_URL": workspace.databaseURL],
+                executable: "/bin/sh")
+            #expect(result.exitCode == 2, "\(result)")
+            let lines = result.standardError.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].hasPrefix("dbos-run: error: ") && lines[0].contains(says), "\(result)")
+            #expect(try await StoredRunSnapshot(of: "stored-1", in: workspace) == before)
+            let runs = try await workspace.run("workflows", "list", "--json")
+            #expect((try runs.outputJSON() as? [Any])?.count == 1, "no other run was stored: \(runs)")
+        }
+    }
+}
+
 /// The command printed for continuing a stopped run pastes back into a shell as data.
 @Suite struct ShellWordTests {
     @Test func hostileIDsAreSingleQuotedAndPlainOnesLeftAlone() {
