@@ -35,7 +35,7 @@ extension DBOSRuntime {
         try await database.forkWorkflow(ForkRequest(
             originalID: id, forkedID: forkedID, startStep: startStep,
             applicationVersion: applicationVersion ?? (role == .client ? nil : self.applicationVersion),
-            queueName: WorkflowQueue.internalQueueName, now: Date().epochMilliseconds))
+            queueName: WorkflowQueue.internalQueueName, now: nextCreationTime()))
         wakeups.signal(WakeupRegistry.queueKey(WorkflowQueue.internalQueueName))
         return WorkflowHandle(workflowID: forkedID, runtime: self)
     }

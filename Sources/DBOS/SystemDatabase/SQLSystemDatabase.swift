@@ -628,11 +628,28 @@ final class SQLSystemDatabase: SystemDatabase {
                 statement = statement + " AND substr(ws.workflow_uuid, 1, \(length)) = \(prefix)"
             }
             if let parent = filter.parentWorkflowID { statement = statement + " AND ws.parent_workflow_id = \(parent)" }
+            if let ids = filter.workflowIDs { statement = statement + Self.and(column: "ws.workflow_uuid", isIn: ids) }
+            if let executors = filter.executorIDs { statement = statement + Self.and(column: "ws.executor_id", isIn: executors) }
+            if let version = filter.applicationVersion { statement = statement + " AND ws.application_version = \(version)" }
+            if let original = filter.forkedFrom { statement = statement + " AND ws.forked_from = \(original)" }
+            if let after = filter.completedAfter {
+                statement = statement + " AND ws.completed_at >= \(after.epochMilliseconds)"
+            }
+            if let before = filter.completedBefore {
+                statement = statement + " AND ws.completed_at <= \(before.epochMilliseconds)"
+            }
             let direction = filter.newestFirst ? "DESC" : "ASC"
             statement = statement + " ORDER BY ws.created_at \(unescaped: direction), ws.\(unescaped: order) \(unescaped: direction)"
-            if let limit = filter.limit { statement = statement + " LIMIT \(limit)" }
+            // Both databases need a LIMIT before an OFFSET; Int.max stands for none.
+            if filter.limit != nil || filter.offset != nil { statement = statement + " LIMIT \(filter.limit ?? Int.max)" }
+            if let offset = filter.offset { statement = statement + " OFFSET \(offset)" }
             return try runner.query(statement).map(Self.workflowRecord)
         }
+    }
+
+    /// ` AND column IN (values)`, or a condition no row meets for no values (`IN ()` is not SQL).
+    private static func and(column: String, isIn values: [String]) -> SQL {
+        values.isEmpty ? " AND 1 = 0" : " AND \(unescaped: column) IN (\(list: values))"
     }
 
     // MARK: Operations

@@ -192,8 +192,22 @@ public struct WorkflowFilter: Sendable {
     public var workflowIDPrefix: String?
     /// Only children of this workflow.
     public var parentWorkflowID: String?
+    /// Only the workflows with one of these IDs.
+    public var workflowIDs: [String]?
+    /// Only workflows last run (or to be run) by one of these executors.
+    public var executorIDs: [String]?
+    /// Only workflows of this application version.
+    public var applicationVersion: String?
+    /// Only forks of this workflow.
+    public var forkedFrom: String?
+    /// Only workflows that finished at or after this instant.
+    public var completedAfter: Date?
+    /// Only workflows that finished at or before this instant.
+    public var completedBefore: Date?
     /// At most this many rows.
     public var limit: Int?
+    /// Skip this many rows first (for paging, with `limit`).
+    public var offset: Int?
     /// Newest first (the default) or oldest first.
     public var newestFirst: Bool
 
@@ -201,7 +215,9 @@ public struct WorkflowFilter: Sendable {
     public init(
         states: [WorkflowState]? = nil, name: String? = nil, queueName: String? = nil,
         createdAfter: Date? = nil, createdBefore: Date? = nil, workflowIDPrefix: String? = nil,
-        parentWorkflowID: String? = nil, limit: Int? = nil, newestFirst: Bool = true
+        parentWorkflowID: String? = nil, workflowIDs: [String]? = nil, executorIDs: [String]? = nil,
+        applicationVersion: String? = nil, forkedFrom: String? = nil, completedAfter: Date? = nil,
+        completedBefore: Date? = nil, limit: Int? = nil, offset: Int? = nil, newestFirst: Bool = true
     ) {
         self.states = states
         self.name = name
@@ -210,7 +226,14 @@ public struct WorkflowFilter: Sendable {
         self.createdBefore = createdBefore
         self.workflowIDPrefix = workflowIDPrefix
         self.parentWorkflowID = parentWorkflowID
+        self.workflowIDs = workflowIDs
+        self.executorIDs = executorIDs
+        self.applicationVersion = applicationVersion
+        self.forkedFrom = forkedFrom
+        self.completedAfter = completedAfter
+        self.completedBefore = completedBefore
         self.limit = limit
+        self.offset = offset
         self.newestFirst = newestFirst
     }
 }

@@ -1,0 +1,46 @@
+import DBOS
+import DBOSTestSupport
+import Foundation
+import Testing
+
+/// The management calls DBOS Go offers (`ListWorkflows` with its filters, `DeleteWorkflows`), on
+/// both backends.
+@Suite(.timeLimit(.minutes(2)))
+struct ManagementTests {
+    @Test(arguments: Backend.allCases) func listFiltersSelectByIDExecutorVersionForkAndCompletionAndPage(
+        backend: Backend
+    ) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make(executorID: "executor-a", version: "v1")
+        let echo = try runtime.register("echo") { (_: WorkflowContext, text: String) -> String in text }
+        try await runtime.launch()
+        for index in 1...4 {
+            _ = try await runtime.runWorkflow(echo, input: "\(index)", options: WorkflowOptions(workflowID: "run-\(index)"))
+        }
+        // Times are stored in whole milliseconds: keep the boundary clear of both sides.
+        try await Task.sleep(for: .milliseconds(5))
+        let afterTheFirstFour = Date()
+        try await Task.sleep(for: .milliseconds(5))
+        _ = try await runtime.forkWorkflow(id: "run-2", fromStep: 0, newWorkflowID: "fork-of-2").result()
+        // Left ENQUEUED: no worker of version v2 runs.
+        try await runtime.forkWorkflow(id: "run-1", fromStep: 0, newWorkflowID: "fork-of-1", applicationVersion: "v2")
+
+        func ids(_ filter: WorkflowFilter) async throws -> [String] {
+            try await runtime.listWorkflows(filter).map(\.workflowID)
+        }
+        #expect(try await ids(WorkflowFilter(workflowIDs: ["run-3", "run-1", "missing"], newestFirst: false))
+            == ["run-1", "run-3"])
+        #expect(try await ids(WorkflowFilter(workflowIDs: [])) == [])
+        #expect(try await ids(WorkflowFilter(executorIDs: ["executor-a"])).count == 5)
+        #expect(try await ids(WorkflowFilter(executorIDs: ["executor-b"])) == [])
+        #expect(try await ids(WorkflowFilter(applicationVersion: "v2")) == ["fork-of-1"])
+        #expect(try await ids(WorkflowFilter(forkedFrom: "run-2")) == ["fork-of-2"])
+        #expect(try await ids(WorkflowFilter(completedAfter: afterTheFirstFour)) == ["fork-of-2"])
+        #expect(try await ids(WorkflowFilter(completedBefore: afterTheFirstFour, newestFirst: false))
+            == ["run-1", "run-2", "run-3", "run-4"])
+        #expect(try await ids(WorkflowFilter(limit: 2, offset: 1, newestFirst: false)) == ["run-2", "run-3"])
+        #expect(try await ids(WorkflowFilter(offset: 3, newestFirst: false)) == ["run-4", "fork-of-2", "fork-of-1"])
+        await runtime.shutdown()
+    }
+}
