@@ -43,4 +43,43 @@ struct ManagementTests {
         #expect(try await ids(WorkflowFilter(offset: 3, newestFirst: false)) == ["run-4", "fork-of-2", "fork-of-1"])
         await runtime.shutdown()
     }
+
+    @Test(arguments: Backend.allCases) func deletingARunRemovesEverythingRecordedForItAndFreesItsID(
+        backend: Backend
+    ) async throws {
+        try await withLaunchedRuntime(backend) { runtime in
+            let leaf = try runtime.register("leaf") { (_: WorkflowContext, text: String) -> String in text.uppercased() }
+            return try runtime.register("family") { (context: WorkflowContext, text: String) -> String in
+                let noted = try await context.runStep("note") { text }
+                try await context.setEvent(key: "seen", value: noted)
+                try await context.writeStream(key: "log", value: noted)
+                try await context.closeStream(key: "log")
+                return try await noted + context.runChildWorkflow(leaf, input: noted)
+            }
+        } test: { runtime, family in
+            #expect(try await runtime.runWorkflow(family, input: "a", options: WorkflowOptions(workflowID: "f")) == "aA")
+            let childID = try #require(try await runtime.listWorkflows(WorkflowFilter(parentWorkflowID: "f")).first?.workflowID)
+            try await runtime.send(to: "f", topic: "unread", message: "left over")
+
+            #expect(try await runtime.deleteWorkflows(ids: ["f", "no-such-run"], includeChildren: true).sorted()
+                == [childID, "f"].sorted())
+            #expect(try await runtime.workflowStatus(id: "f") == nil)
+            #expect(try await runtime.workflowStatus(id: childID) == nil)
+            await #expect(throws: WorkflowError.nonexistentWorkflow("f")) {
+                _ = try await runtime.retrieveWorkflow(id: "f", as: String.self).result()
+            }
+
+            // The ID is free again, and nothing of the deleted run shows through.
+            #expect(try await runtime.runWorkflow(family, input: "b", options: WorkflowOptions(workflowID: "f")) == "bB")
+            #expect(try await runtime.getEvent(workflowID: "f", key: "seen", as: String.self, timeout: .zero) == "b")
+            var logged: [String] = []
+            for try await value in runtime.readStream(workflowID: "f", key: "log", as: String.self) { logged.append(value) }
+            #expect(logged == ["b"])
+            #expect(try await runtime.listSteps(workflowID: "f").count == 5)
+
+            // Without includeChildren the child stays.
+            #expect(try await runtime.deleteWorkflows(ids: ["f"]) == ["f"])
+            #expect(try await runtime.workflowStatus(id: childID)?.state == .success)
+        }
+    }
 }

@@ -83,6 +83,12 @@ public final class DBOSClient: Sendable {
         try await runtime.cancelWorkflow(id: id)
     }
 
+    /// Deletes runs (with `includeChildren`, their descendants too) and everything recorded for them.
+    @discardableResult
+    public func deleteWorkflows(ids: [String], includeChildren: Bool = false) async throws -> [String] {
+        try await runtime.deleteWorkflows(ids: ids, includeChildren: includeChildren)
+    }
+
     /// Puts a cancelled or failed run back on its queue to continue from its last checkpoint.
     @discardableResult
     public func resumeWorkflow(id: String) async throws -> WorkflowHandle<JSONValue> {

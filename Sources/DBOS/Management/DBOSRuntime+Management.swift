@@ -60,6 +60,19 @@ extension DBOSRuntime {
         return try await database.operations(workflowID: workflowID).map(StepInfo.init)
     }
 
+    /// Deletes runs with everything recorded for them (checkpoints, messages, events, streams);
+    /// with `includeChildren`, their descendants too. IDs of no run are ignored. A run still
+    /// executing somewhere stops at its next durable operation, finding no run to record it in.
+    /// Returns the IDs of the runs deleted.
+    @discardableResult
+    public func deleteWorkflows(ids: [String], includeChildren: Bool = false) async throws -> [String] {
+        let deleted = try await database.deleteWorkflows(ids: ids, includeDescendants: includeChildren)
+        state.withLock { state in
+            for id in deleted { state.recentOutputs.forget(id) }
+        }
+        return deleted
+    }
+
     /// Cancels a run and all its descendants. Runs in this process stop at once; runs in other
     /// processes stop at their next step. Finished runs are left as they are.
     public func cancelWorkflow(id: String) async throws {

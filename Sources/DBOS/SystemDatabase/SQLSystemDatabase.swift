@@ -545,18 +545,7 @@ final class SQLSystemDatabase: SystemDatabase {
         ids: [String], includeDescendants: Bool, error: String?, at now: EpochMilliseconds
     ) async throws -> [String] {
         let cancelled = try await backend.transaction("cancelling workflows") { runner -> [String] in
-            var targets = ids
-            if includeDescendants {
-                var frontier = ids
-                var seen = Set(ids)
-                while !frontier.isEmpty {
-                    let children = try runner.query(
-                        "SELECT workflow_uuid FROM workflow_status WHERE parent_workflow_id IN (\(list: frontier))"
-                    ).compactMap { $0.string("workflow_uuid") }.filter { seen.insert($0).inserted }
-                    targets += children
-                    frontier = children
-                }
-            }
+            let targets = includeDescendants ? try Self.withDescendants(ids, runner) : ids
             var cancelled: [String] = []
             for id in targets {
                 let reason: String? = ids.contains(id) ? error : nil
@@ -573,6 +562,40 @@ final class SQLSystemDatabase: SystemDatabase {
         }
         if !cancelled.isEmpty { await backend.publish(cancelled.map { .completion(workflowID: $0) }) }
         return cancelled
+    }
+
+    /// `ids` followed by every workflow descended from them (through `parent_workflow_id`), each once.
+    private static func withDescendants(_ ids: [String], _ runner: any SQLStatementRunner) throws -> [String] {
+        var all = ids
+        var frontier = ids
+        var seen = Set(ids)
+        while !frontier.isEmpty {
+            let children = try runner.query(
+                "SELECT workflow_uuid FROM workflow_status WHERE parent_workflow_id IN (\(list: frontier))"
+            ).compactMap { $0.string("workflow_uuid") }.filter { seen.insert($0).inserted }
+            all += children
+            frontier = children
+        }
+        return all
+    }
+
+    func deleteWorkflows(ids: [String], includeDescendants: Bool) async throws -> [String] {
+        guard !ids.isEmpty else { return [] }
+        let deleted = try await backend.transaction("deleting workflows") { runner -> [String] in
+            let targets = includeDescendants ? try Self.withDescendants(ids, runner) : ids
+            var deleted: [String] = []
+            for id in targets {
+                // These tables have no foreign key to the status row; messages, events and streams cascade from it.
+                try runner.execute("DELETE FROM operation_outputs WHERE workflow_uuid = \(id)")
+                try runner.execute("DELETE FROM workflow_input WHERE workflow_uuid = \(id)")
+                try runner.execute("DELETE FROM workflow_output WHERE workflow_uuid = \(id)")
+                if try runner.execute("DELETE FROM workflow_status WHERE workflow_uuid = \(id)") > 0 { deleted.append(id) }
+            }
+            return deleted
+        }
+        // Whoever waits for a deleted run's outcome looks again (and finds no run).
+        if !deleted.isEmpty { await backend.publish(deleted.map { .completion(workflowID: $0) }) }
+        return deleted
     }
 
     func pendingWorkflows(executorID: String, applicationVersion: String) async throws -> [WorkflowRecord] {

@@ -312,6 +312,10 @@ protocol SystemDatabase: Sendable {
     /// Writes the lingering outcomes now and every later one at once (shutdown).
     func stopLingering()
 
+    /// Deletes workflows (and, if asked, all their descendants) with everything recorded for them:
+    /// checkpoints, messages, events, stream values. Returns the IDs that existed.
+    func deleteWorkflows(ids: [String], includeDescendants: Bool) async throws -> [String]
+
     /// Marks workflows (and, if asked, all their descendants) CANCELLED unless already finished.
     /// Returns the IDs that changed. `error` is stored as the cancellation reason when given.
     func cancelWorkflows(
