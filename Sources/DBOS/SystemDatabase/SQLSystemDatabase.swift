@@ -825,7 +825,7 @@ final class SQLSystemDatabase: SystemDatabase {
         }
     }
 
-    func setEvent(workflowID: String, key: String, value: String, checkpoint: OperationRecord) async throws {
+    func setEvent(workflowID: String, key: String, value: String, functionID: Int, checkpoint: OperationRecord?) async throws {
         try await backend.transaction("setting event \(key) of workflow \(workflowID)") { runner in
             try runner.execute("""
                 INSERT INTO workflow_events (workflow_uuid, key, value, serialization)
@@ -834,10 +834,10 @@ final class SQLSystemDatabase: SystemDatabase {
                 """)
             try runner.execute("""
                 INSERT INTO workflow_events_history (workflow_uuid, function_id, key, value, serialization)
-                VALUES (\(workflowID), \(checkpoint.functionID), \(key), \(value), \(PortableJSON.formatName))
+                VALUES (\(workflowID), \(functionID), \(key), \(value), \(PortableJSON.formatName))
                 ON CONFLICT (workflow_uuid, function_id, key) DO UPDATE SET value = excluded.value
                 """)
-            try Self.insertOperation(runner, checkpoint, ignoringExisting: true)
+            if let checkpoint { try Self.insertOperation(runner, checkpoint, ignoringExisting: true) }
         }
         await backend.publish([.event(workflowID: workflowID, key: key)])
     }
@@ -1153,10 +1153,12 @@ final class SQLSystemDatabase: SystemDatabase {
 
     // MARK: Streams
 
-    func writeStream(workflowID: String, key: String, value: String, checkpoint: OperationRecord) async throws {
+    func writeStream(workflowID: String, key: String, value: String, functionID: Int, checkpoint: OperationRecord?) async throws {
         try await backend.transaction("writing stream \(key) of workflow \(workflowID)") { runner in
             // A retry after a lost acknowledgement must not append the value a second time.
-            if try Self.selectOperation(runner, workflowID: workflowID, functionID: checkpoint.functionID) != nil { return }
+            if checkpoint != nil, try Self.selectOperation(runner, workflowID: workflowID, functionID: functionID) != nil {
+                return
+            }
             let closed = try runner.query("""
                 SELECT 1 AS closed FROM streams
                 WHERE workflow_uuid = \(workflowID) AND key = \(key) AND value = \(StreamMarker.closed) LIMIT 1
@@ -1167,9 +1169,9 @@ final class SQLSystemDatabase: SystemDatabase {
                 """).first?.int("next") ?? 0
             try runner.execute("""
                 INSERT INTO streams (workflow_uuid, key, value, "offset", function_id, serialization)
-                VALUES (\(workflowID), \(key), \(value), \(next), \(checkpoint.functionID), \(PortableJSON.formatName))
+                VALUES (\(workflowID), \(key), \(value), \(next), \(functionID), \(PortableJSON.formatName))
                 """)
-            try Self.insertOperation(runner, checkpoint)
+            if let checkpoint { try Self.insertOperation(runner, checkpoint) }
         }
         await backend.publish([.stream(workflowID: workflowID, key: key)])
     }

@@ -340,8 +340,9 @@ protocol SystemDatabase: Sendable {
         destinationID: String, topic: String, checkpoint: OperationRecord
     ) async throws -> String?
 
-    /// Upserts an event, appends its history row and records the checkpoint, in one transaction.
-    func setEvent(workflowID: String, key: String, value: String, checkpoint: OperationRecord) async throws
+    /// Upserts an event, writes its history row at slot `functionID` and records the checkpoint (none
+    /// for an event set in a step's body, which belongs to the step's slot), in one transaction.
+    func setEvent(workflowID: String, key: String, value: String, functionID: Int, checkpoint: OperationRecord?) async throws
 
     /// The latest value of an event.
     func event(workflowID: String, key: String) async throws -> String?
@@ -381,9 +382,10 @@ protocol SystemDatabase: Sendable {
 
     // MARK: Streams
 
-    /// Appends a value to a stream (at the next offset) with its checkpoint, in one transaction.
-    /// Fails if the stream was closed.
-    func writeStream(workflowID: String, key: String, value: String, checkpoint: OperationRecord) async throws
+    /// Appends a value to a stream (at the next offset), written at slot `functionID`, with its
+    /// checkpoint (none for a value written in a step's body), in one transaction. Fails if the
+    /// stream was closed.
+    func writeStream(workflowID: String, key: String, value: String, functionID: Int, checkpoint: OperationRecord?) async throws
 
     /// The stream's values from `offset` on, in order; the close marker is included as a value.
     func readStream(workflowID: String, key: String, from offset: Int) async throws -> [StreamEntry]
