@@ -82,4 +82,32 @@ struct ManagementTests {
             #expect(try await runtime.workflowStatus(id: childID)?.state == .success)
         }
     }
+
+    @Test(arguments: Backend.allCases) func aStatusShowsTheQueueOptionsARunWasEnqueuedWith(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        // No worker serves the queue: the runs stay as enqueued.
+        let client = try await DBOSClient(systemDatabaseURL: setup.url)
+        let beforeEnqueue = Date()
+        _ = try await client.enqueue(
+            workflowName: "report", queueName: "reports", input: JSONValue.null,
+            options: WorkflowOptions(workflowID: "delayed", priority: 3, deduplicationID: "daily", delay: .seconds(3600)))
+        _ = try await client.enqueue(
+            workflowName: "report", queueName: "reports", input: JSONValue.null,
+            options: WorkflowOptions(workflowID: "partitioned", partitionKey: "tenant-7"))
+
+        let delayed = try #require(try await client.workflowStatus(id: "delayed"))
+        #expect(delayed.state == .delayed)
+        #expect(delayed.priority == 3)
+        #expect(delayed.deduplicationID == "daily")
+        #expect(delayed.partitionKey == nil)
+        let delayUntil = try #require(delayed.delayUntil)
+        #expect(delayUntil >= beforeEnqueue.addingTimeInterval(3599))
+        #expect(delayed.serialization == "portable_json")
+        let partitioned = try #require(try await client.workflowStatus(id: "partitioned"))
+        #expect(partitioned.priority == 0)
+        #expect(partitioned.partitionKey == "tenant-7")
+        #expect(partitioned.delayUntil == nil)
+        await client.close()
+    }
 }
