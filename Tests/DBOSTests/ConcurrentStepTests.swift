@@ -132,6 +132,28 @@ import Testing
         }
     }
 
+    @Test(arguments: Backend.allCases) func aStepRetriesOnlyTheErrorsItsPolicyAccepts(backend: Backend) async throws {
+        let attempts = AttemptCounter()
+        try await withLaunchedRuntime(backend) { runtime in
+            try runtime.register("picky") { (ctx: WorkflowContext, _: String) -> String in
+                let policy = StepRetryPolicy(maxAttempts: 5, baseInterval: .milliseconds(1)) { error in
+                    (error as? StepTestFailure)?.message != "permanent"
+                }
+                return try await ctx.runStep("call", retry: policy) { () async throws -> String in
+                    // Attempt 1 fails in a way worth retrying, attempt 2 in a way that is not.
+                    let attempt = attempts.increment()
+                    throw StepTestFailure(message: attempt == 1 ? "transient" : "permanent")
+                }
+            }
+        } test: { runtime, picky in
+            let handle = try await runtime.startWorkflow(picky, input: "", options: WorkflowOptions(workflowID: "picky-1"))
+            await #expect(throws: (any Error).self) { _ = try await handle.result() }
+            #expect(attempts.value == 2, "the refused error ends the step with attempts left")
+            let step = try #require(try await runtime.listSteps(workflowID: "picky-1").first)
+            #expect(step.error?.message == "permanent", "the step fails with that error, not MaxStepRetriesExceeded")
+        }
+    }
+
     @Test(arguments: Backend.allCases) func aStepThatSucceedsOnItsThirdAttemptRecordsItsOutputOnce(backend: Backend) async throws {
         let attempts = AttemptCounter()
         try await withLaunchedRuntime(backend) { runtime in

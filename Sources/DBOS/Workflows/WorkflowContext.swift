@@ -388,9 +388,9 @@ public final class WorkflowContext: Sendable {
             } catch {
                 if Task.isCancelled { throw cancellationError() }
                 if error is WorkflowError, case .cancelled = error as? WorkflowError { throw error }
-                guard attempt < retry.maxAttempts else {
+                guard attempt < retry.maxAttempts, retry.retryIf(error) else {
                     let finalError: any Error =
-                        attempt > 1
+                        attempt > 1 && attempt == retry.maxAttempts
                         ? WorkflowError.maxStepRetriesExceeded(step: name, attempts: attempt, lastError: "\(error)")
                         : error
                     let checkpoint = OperationRecord(
