@@ -63,6 +63,13 @@ public final class DBOSClient: Sendable {
         runtime.readStream(workflowID: workflowID, key: key, as: type, from: offset)
     }
 
+    /// The values of a run's stream written so far, without waiting; `ended` is true once no more can come.
+    public func readStreamSnapshot<Value: Decodable & Sendable>(
+        workflowID: String, key: String, as type: Value.Type = JSONValue.self, from offset: Int = 0
+    ) async throws -> (values: [Value], ended: Bool) {
+        try await runtime.readStreamSnapshot(workflowID: workflowID, key: key, as: type, from: offset)
+    }
+
     /// A run's status, or nil if none has this ID.
     public func workflowStatus(id: String) async throws -> WorkflowStatus? {
         try await runtime.workflowStatus(id: id)
