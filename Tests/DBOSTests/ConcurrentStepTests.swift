@@ -132,6 +132,24 @@ import Testing
         }
     }
 
+    @Test(arguments: Backend.allCases) func aStepBodySeesItsOwnSlotAsItsStepID(backend: Backend) async throws {
+        try await withLaunchedRuntime(backend) { runtime in
+            try runtime.register("ids") { (ctx: WorkflowContext, _: String) -> [Int?] in
+                let outside = ctx.stepID
+                try await ctx.sleep(for: .zero)
+                let first = try await ctx.runStep("first") { ctx.stepID }
+                let (outer, nested) = try await ctx.runStep("outer") { () async throws -> Pair in
+                    Pair(outer: ctx.stepID, nested: try await ctx.runStep("nested") { ctx.stepID })
+                }.values
+                let concurrent = try await ctx.startStep("concurrent") { ctx.stepID }.value
+                return [outside, first, outer, nested, concurrent]
+            }
+        } test: { runtime, ids in
+            let seen = try await runtime.runWorkflow(ids, input: "", options: WorkflowOptions(workflowID: "ids-1"))
+            #expect(seen == [nil, 1, 2, 2, 3])
+        }
+    }
+
     @Test(arguments: Backend.allCases) func aStepRetriesOnlyTheErrorsItsPolicyAccepts(backend: Backend) async throws {
         let attempts = AttemptCounter()
         try await withLaunchedRuntime(backend) { runtime in
@@ -541,6 +559,13 @@ private struct FanOutResult: Codable, Sendable {
 }
 
 /// A failure thrown by a step body.
+/// Two step IDs read in one step (a tuple is not `Codable`).
+private struct Pair: Codable, Sendable {
+    var outer: Int?
+    var nested: Int?
+    var values: (Int?, Int?) { (outer, nested) }
+}
+
 private struct StepTestFailure: Error, CustomStringConvertible {
     let message: String
     var description: String { message }

@@ -65,6 +65,11 @@ public final class WorkflowContext: Sendable {
     /// inline, and events and stream values are written as part of the step.
     @TaskLocal static var currentStep: StepScope?
 
+    /// In a step's body, that step's checkpoint slot (DBOS's step ID; a nested step's is the outer
+    /// step's, as it has none of its own); nil outside steps. With `workflowID`, it makes an
+    /// idempotency key for the step's external calls that stays the same when the step runs again.
+    public var stepID: Int? { Self.currentStep?.functionID }
+
     /// Takes the next checkpoint slot. Synchronous, so slots follow call order even when the
     /// operations then run concurrently.
     func reserveFunctionID() -> Int {
