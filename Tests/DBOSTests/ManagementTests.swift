@@ -110,4 +110,26 @@ struct ManagementTests {
         #expect(partitioned.delayUntil == nil)
         await client.close()
     }
+
+    @Test(arguments: Backend.allCases) func aForkWaitsOnTheQueueAndPartitionItIsGiven(backend: Backend) async throws {
+        try await withLaunchedRuntime(backend) { runtime in
+            try runtime.register(queue: WorkflowQueue(name: "tenants", workerConcurrency: 1, partitioned: true))
+            return try runtime.register("double") { (ctx: WorkflowContext, value: Int) -> Int in
+                try await ctx.runStep("double") { value * 2 }
+            }
+        } test: { runtime, double in
+            #expect(try await runtime.runWorkflow(double, input: 21, options: WorkflowOptions(workflowID: "original")) == 42)
+            let fork = try await runtime.forkWorkflow(
+                id: "original", fromStep: 0, newWorkflowID: "forked", queueName: "tenants", partitionKey: "tenant-1",
+                as: Int.self)
+            #expect(try await fork.result() == 42)
+            let status = try await fork.status()
+            #expect(status.queueName == "tenants")
+            #expect(status.partitionKey == "tenant-1")
+            #expect(status.forkedFrom == "original")
+            await #expect(throws: WorkflowError.self) {
+                try await runtime.forkWorkflow(id: "original", fromStep: 0, partitionKey: "tenant-1")
+            }
+        }
+    }
 }

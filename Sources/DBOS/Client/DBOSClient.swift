@@ -102,13 +102,15 @@ public final class DBOSClient: Sendable {
         try await runtime.resumeWorkflow(id: id)
     }
 
-    /// Forks a run from a step; a worker executes the fork.
+    /// Forks a run from a step; a worker serving `queueName` (default: the internal queue) executes the fork.
     @discardableResult
     public func forkWorkflow(
-        id: String, fromStep startStep: Int, newWorkflowID: String? = nil, applicationVersion: String? = nil
+        id: String, fromStep startStep: Int, newWorkflowID: String? = nil, applicationVersion: String? = nil,
+        queueName: String? = nil, partitionKey: String? = nil
     ) async throws -> WorkflowHandle<JSONValue> {
         try await runtime.forkWorkflow(
-            id: id, fromStep: startStep, newWorkflowID: newWorkflowID, applicationVersion: applicationVersion)
+            id: id, fromStep: startStep, newWorkflowID: newWorkflowID, applicationVersion: applicationVersion,
+            queueName: queueName, partitionKey: partitionKey)
     }
 
     /// Closes the database connection.

@@ -25,18 +25,25 @@ extension DBOSRuntime {
 
     /// Starts a new run of the same workflow and input that reuses the original's checkpoints of
     /// slots before `startStep` and executes from `startStep` on.
+    ///
+    /// The fork waits on `queueName` (in `partitionKey` of a partitioned queue), within that
+    /// queue's limits; by default on the engine's internal queue, which has none.
     @discardableResult
     public func forkWorkflow<Output>(
         id: String, fromStep startStep: Int, newWorkflowID: String? = nil, applicationVersion: String? = nil,
-        as type: Output.Type = JSONValue.self
+        queueName: String? = nil, partitionKey: String? = nil, as type: Output.Type = JSONValue.self
     ) async throws -> WorkflowHandle<Output> {
-        guard startStep >= 0 else { throw WorkflowError.invalidOptions(["a fork's start step cannot be negative"]) }
+        var problems: [String] = []
+        if startStep < 0 { problems.append("a fork's start step cannot be negative") }
+        if partitionKey != nil && queueName == nil { problems.append("a partition key requires a queue") }
+        guard problems.isEmpty else { throw WorkflowError.invalidOptions(problems) }
         let forkedID = newWorkflowID ?? UUID().uuidString
+        let queueName = queueName ?? WorkflowQueue.internalQueueName
         try await database.forkWorkflow(ForkRequest(
             originalID: id, forkedID: forkedID, startStep: startStep,
             applicationVersion: applicationVersion ?? (role == .client ? nil : self.applicationVersion),
-            queueName: WorkflowQueue.internalQueueName, now: nextCreationTime()))
-        wakeups.signal(WakeupRegistry.queueKey(WorkflowQueue.internalQueueName))
+            queueName: queueName, partitionKey: partitionKey, now: nextCreationTime()))
+        wakeups.signal(WakeupRegistry.queueKey(queueName))
         return WorkflowHandle(workflowID: forkedID, runtime: self)
     }
 

@@ -1115,11 +1115,11 @@ final class SQLSystemDatabase: SystemDatabase {
             try runner.execute("""
                 INSERT INTO workflow_status (workflow_uuid, status, name, inputs, application_version, queue_name,
                     created_at, updated_at, recovery_attempts, workflow_timeout_ms, serialization, forked_from, priority,
-                    attributes)
+                    attributes, queue_partition_key)
                 VALUES (\(request.forkedID), 'ENQUEUED', \(original.name), \(original.inputs),
                     \(request.applicationVersion ?? original.applicationVersion), \(request.queueName), \(request.now),
                     \(request.now), 0, \(original.timeoutMilliseconds), \(original.serialization ?? PortableJSON.formatName),
-                    \(request.originalID), 0, \(original.attributes))
+                    \(request.originalID), 0, \(original.attributes), \(request.partitionKey))
                 """)
             try runner.execute("""
                 INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error,

@@ -136,6 +136,8 @@ struct ForkRequest: Sendable {
     var startStep: Int
     var applicationVersion: String?
     var queueName: String
+    /// The fork's partition of `queueName`, when that queue is partitioned.
+    var partitionKey: String? = nil
     var now: EpochMilliseconds
 }
 
