@@ -219,14 +219,15 @@ import Testing
                     case "sleep": try await ctx.sleep(for: .milliseconds(1))
                     case "send": try await ctx.send(to: ctx.workflowID, message: "x")
                     case "recv": _ = try await ctx.recv(String.self, timeout: .milliseconds(1))
-                    case "setEvent": try await ctx.setEvent(key: "k", value: "v")
+                    case "closeStream": try await ctx.closeStream(key: "k")
                     default: _ = try await ctx.getEvent(workflowID: ctx.workflowID, key: "k", as: String.self, timeout: .milliseconds(1))
                     }
                     return "allowed"
                 }
             }
         } test: { runtime, misuse in
-            for operation in ["sleep", "send", "recv", "setEvent", "getEvent"] {
+            // (setEvent and writeStream are allowed there, as in DBOS: `EventTests`.)
+            for operation in ["sleep", "send", "recv", "closeStream", "getEvent"] {
                 let handle = try await runtime.startWorkflow(misuse, input: operation, options: WorkflowOptions(workflowID: "misuse-\(operation)"))
                 let error = await #expect(throws: (any Error).self) { _ = try await handle.result() }
                 let message = error.map { "\($0)" } ?? ""

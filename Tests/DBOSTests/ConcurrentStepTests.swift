@@ -132,6 +132,46 @@ import Testing
         }
     }
 
+    @Test(arguments: Backend.allCases) func aStepBodySeesItsOwnSlotAsItsStepID(backend: Backend) async throws {
+        try await withLaunchedRuntime(backend) { runtime in
+            try runtime.register("ids") { (ctx: WorkflowContext, _: String) -> [Int?] in
+                let outside = ctx.stepID
+                try await ctx.sleep(for: .zero)
+                let first = try await ctx.runStep("first") { ctx.stepID }
+                let (outer, nested) = try await ctx.runStep("outer") { () async throws -> Pair in
+                    Pair(outer: ctx.stepID, nested: try await ctx.runStep("nested") { ctx.stepID })
+                }.values
+                let concurrent = try await ctx.startStep("concurrent") { ctx.stepID }.value
+                return [outside, first, outer, nested, concurrent]
+            }
+        } test: { runtime, ids in
+            let seen = try await runtime.runWorkflow(ids, input: "", options: WorkflowOptions(workflowID: "ids-1"))
+            #expect(seen == [nil, 1, 2, 2, 3])
+        }
+    }
+
+    @Test(arguments: Backend.allCases) func aStepRetriesOnlyTheErrorsItsPolicyAccepts(backend: Backend) async throws {
+        let attempts = AttemptCounter()
+        try await withLaunchedRuntime(backend) { runtime in
+            try runtime.register("picky") { (ctx: WorkflowContext, _: String) -> String in
+                let policy = StepRetryPolicy(maxAttempts: 5, baseInterval: .milliseconds(1)) { error in
+                    (error as? StepTestFailure)?.message != "permanent"
+                }
+                return try await ctx.runStep("call", retry: policy) { () async throws -> String in
+                    // Attempt 1 fails in a way worth retrying, attempt 2 in a way that is not.
+                    let attempt = attempts.increment()
+                    throw StepTestFailure(message: attempt == 1 ? "transient" : "permanent")
+                }
+            }
+        } test: { runtime, picky in
+            let handle = try await runtime.startWorkflow(picky, input: "", options: WorkflowOptions(workflowID: "picky-1"))
+            await #expect(throws: (any Error).self) { _ = try await handle.result() }
+            #expect(attempts.value == 2, "the refused error ends the step with attempts left")
+            let step = try #require(try await runtime.listSteps(workflowID: "picky-1").first)
+            #expect(step.error?.message == "permanent", "the step fails with that error, not MaxStepRetriesExceeded")
+        }
+    }
+
     @Test(arguments: Backend.allCases) func aStepThatSucceedsOnItsThirdAttemptRecordsItsOutputOnce(backend: Backend) async throws {
         let attempts = AttemptCounter()
         try await withLaunchedRuntime(backend) { runtime in
@@ -519,6 +559,13 @@ private struct FanOutResult: Codable, Sendable {
 }
 
 /// A failure thrown by a step body.
+/// Two step IDs read in one step (a tuple is not `Codable`).
+private struct Pair: Codable, Sendable {
+    var outer: Int?
+    var nested: Int?
+    var values: (Int?, Int?) { (outer, nested) }
+}
+
 private struct StepTestFailure: Error, CustomStringConvertible {
     let message: String
     var description: String { message }

@@ -21,6 +21,40 @@ import Testing
         }
     }
 
+    @Test(arguments: Backend.allCases) func eventsAndStreamValuesWrittenInAStepBelongToThatStep(backend: Backend) async throws {
+        let bodyRuns = Counter()
+        try await withLaunchedRuntime(backend) { runtime in
+            try runtime.register("reporter") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.runStep("work") {
+                    bodyRuns.increment()
+                    try await ctx.setEvent(key: "progress", value: 50)
+                    try await ctx.writeStream(key: "log", value: "halfway")
+                }
+                try await ctx.setEvent(key: "progress", value: 100)
+                try await ctx.closeStream(key: "log")
+                return "done"
+            }
+        } test: { runtime, reporter in
+            _ = try await runtime.runWorkflow(reporter, input: "", options: WorkflowOptions(workflowID: "reporter-1"))
+            // Written as part of step 0: no slot of their own, so the workflow's own operations keep theirs.
+            let steps = try await runtime.listSteps(workflowID: "reporter-1")
+            #expect(steps.map(\.name) == ["work", "DBOS.setEvent", "DBOS.closeStream"])
+            #expect(steps.map(\.functionID) == [0, 1, 2])
+            #expect(try await runtime.getEvent(workflowID: "reporter-1", key: "progress", as: Int.self, timeout: .zero) == 100)
+            var logged: [String] = []
+            for try await value in runtime.readStream(workflowID: "reporter-1", key: "log", as: String.self) { logged.append(value) }
+            #expect(logged == ["halfway"])
+
+            // A fork after the step keeps what the step wrote, without running its body again.
+            let fork = try await runtime.forkWorkflow(id: "reporter-1", fromStep: 1, newWorkflowID: "reporter-fork", as: String.self)
+            _ = try await fork.result()
+            #expect(bodyRuns.count == 1)
+            logged = []
+            for try await value in runtime.readStream(workflowID: "reporter-fork", key: "log", as: String.self) { logged.append(value) }
+            #expect(logged == ["halfway"])
+        }
+    }
+
     @Test(arguments: Backend.allCases) func getEventWaitsForAnEventSetLater(backend: Backend) async throws {
         try await withLaunchedRuntime(backend) { runtime in
             try runtime.register("late-publisher") { (ctx: WorkflowContext, _: String) -> String in

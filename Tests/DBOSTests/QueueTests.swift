@@ -459,6 +459,35 @@ struct QueueTests {
         await runtime.shutdown()
     }
 
+    @Test(arguments: Backend.allCases) func aStreamSnapshotReturnsTheValuesSoFarWithoutWaiting(backend: Backend) async throws {
+        try await withLaunchedRuntime(backend) { runtime in
+            try runtime.register("writer") { (context: WorkflowContext, _: String) -> String in
+                try await context.writeStream(key: "log", value: "one")
+                try await context.writeStream(key: "log", value: "two")
+                try await context.setEvent(key: "written", value: true)
+                _ = try await context.recv(String.self, topic: "close", timeout: .seconds(60))
+                try await context.closeStream(key: "log")
+                return "done"
+            }
+        } test: { runtime, writer in
+            let handle = try await runtime.startWorkflow(writer, input: "", options: WorkflowOptions(workflowID: "writer-1"))
+            #expect(try await runtime.getEvent(workflowID: "writer-1", key: "written", as: Bool.self, timeout: .seconds(30)) == true)
+            // The run is waiting with its stream open: the snapshot does not wait for it.
+            let open = try await runtime.readStreamSnapshot(workflowID: "writer-1", key: "log", as: String.self)
+            #expect(open.values == ["one", "two"])
+            #expect(!open.ended)
+            #expect(try await runtime.readStreamSnapshot(workflowID: "writer-1", key: "log", as: String.self, from: 1).values
+                == ["two"])
+
+            try await runtime.send(to: "writer-1", topic: "close", message: "now")
+            _ = try await handle.result()
+            let closed = try await runtime.readStreamSnapshot(workflowID: "writer-1", key: "log", as: String.self)
+            #expect(closed.values == ["one", "two"])
+            #expect(closed.ended)
+            #expect(try await runtime.readStreamSnapshot(workflowID: "writer-1", key: "never-written", as: String.self) == ([], true))
+        }
+    }
+
     @Test(arguments: Backend.allCases) func aProcessScopedToItsOwnEnqueuesLeavesOtherRunsToWorkers(backend: Backend) async throws {
         let setup = try await TestRuntime(backend)
         defer { setup.directory.remove() }

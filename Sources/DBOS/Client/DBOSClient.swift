@@ -63,6 +63,13 @@ public final class DBOSClient: Sendable {
         runtime.readStream(workflowID: workflowID, key: key, as: type, from: offset)
     }
 
+    /// The values of a run's stream written so far, without waiting; `ended` is true once no more can come.
+    public func readStreamSnapshot<Value: Decodable & Sendable>(
+        workflowID: String, key: String, as type: Value.Type = JSONValue.self, from offset: Int = 0
+    ) async throws -> (values: [Value], ended: Bool) {
+        try await runtime.readStreamSnapshot(workflowID: workflowID, key: key, as: type, from: offset)
+    }
+
     /// A run's status, or nil if none has this ID.
     public func workflowStatus(id: String) async throws -> WorkflowStatus? {
         try await runtime.workflowStatus(id: id)
@@ -83,19 +90,27 @@ public final class DBOSClient: Sendable {
         try await runtime.cancelWorkflow(id: id)
     }
 
+    /// Deletes runs (with `includeChildren`, their descendants too) and everything recorded for them.
+    @discardableResult
+    public func deleteWorkflows(ids: [String], includeChildren: Bool = false) async throws -> [String] {
+        try await runtime.deleteWorkflows(ids: ids, includeChildren: includeChildren)
+    }
+
     /// Puts a cancelled or failed run back on its queue to continue from its last checkpoint.
     @discardableResult
     public func resumeWorkflow(id: String) async throws -> WorkflowHandle<JSONValue> {
         try await runtime.resumeWorkflow(id: id)
     }
 
-    /// Forks a run from a step; a worker executes the fork.
+    /// Forks a run from a step; a worker serving `queueName` (default: the internal queue) executes the fork.
     @discardableResult
     public func forkWorkflow(
-        id: String, fromStep startStep: Int, newWorkflowID: String? = nil, applicationVersion: String? = nil
+        id: String, fromStep startStep: Int, newWorkflowID: String? = nil, applicationVersion: String? = nil,
+        queueName: String? = nil, partitionKey: String? = nil
     ) async throws -> WorkflowHandle<JSONValue> {
         try await runtime.forkWorkflow(
-            id: id, fromStep: startStep, newWorkflowID: newWorkflowID, applicationVersion: applicationVersion)
+            id: id, fromStep: startStep, newWorkflowID: newWorkflowID, applicationVersion: applicationVersion,
+            queueName: queueName, partitionKey: partitionKey)
     }
 
     /// Closes the database connection.

@@ -25,18 +25,25 @@ extension DBOSRuntime {
 
     /// Starts a new run of the same workflow and input that reuses the original's checkpoints of
     /// slots before `startStep` and executes from `startStep` on.
+    ///
+    /// The fork waits on `queueName` (in `partitionKey` of a partitioned queue), within that
+    /// queue's limits; by default on the engine's internal queue, which has none.
     @discardableResult
     public func forkWorkflow<Output>(
         id: String, fromStep startStep: Int, newWorkflowID: String? = nil, applicationVersion: String? = nil,
-        as type: Output.Type = JSONValue.self
+        queueName: String? = nil, partitionKey: String? = nil, as type: Output.Type = JSONValue.self
     ) async throws -> WorkflowHandle<Output> {
-        guard startStep >= 0 else { throw WorkflowError.invalidOptions(["a fork's start step cannot be negative"]) }
+        var problems: [String] = []
+        if startStep < 0 { problems.append("a fork's start step cannot be negative") }
+        if partitionKey != nil && queueName == nil { problems.append("a partition key requires a queue") }
+        guard problems.isEmpty else { throw WorkflowError.invalidOptions(problems) }
         let forkedID = newWorkflowID ?? UUID().uuidString
+        let queueName = queueName ?? WorkflowQueue.internalQueueName
         try await database.forkWorkflow(ForkRequest(
             originalID: id, forkedID: forkedID, startStep: startStep,
             applicationVersion: applicationVersion ?? (role == .client ? nil : self.applicationVersion),
-            queueName: WorkflowQueue.internalQueueName, now: Date().epochMilliseconds))
-        wakeups.signal(WakeupRegistry.queueKey(WorkflowQueue.internalQueueName))
+            queueName: queueName, partitionKey: partitionKey, now: nextCreationTime()))
+        wakeups.signal(WakeupRegistry.queueKey(queueName))
         return WorkflowHandle(workflowID: forkedID, runtime: self)
     }
 
@@ -58,6 +65,19 @@ extension DBOSRuntime {
             throw WorkflowError.nonexistentWorkflow(workflowID)
         }
         return try await database.operations(workflowID: workflowID).map(StepInfo.init)
+    }
+
+    /// Deletes runs with everything recorded for them (checkpoints, messages, events, streams);
+    /// with `includeChildren`, their descendants too. IDs of no run are ignored. A run still
+    /// executing somewhere stops at its next durable operation, finding no run to record it in.
+    /// Returns the IDs of the runs deleted.
+    @discardableResult
+    public func deleteWorkflows(ids: [String], includeChildren: Bool = false) async throws -> [String] {
+        let deleted = try await database.deleteWorkflows(ids: ids, includeDescendants: includeChildren)
+        state.withLock { state in
+            for id in deleted { state.recentOutputs.forget(id) }
+        }
+        return deleted
     }
 
     /// Cancels a run and all its descendants. Runs in this process stop at once; runs in other

@@ -40,6 +40,16 @@ public struct WorkflowStatus: Sendable {
     public var forkedFrom: String?
     /// The free-form data stored with the run.
     public var attributes: JSONValue?
+    /// Its priority on its queue (0: none, which runs before 1).
+    public var priority: Int
+    /// The deduplication ID it holds on its queue while it waits or runs.
+    public var deduplicationID: String?
+    /// The partition of a partitioned queue it belongs to.
+    public var partitionKey: String?
+    /// Until when it stays DELAYED, for a run enqueued with a delay.
+    public var delayUntil: Date?
+    /// The format its input and output are stored in (`portable_json` for runs of this library).
+    public var serialization: String?
 
     init(_ record: WorkflowRecord) {
         workflowID = record.workflowID
@@ -61,6 +71,11 @@ public struct WorkflowStatus: Sendable {
         completedAt = record.completedAt.map(Date.init(epochMilliseconds:))
         forkedFrom = record.forkedFrom
         attributes = record.attributes.flatMap { try? JSONValue(parsing: $0) }
+        priority = record.priority
+        deduplicationID = record.deduplicationID
+        partitionKey = record.partitionKey
+        delayUntil = record.delayUntil.map(Date.init(epochMilliseconds:))
+        serialization = record.serialization
     }
 }
 

@@ -59,4 +59,21 @@ extension DBOSRuntime {
     ) -> WorkflowStream<Value> {
         WorkflowStream(runtime: self, workflowID: workflowID, key: key, offset: offset)
     }
+
+    /// The values of stream `key` of a workflow written so far, from `offset` on, without waiting for
+    /// more (DBOS's snapshot read); `ended` tells whether more may come: false while the stream is
+    /// open and its workflow has not finished.
+    public func readStreamSnapshot<Value: Decodable & Sendable>(
+        workflowID: String, key: String, as type: Value.Type = JSONValue.self, from offset: Int = 0
+    ) async throws -> (values: [Value], ended: Bool) {
+        // The state before the values, as the stream's iterator reads them: a workflow that had
+        // finished wrote everything it ever will before this read.
+        let state = try await database.workflow(id: workflowID)?.state
+        var values: [Value] = []
+        for entry in try await database.readStream(workflowID: workflowID, key: key, from: offset) {
+            if entry.value == StreamMarker.closed { return (values, true) }
+            values.append(try PortableJSON.decode(Value.self, from: entry.value))
+        }
+        return (values, state == nil || state?.isTerminal == true)
+    }
 }

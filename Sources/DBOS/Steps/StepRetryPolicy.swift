@@ -1,6 +1,6 @@
-/// How a step retries when its body throws: DBOS's max attempts, base interval, backoff factor
-/// and max interval, with a small jitter so many retrying steps do not wake in lockstep.
-public struct StepRetryPolicy: Sendable, Hashable {
+/// How a step retries when its body throws: DBOS's max attempts, base interval, backoff factor,
+/// max interval and retry predicate, with a small jitter so many retrying steps do not wake in lockstep.
+public struct StepRetryPolicy: Sendable {
     /// How many times the body runs at most (1 = no retries).
     public var maxAttempts: Int
     /// The wait before the second attempt.
@@ -9,16 +9,20 @@ public struct StepRetryPolicy: Sendable, Hashable {
     public var backoffFactor: Double
     /// The longest wait between two attempts.
     public var maxInterval: Duration
+    /// Whether an error is worth another attempt (DBOS's retry predicate). An error it refuses ends
+    /// the step at once with that error, whatever attempts are left.
+    public var retryIf: @Sendable (any Error) -> Bool
 
-    /// A policy; the defaults are DBOS's: 1 attempt, 100 ms, 2.0, 5 s.
+    /// A policy; the defaults are DBOS's: 1 attempt, 100 ms, 2.0, 5 s, every error retried.
     public init(
         maxAttempts: Int = 1, baseInterval: Duration = .milliseconds(100), backoffFactor: Double = 2.0,
-        maxInterval: Duration = .seconds(5)
+        maxInterval: Duration = .seconds(5), retryIf: @escaping @Sendable (any Error) -> Bool = { _ in true }
     ) {
         self.maxAttempts = max(1, maxAttempts)
         self.baseInterval = baseInterval
         self.backoffFactor = max(1.0, backoffFactor)
         self.maxInterval = maxInterval
+        self.retryIf = retryIf
     }
 
     /// Run once, never retry.

@@ -545,18 +545,7 @@ final class SQLSystemDatabase: SystemDatabase {
         ids: [String], includeDescendants: Bool, error: String?, at now: EpochMilliseconds
     ) async throws -> [String] {
         let cancelled = try await backend.transaction("cancelling workflows") { runner -> [String] in
-            var targets = ids
-            if includeDescendants {
-                var frontier = ids
-                var seen = Set(ids)
-                while !frontier.isEmpty {
-                    let children = try runner.query(
-                        "SELECT workflow_uuid FROM workflow_status WHERE parent_workflow_id IN (\(list: frontier))"
-                    ).compactMap { $0.string("workflow_uuid") }.filter { seen.insert($0).inserted }
-                    targets += children
-                    frontier = children
-                }
-            }
+            let targets = includeDescendants ? try Self.withDescendants(ids, runner) : ids
             var cancelled: [String] = []
             for id in targets {
                 let reason: String? = ids.contains(id) ? error : nil
@@ -573,6 +562,40 @@ final class SQLSystemDatabase: SystemDatabase {
         }
         if !cancelled.isEmpty { await backend.publish(cancelled.map { .completion(workflowID: $0) }) }
         return cancelled
+    }
+
+    /// `ids` followed by every workflow descended from them (through `parent_workflow_id`), each once.
+    private static func withDescendants(_ ids: [String], _ runner: any SQLStatementRunner) throws -> [String] {
+        var all = ids
+        var frontier = ids
+        var seen = Set(ids)
+        while !frontier.isEmpty {
+            let children = try runner.query(
+                "SELECT workflow_uuid FROM workflow_status WHERE parent_workflow_id IN (\(list: frontier))"
+            ).compactMap { $0.string("workflow_uuid") }.filter { seen.insert($0).inserted }
+            all += children
+            frontier = children
+        }
+        return all
+    }
+
+    func deleteWorkflows(ids: [String], includeDescendants: Bool) async throws -> [String] {
+        guard !ids.isEmpty else { return [] }
+        let deleted = try await backend.transaction("deleting workflows") { runner -> [String] in
+            let targets = includeDescendants ? try Self.withDescendants(ids, runner) : ids
+            var deleted: [String] = []
+            for id in targets {
+                // These tables have no foreign key to the status row; messages, events and streams cascade from it.
+                try runner.execute("DELETE FROM operation_outputs WHERE workflow_uuid = \(id)")
+                try runner.execute("DELETE FROM workflow_input WHERE workflow_uuid = \(id)")
+                try runner.execute("DELETE FROM workflow_output WHERE workflow_uuid = \(id)")
+                if try runner.execute("DELETE FROM workflow_status WHERE workflow_uuid = \(id)") > 0 { deleted.append(id) }
+            }
+            return deleted
+        }
+        // Whoever waits for a deleted run's outcome looks again (and finds no run).
+        if !deleted.isEmpty { await backend.publish(deleted.map { .completion(workflowID: $0) }) }
+        return deleted
     }
 
     func pendingWorkflows(executorID: String, applicationVersion: String) async throws -> [WorkflowRecord] {
@@ -628,11 +651,28 @@ final class SQLSystemDatabase: SystemDatabase {
                 statement = statement + " AND substr(ws.workflow_uuid, 1, \(length)) = \(prefix)"
             }
             if let parent = filter.parentWorkflowID { statement = statement + " AND ws.parent_workflow_id = \(parent)" }
+            if let ids = filter.workflowIDs { statement = statement + Self.and(column: "ws.workflow_uuid", isIn: ids) }
+            if let executors = filter.executorIDs { statement = statement + Self.and(column: "ws.executor_id", isIn: executors) }
+            if let version = filter.applicationVersion { statement = statement + " AND ws.application_version = \(version)" }
+            if let original = filter.forkedFrom { statement = statement + " AND ws.forked_from = \(original)" }
+            if let after = filter.completedAfter {
+                statement = statement + " AND ws.completed_at >= \(after.epochMilliseconds)"
+            }
+            if let before = filter.completedBefore {
+                statement = statement + " AND ws.completed_at <= \(before.epochMilliseconds)"
+            }
             let direction = filter.newestFirst ? "DESC" : "ASC"
             statement = statement + " ORDER BY ws.created_at \(unescaped: direction), ws.\(unescaped: order) \(unescaped: direction)"
-            if let limit = filter.limit { statement = statement + " LIMIT \(limit)" }
+            // Both databases need a LIMIT before an OFFSET; Int.max stands for none.
+            if filter.limit != nil || filter.offset != nil { statement = statement + " LIMIT \(filter.limit ?? Int.max)" }
+            if let offset = filter.offset { statement = statement + " OFFSET \(offset)" }
             return try runner.query(statement).map(Self.workflowRecord)
         }
+    }
+
+    /// ` AND column IN (values)`, or a condition no row meets for no values (`IN ()` is not SQL).
+    private static func and(column: String, isIn values: [String]) -> SQL {
+        values.isEmpty ? " AND 1 = 0" : " AND \(unescaped: column) IN (\(list: values))"
     }
 
     // MARK: Operations
@@ -785,7 +825,7 @@ final class SQLSystemDatabase: SystemDatabase {
         }
     }
 
-    func setEvent(workflowID: String, key: String, value: String, checkpoint: OperationRecord) async throws {
+    func setEvent(workflowID: String, key: String, value: String, functionID: Int, checkpoint: OperationRecord?) async throws {
         try await backend.transaction("setting event \(key) of workflow \(workflowID)") { runner in
             try runner.execute("""
                 INSERT INTO workflow_events (workflow_uuid, key, value, serialization)
@@ -794,10 +834,10 @@ final class SQLSystemDatabase: SystemDatabase {
                 """)
             try runner.execute("""
                 INSERT INTO workflow_events_history (workflow_uuid, function_id, key, value, serialization)
-                VALUES (\(workflowID), \(checkpoint.functionID), \(key), \(value), \(PortableJSON.formatName))
+                VALUES (\(workflowID), \(functionID), \(key), \(value), \(PortableJSON.formatName))
                 ON CONFLICT (workflow_uuid, function_id, key) DO UPDATE SET value = excluded.value
                 """)
-            try Self.insertOperation(runner, checkpoint, ignoringExisting: true)
+            if let checkpoint { try Self.insertOperation(runner, checkpoint, ignoringExisting: true) }
         }
         await backend.publish([.event(workflowID: workflowID, key: key)])
     }
@@ -1075,11 +1115,11 @@ final class SQLSystemDatabase: SystemDatabase {
             try runner.execute("""
                 INSERT INTO workflow_status (workflow_uuid, status, name, inputs, application_version, queue_name,
                     created_at, updated_at, recovery_attempts, workflow_timeout_ms, serialization, forked_from, priority,
-                    attributes)
+                    attributes, queue_partition_key)
                 VALUES (\(request.forkedID), 'ENQUEUED', \(original.name), \(original.inputs),
                     \(request.applicationVersion ?? original.applicationVersion), \(request.queueName), \(request.now),
                     \(request.now), 0, \(original.timeoutMilliseconds), \(original.serialization ?? PortableJSON.formatName),
-                    \(request.originalID), 0, \(original.attributes))
+                    \(request.originalID), 0, \(original.attributes), \(request.partitionKey))
                 """)
             try runner.execute("""
                 INSERT INTO operation_outputs (workflow_uuid, function_id, function_name, output, error,
@@ -1113,10 +1153,12 @@ final class SQLSystemDatabase: SystemDatabase {
 
     // MARK: Streams
 
-    func writeStream(workflowID: String, key: String, value: String, checkpoint: OperationRecord) async throws {
+    func writeStream(workflowID: String, key: String, value: String, functionID: Int, checkpoint: OperationRecord?) async throws {
         try await backend.transaction("writing stream \(key) of workflow \(workflowID)") { runner in
             // A retry after a lost acknowledgement must not append the value a second time.
-            if try Self.selectOperation(runner, workflowID: workflowID, functionID: checkpoint.functionID) != nil { return }
+            if checkpoint != nil, try Self.selectOperation(runner, workflowID: workflowID, functionID: functionID) != nil {
+                return
+            }
             let closed = try runner.query("""
                 SELECT 1 AS closed FROM streams
                 WHERE workflow_uuid = \(workflowID) AND key = \(key) AND value = \(StreamMarker.closed) LIMIT 1
@@ -1127,9 +1169,9 @@ final class SQLSystemDatabase: SystemDatabase {
                 """).first?.int("next") ?? 0
             try runner.execute("""
                 INSERT INTO streams (workflow_uuid, key, value, "offset", function_id, serialization)
-                VALUES (\(workflowID), \(key), \(value), \(next), \(checkpoint.functionID), \(PortableJSON.formatName))
+                VALUES (\(workflowID), \(key), \(value), \(next), \(functionID), \(PortableJSON.formatName))
                 """)
-            try Self.insertOperation(runner, checkpoint)
+            if let checkpoint { try Self.insertOperation(runner, checkpoint) }
         }
         await backend.publish([.stream(workflowID: workflowID, key: key)])
     }

@@ -136,6 +136,8 @@ struct ForkRequest: Sendable {
     var startStep: Int
     var applicationVersion: String?
     var queueName: String
+    /// The fork's partition of `queueName`, when that queue is partitioned.
+    var partitionKey: String? = nil
     var now: EpochMilliseconds
 }
 
@@ -192,8 +194,22 @@ public struct WorkflowFilter: Sendable {
     public var workflowIDPrefix: String?
     /// Only children of this workflow.
     public var parentWorkflowID: String?
+    /// Only the workflows with one of these IDs.
+    public var workflowIDs: [String]?
+    /// Only workflows last run (or to be run) by one of these executors.
+    public var executorIDs: [String]?
+    /// Only workflows of this application version.
+    public var applicationVersion: String?
+    /// Only forks of this workflow.
+    public var forkedFrom: String?
+    /// Only workflows that finished at or after this instant.
+    public var completedAfter: Date?
+    /// Only workflows that finished at or before this instant.
+    public var completedBefore: Date?
     /// At most this many rows.
     public var limit: Int?
+    /// Skip this many rows first (for paging, with `limit`).
+    public var offset: Int?
     /// Newest first (the default) or oldest first.
     public var newestFirst: Bool
 
@@ -201,7 +217,9 @@ public struct WorkflowFilter: Sendable {
     public init(
         states: [WorkflowState]? = nil, name: String? = nil, queueName: String? = nil,
         createdAfter: Date? = nil, createdBefore: Date? = nil, workflowIDPrefix: String? = nil,
-        parentWorkflowID: String? = nil, limit: Int? = nil, newestFirst: Bool = true
+        parentWorkflowID: String? = nil, workflowIDs: [String]? = nil, executorIDs: [String]? = nil,
+        applicationVersion: String? = nil, forkedFrom: String? = nil, completedAfter: Date? = nil,
+        completedBefore: Date? = nil, limit: Int? = nil, offset: Int? = nil, newestFirst: Bool = true
     ) {
         self.states = states
         self.name = name
@@ -210,7 +228,14 @@ public struct WorkflowFilter: Sendable {
         self.createdBefore = createdBefore
         self.workflowIDPrefix = workflowIDPrefix
         self.parentWorkflowID = parentWorkflowID
+        self.workflowIDs = workflowIDs
+        self.executorIDs = executorIDs
+        self.applicationVersion = applicationVersion
+        self.forkedFrom = forkedFrom
+        self.completedAfter = completedAfter
+        self.completedBefore = completedBefore
         self.limit = limit
+        self.offset = offset
         self.newestFirst = newestFirst
     }
 }
@@ -289,6 +314,10 @@ protocol SystemDatabase: Sendable {
     /// Writes the lingering outcomes now and every later one at once (shutdown).
     func stopLingering()
 
+    /// Deletes workflows (and, if asked, all their descendants) with everything recorded for them:
+    /// checkpoints, messages, events, stream values. Returns the IDs that existed.
+    func deleteWorkflows(ids: [String], includeDescendants: Bool) async throws -> [String]
+
     /// Marks workflows (and, if asked, all their descendants) CANCELLED unless already finished.
     /// Returns the IDs that changed. `error` is stored as the cancellation reason when given.
     func cancelWorkflows(
@@ -313,8 +342,9 @@ protocol SystemDatabase: Sendable {
         destinationID: String, topic: String, checkpoint: OperationRecord
     ) async throws -> String?
 
-    /// Upserts an event, appends its history row and records the checkpoint, in one transaction.
-    func setEvent(workflowID: String, key: String, value: String, checkpoint: OperationRecord) async throws
+    /// Upserts an event, writes its history row at slot `functionID` and records the checkpoint (none
+    /// for an event set in a step's body, which belongs to the step's slot), in one transaction.
+    func setEvent(workflowID: String, key: String, value: String, functionID: Int, checkpoint: OperationRecord?) async throws
 
     /// The latest value of an event.
     func event(workflowID: String, key: String) async throws -> String?
@@ -354,9 +384,10 @@ protocol SystemDatabase: Sendable {
 
     // MARK: Streams
 
-    /// Appends a value to a stream (at the next offset) with its checkpoint, in one transaction.
-    /// Fails if the stream was closed.
-    func writeStream(workflowID: String, key: String, value: String, checkpoint: OperationRecord) async throws
+    /// Appends a value to a stream (at the next offset), written at slot `functionID`, with its
+    /// checkpoint (none for a value written in a step's body), in one transaction. Fails if the
+    /// stream was closed.
+    func writeStream(workflowID: String, key: String, value: String, functionID: Int, checkpoint: OperationRecord?) async throws
 
     /// The stream's values from `offset` on, in order; the close marker is included as a value.
     func readStream(workflowID: String, key: String, from offset: Int) async throws -> [StreamEntry]

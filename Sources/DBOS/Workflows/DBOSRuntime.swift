@@ -106,6 +106,11 @@ public final class DBOSRuntime: Sendable {
         }
 
         func output(of id: String) -> String? { outputs[id] }
+
+        /// Forgets a deleted run's output: a new run may take its ID.
+        mutating func forget(_ id: String) {
+            outputs[id] = nil
+        }
     }
 
     let state = Mutex(State())

@@ -54,8 +54,21 @@ public final class WorkflowContext: Sendable {
         state = Mutex(State(checkpoints: checkpoints))
     }
 
-    /// Set while a step body runs: durable operations are not allowed there, and nested steps run inline.
-    @TaskLocal static var currentStep: String?
+    /// A step whose body is running.
+    struct StepScope: Sendable {
+        let name: String
+        /// The step's checkpoint slot, which events and stream values written in its body belong to.
+        let functionID: Int
+    }
+
+    /// Set while a step body runs: most durable operations are not allowed there, nested steps run
+    /// inline, and events and stream values are written as part of the step.
+    @TaskLocal static var currentStep: StepScope?
+
+    /// In a step's body, that step's checkpoint slot (DBOS's step ID; a nested step's is the outer
+    /// step's, as it has none of its own); nil outside steps. With `workflowID`, it makes an
+    /// idempotency key for the step's external calls that stays the same when the step runs again.
+    public var stepID: Int? { Self.currentStep?.functionID }
 
     /// Takes the next checkpoint slot. Synchronous, so slots follow call order even when the
     /// operations then run concurrently.
@@ -92,7 +105,7 @@ public final class WorkflowContext: Sendable {
 
     private func requireOutsideStep(_ operation: String) throws {
         if let step = Self.currentStep {
-            throw WorkflowError.invalidContext("\(operation) cannot be called inside step '\(step)'; call it from the workflow")
+            throw WorkflowError.invalidContext("\(operation) cannot be called inside step '\(step.name)'; call it from the workflow")
         }
     }
 
@@ -367,7 +380,9 @@ public final class WorkflowContext: Sendable {
         while true {
             attempt += 1
             do {
-                let value = try await Self.$currentStep.withValue(name) { try await body() }
+                let value = try await Self.$currentStep.withValue(StepScope(name: name, functionID: functionID)) {
+                    try await body()
+                }
                 let output = try PortableJSON.encode(value)
                 let checkpoint = OperationRecord(
                     workflowID: workflowID, functionID: functionID, functionName: name, output: output, error: nil,
@@ -378,9 +393,9 @@ public final class WorkflowContext: Sendable {
             } catch {
                 if Task.isCancelled { throw cancellationError() }
                 if error is WorkflowError, case .cancelled = error as? WorkflowError { throw error }
-                guard attempt < retry.maxAttempts else {
+                guard attempt < retry.maxAttempts, retry.retryIf(error) else {
                     let finalError: any Error =
-                        attempt > 1
+                        attempt > 1 && attempt == retry.maxAttempts
                         ? WorkflowError.maxStepRetriesExceeded(step: name, attempts: attempt, lastError: "\(error)")
                         : error
                     let checkpoint = OperationRecord(
@@ -563,8 +578,18 @@ public final class WorkflowContext: Sendable {
     // MARK: Events
 
     /// Publishes (or overwrites) a key-value event of this workflow, readable from anywhere.
+    ///
+    /// Called from the workflow, it is an operation of its own, written once. Called in a step's
+    /// body (as DBOS allows), it is part of that step: it takes no checkpoint slot, and a step that
+    /// runs again (a retry, a recovery) sets it again.
     public func setEvent<Value: Encodable & Sendable>(key: String, value: Value) async throws {
-        try await setEvent(key: key, value: value, functionID: reserveFunctionID())
+        guard let step = Self.currentStep else {
+            return try await setEvent(key: key, value: value, functionID: reserveFunctionID())
+        }
+        try await runtime.database.setEvent(
+            workflowID: workflowID, key: key, value: try PortableJSON.encode(value), functionID: step.functionID,
+            checkpoint: nil)
+        runtime.wakeups.signal(WakeupRegistry.eventKey(workflowID: workflowID, key: key))
     }
 
     /// Publishes an event from an explicit checkpoint slot.
@@ -579,7 +604,8 @@ public final class WorkflowContext: Sendable {
             workflowID: workflowID, functionID: functionID, functionName: name, output: "null", error: nil,
             childWorkflowID: nil, startedAt: now, completedAt: now)
         try await runtime.database.setEvent(
-            workflowID: workflowID, key: key, value: try PortableJSON.encode(value), checkpoint: checkpoint)
+            workflowID: workflowID, key: key, value: try PortableJSON.encode(value), functionID: functionID,
+            checkpoint: checkpoint)
         remember(checkpoint)
         runtime.wakeups.signal(WakeupRegistry.eventKey(workflowID: workflowID, key: key))
     }
@@ -624,8 +650,17 @@ public final class WorkflowContext: Sendable {
     // MARK: Streams
 
     /// Appends a value to this workflow's stream `key`; readers in any process see it in order.
+    ///
+    /// Called in a step's body (as DBOS allows), the value is part of that step: it takes no
+    /// checkpoint slot, and a step that runs again (a retry, a recovery) appends it again.
     public func writeStream<Value: Encodable & Sendable>(key: String, value: Value) async throws {
-        try await appendToStream(key: key, text: try PortableJSON.encode(value), operation: "DBOS.writeStream")
+        let text = try PortableJSON.encode(value)
+        guard let step = Self.currentStep else {
+            return try await appendToStream(key: key, text: text, operation: "DBOS.writeStream")
+        }
+        try await runtime.database.writeStream(
+            workflowID: workflowID, key: key, value: text, functionID: step.functionID, checkpoint: nil)
+        runtime.wakeups.signal(WakeupRegistry.streamKey(workflowID: workflowID, key: key))
     }
 
     /// Closes stream `key`: readers finish after the values written so far.
@@ -643,7 +678,8 @@ public final class WorkflowContext: Sendable {
         let checkpoint = OperationRecord(
             workflowID: workflowID, functionID: functionID, functionName: name, output: "null", error: nil,
             childWorkflowID: nil, startedAt: now, completedAt: now)
-        try await runtime.database.writeStream(workflowID: workflowID, key: key, value: text, checkpoint: checkpoint)
+        try await runtime.database.writeStream(
+            workflowID: workflowID, key: key, value: text, functionID: functionID, checkpoint: checkpoint)
         remember(checkpoint)
         runtime.wakeups.signal(WakeupRegistry.streamKey(workflowID: workflowID, key: key))
     }
