@@ -326,6 +326,43 @@ import Testing
         }
     }
 
+    @Test(arguments: Backend.allCases) func aQueuedChildGetsWhatIsLeftOfItsParentsTimeoutEvenAfterTheParentEnds(backend: Backend) async throws {
+        try await withLaunchedRuntime(backend) { runtime in
+            try runtime.register(queue: WorkflowQueue(name: "children", workerConcurrency: 4))
+            let child = try runtime.register("queued-sleeper") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.sleep(for: .seconds(60))
+                return "outlived its parent's deadline"
+            }
+            let own = try runtime.register("queued-own-timeout") { (ctx: WorkflowContext, _: String) -> String in
+                try await ctx.sleep(for: .seconds(60))
+                return "outlived its own timeout"
+            }
+            return try runtime.register("enqueuing-parent") { (ctx: WorkflowContext, _: String) -> String in
+                // Not awaited: the parent ends long before its deadline, the children go on.
+                _ = try await ctx.startChildWorkflow(child, input: "", options: WorkflowOptions(queueName: "children"))
+                _ = try await ctx.startChildWorkflow(
+                    own, input: "", options: WorkflowOptions(timeout: .milliseconds(300), queueName: "children"))
+                return "enqueued"
+            }
+        } test: { runtime, parent in
+            let handle = try await runtime.startWorkflow(
+                parent, input: "", options: WorkflowOptions(workflowID: "enqueuing-1", timeout: .seconds(2)))
+            #expect(try await handle.result() == "enqueued")
+            let inherited = try #require(try await runtime.workflowStatus(id: "enqueuing-1-0"))
+            let inheritedTimeout = try #require(inherited.timeout, "a queued child inherits what is left of its parent's timeout")
+            #expect(inheritedTimeout > .zero && inheritedTimeout <= .seconds(2))
+            #expect(try await runtime.workflowStatus(id: "enqueuing-1-1")?.timeout == .milliseconds(300), "its own shorter timeout stays")
+            for id in ["enqueuing-1-0", "enqueuing-1-1"] {
+                let outcome = await resultWithin(.seconds(30)) { try await runtime.retrieveWorkflow(id: id).result() }
+                switch outcome {
+                case nil: Issue.record("\(id) was still running after 30 s: it did not time out")
+                case .success(let value)?: Issue.record("\(id) should have timed out, got \(value)")
+                case .failure?: #expect(try await runtime.workflowStatus(id: id)?.state == .cancelled)
+                }
+            }
+        }
+    }
+
     @Test(arguments: Backend.allCases) func aParentAwaitingAChildThatTimesOutFailsInsteadOfHanging(backend: Backend) async throws {
         try await withLaunchedRuntime(backend) { runtime in
             let child = try runtime.register("short-lived-child") { (ctx: WorkflowContext, _: String) -> String in

@@ -404,8 +404,16 @@ public final class DBOSRuntime: Sendable {
         let id = options.workflowID ?? parent.map { "\($0.context.workflowID)-\($0.functionID)" } ?? UUID().uuidString
         let queued = options.queueName != nil
         var deadline = queued ? nil : options.timeout.map { now + $0.milliseconds }
-        if !queued, let parentDeadline = parent?.context.deadline {
-            deadline = min(deadline ?? parentDeadline, parentDeadline)
+        var timeoutMilliseconds = options.timeout?.milliseconds
+        if let parentDeadline = parent?.context.deadline {
+            if queued {
+                // A queued child's deadline is set when it is claimed, from its timeout (as DBOS does):
+                // it gets what is left of its parent's time, unless its own timeout is shorter.
+                let left = max(1, parentDeadline - now)
+                timeoutMilliseconds = min(timeoutMilliseconds ?? left, left)
+            } else {
+                deadline = min(deadline ?? parentDeadline, parentDeadline)
+            }
         }
         let state: WorkflowState = !queued ? .pending : (options.delay != nil ? .delayed : .enqueued)
         // An enqueue on a queue this process serves starts the run at once when a slot is free
@@ -421,7 +429,7 @@ public final class DBOSRuntime: Sendable {
             workflowID: id, state: state, name: registered.name, inputs: inputText,
             executorID: configuration.executorID,
             applicationVersion: options.applicationVersion ?? (role == .client ? nil : applicationVersion),
-            queueName: options.queueName, timeoutMilliseconds: options.timeout?.milliseconds, deadline: deadline,
+            queueName: options.queueName, timeoutMilliseconds: timeoutMilliseconds, deadline: deadline,
             parentWorkflowID: parent?.context.workflowID, priority: options.priority ?? 0,
             deduplicationID: options.deduplicationID, partitionKey: options.partitionKey,
             delayUntil: options.delay.map { now + $0.milliseconds }, attributes: options.attributes?.jsonText, now: now,
