@@ -56,14 +56,17 @@ final class WorkflowThreads: TaskExecutor, Sendable {
         return try body()
     }
 
+    /// A new key for a thread-local value (never deleted: the keys are static).
+    fileprivate static func newThreadKey() -> pthread_key_t {
+        var key = pthread_key_t()
+        let status = pthread_key_create(&key, nil)
+        precondition(status == 0, "pthread_key_create failed: \(status)")
+        return key
+    }
+
     /// The wake-ups held back on one thread by `withWakeupsDeferred`.
     fileprivate final class WakeupDeferral {
-        static let currentKey: pthread_key_t = {
-            var key = pthread_key_t()
-            let status = pthread_key_create(&key, nil)
-            precondition(status == 0, "pthread_key_create failed: \(status)")
-            return key
-        }()
+        static let currentKey: pthread_key_t = WorkflowThreads.newThreadKey()
 
         /// The deferral of the calling thread, if it defers.
         static var current: WakeupDeferral? {
@@ -113,12 +116,7 @@ final class WorkflowThreads: TaskExecutor, Sendable {
     /// `startedThreads`, `isStopped`) is only touched while holding `condition`; the counters are atomic.
     fileprivate final class Core: @unchecked Sendable {
         /// The thread-local marker of a workflow thread: the `Core` it belongs to.
-        static let currentKey: pthread_key_t = {
-            var key = pthread_key_t()
-            let status = pthread_key_create(&key, nil)
-            precondition(status == 0, "pthread_key_create failed: \(status)")
-            return key
-        }()
+        static let currentKey: pthread_key_t = WorkflowThreads.newThreadKey()
 
         let threadCount: Int
         let name: String
