@@ -79,4 +79,44 @@ struct ClientTests {
         await client.close()
         await worker.shutdown()
     }
+
+    /// A run cancelled and resumed while the worker's execution of it is still under way (stopped
+    /// by the cancellation, but in a step's body that does not check for it) is claimed again
+    /// before that execution ends: it is finished from the checkpoints that execution leaves.
+    @Test(arguments: Backend.allCases)
+    func aRunClaimedAgainWhileItsStoppedExecutionIsStillUnderWayFinishesOnce(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let worker = try await setup.make(executorID: "worker")
+        let (first, second, third) = (Counter(), Counter(), Counter())
+        let (entered, release, stopped) = (Gate(), Gate(), Gate())
+        _ = try worker.register("gated") { (context: WorkflowContext, _: JSONValue) -> Int in
+            _ = try await context.runStep("first") { first.increment() }
+            _ = try await context.runStep("second") {
+                entered.open()
+                await withTaskCancellationHandler { await release.wait() } onCancel: { stopped.open() }
+                return second.increment()
+            }
+            return try await context.runStep("third") { third.increment() }
+        }
+        try worker.register(queue: WorkflowQueue(name: "work"))
+        try await worker.launch()
+        let client = try await DBOSClient(systemDatabaseURL: setup.url, pollingInterval: .milliseconds(50))
+        _ = try await client.enqueue(
+            workflowName: "gated", queueName: "work", input: JSONValue.null, options: WorkflowOptions(workflowID: "g1"))
+        try #require(await eventually { entered.isOpen })
+        try await client.cancelWorkflow(id: "g1")
+        try #require(await eventually { stopped.isOpen }, "the worker's watchdog stops its execution")
+        try await client.resumeWorkflow(id: "g1")
+        #expect(await eventually { (try? await client.workflowStatus(id: "g1"))??.state == .pending },
+            "the worker claims the run again while that execution is in the second step")
+        release.open()
+        try #require(await eventually(timeout: .seconds(20)) { (try? await client.workflowStatus(id: "g1"))??.state == .success })
+        #expect(try await client.retrieveWorkflow(id: "g1", as: Int.self).result() == 1)
+        #expect(first.count == 1)
+        #expect(second.count == 1, "the step the stopped execution finished is not run again")
+        #expect(third.count == 1)
+        await client.close()
+        await worker.shutdown()
+    }
 }

@@ -243,14 +243,3 @@ struct DeferredCheckpointTests {
         await runtime.shutdown(gracePeriod: .zero)
     }
 }
-
-/// Holds workflow code until opened; its wait is not a durable operation.
-private final class Gate: Sendable {
-    private let isOpen = Mutex(false)
-
-    func open() { isOpen.withLock { $0 = true } }
-
-    func wait() async {
-        while !isOpen.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(10)) }
-    }
-}

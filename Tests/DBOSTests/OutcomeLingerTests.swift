@@ -352,7 +352,7 @@ struct OutcomeLingerTests {
     }
 
     @Test(arguments: Backend.allCases) func theOutcomeOfARunSomeoneAlreadyAwaitsIsWrittenAtOnce(backend: Backend) async throws {
-        let gate = OpenableGate()
+        let gate = Gate()
         try await withOutcomesHeldForAnHour(
             backend,
             register: { runtime in
@@ -374,7 +374,7 @@ struct OutcomeLingerTests {
     }
 
     @Test(arguments: Backend.allCases) func aQueuedRunAwaitedBeforeItStartsIsWrittenAtOnceAndAHeldOutcomeFreesItsSlot(backend: Backend) async throws {
-        let gate = OpenableGate()
+        let gate = Gate()
         try await withOutcomesHeldForAnHour(
             backend,
             register: { runtime in
@@ -493,15 +493,4 @@ private final class SQLiteExecutorTestGate: Sendable {
     private let state = Mutex(false)
     var entered: Bool { state.withLock { $0 } }
     func enter() { state.withLock { $0 = true } }
-}
-
-/// Holds workflow code until opened; its wait is not a durable operation.
-private final class OpenableGate: Sendable {
-    private let isOpen = Mutex(false)
-
-    func open() { isOpen.withLock { $0 = true } }
-
-    func wait() async {
-        while !isOpen.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(10)) }
-    }
 }

@@ -31,7 +31,7 @@ import Testing
             }
             // All 20 are queued behind the first batch before it may finish.
             #expect(await eventually { batcher.waitingCount == 20 })
-            await gate.open()
+            gate.open()
             try await group.waitForAll()
         }
         let sizes = batches.withLock { $0.map(\.count) }
@@ -58,13 +58,13 @@ import Testing
             return items.map { .success($0) }
         }
         let first = Task { try await batcher.submit(0) }
-        #expect(await eventually { await gate.waiterCount == 1 })
+        #expect(await eventually { gate.waiterCount == 1 })
         let leader = Task { try await batcher.submit(1) }
         #expect(await eventually { batcher.waitingCount == 1 })
         let others = (2...5).map { item in Task { try await batcher.submit(item) } }
         #expect(await eventually { batcher.waitingCount == 5 })
         leader.cancel()
-        await gate.open()
+        gate.open()
         #expect(try await first.value == 0)
         for (index, other) in others.enumerated() {
             #expect(try await other.value == index + 2)
@@ -311,24 +311,4 @@ private final class Locked<Value: Sendable>: Sendable {
     private let value: Mutex<Value>
     init(_ value: Value) { self.value = Mutex(value) }
     func withLock<T>(_ body: (inout sending Value) -> sending T) -> sending T { value.withLock(body) }
-}
-
-/// Holds callers until opened.
-private actor Gate {
-    private var isOpen = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    /// How many callers are held.
-    var waiterCount: Int { waiters.count }
-
-    func wait() async {
-        if isOpen { return }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    func open() {
-        isOpen = true
-        for waiter in waiters { waiter.resume() }
-        waiters = []
-    }
 }

@@ -102,6 +102,7 @@ extension DBOSRuntime {
                 wakeups.signal(WakeupRegistry.completionKey(workflowID: record.workflowID))
                 continue
             }
+            if leaveToLocalExecution(record.workflowID, registered: registered) { continue }
             runnable.append((record, registered))
         }
         let checkpoints = try await checkpoints(ofClaimed: runnable.map(\.0.workflowID))
@@ -109,6 +110,43 @@ extension DBOSRuntime {
             execute(record, registered: registered, checkpoints: Self.bySlot(checkpoints[record.workflowID] ?? []))
         }
         return claimed.map(\.workflowID)
+    }
+
+    /// Whether a run just claimed is left to an execution of it still under way here: one that
+    /// went on after its run was cancelled, because the run was resumed before it noticed.
+    ///
+    /// Once the claim made the run PENDING again, that execution carries on as the resumed run.
+    /// It may also have reached the run's end first and found the run not PENDING (its outcome
+    /// refused): so when it ends, the run is executed again from its checkpoints if it is still
+    /// this executor's to finish (`executeClaimedAgain`). Not before: a second execution would
+    /// run the steps whose checkpoints that one was still writing.
+    private func leaveToLocalExecution(_ id: String, registered: RegisteredWorkflow) -> Bool {
+        state.withLock { state in
+            guard state.running[id] != nil else { return false }
+            state.running[id]?.claimedAgain = registered
+            return true
+        }
+    }
+
+    /// Executes a run claimed while an earlier execution of it ran here, once that one has ended,
+    /// if the run is still PENDING and this executor's (that execution did not record its outcome).
+    /// A read that keeps failing leaves the run PENDING here, for this executor's next recovery.
+    func executeClaimedAgain(_ id: String, registered: RegisteredWorkflow) async {
+        var backoff = Duration.milliseconds(50)
+        for attempt in 1...5 {
+            do {
+                guard let record = try await database.workflow(id: id), record.state == .pending,
+                    record.executorID == configuration.executorID
+                else { return }
+                let checkpoints = try await database.operations(workflowIDs: [id])
+                execute(record, registered: registered, checkpoints: Self.bySlot(checkpoints[id] ?? []))
+                return
+            } catch {
+                state.withLock { $0.checkpointReadFailures += 1 }
+                guard attempt < 5, (try? await Task.sleep(for: backoff)) != nil else { return }
+                backoff *= 2
+            }
+        }
     }
 
     /// The checkpoints of runs just claimed (a forked or re-enqueued run has some), in one read.

@@ -41,6 +41,9 @@ public final class DBOSRuntime: Sendable {
         /// The run's code has returned or thrown: its queue slot is free and its deadline no
         /// longer applies, while its outcome may still wait to share a commit.
         var codeEnded = false
+        /// A queue runner claimed the run again while this execution was still under way (see
+        /// `leaveToLocalExecution`): what to execute if the run is still to finish when this one ends.
+        var claimedAgain: RegisteredWorkflow?
     }
 
     enum Phase { case registering, launched, stopped }
@@ -681,6 +684,9 @@ public final class DBOSRuntime: Sendable {
         finished?.timer?.cancel()
         wakeups.signal(WakeupRegistry.completionKey(workflowID: id))
         if let wakesQueue { wakeups.signal(WakeupRegistry.queueKey(wakesQueue)) }
+        if let registered = finished?.claimedAgain {
+            Task { await self.executeClaimedAgain(id, registered: registered) }
+        }
     }
 
     /// A queued run freed a slot: returns the queue whose runner should look again, unless it
