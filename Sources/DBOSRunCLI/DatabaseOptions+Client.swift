@@ -12,12 +12,17 @@ extension DatabaseOptions {
         }
     }
 
+    /// How long a one-shot command waits for a PostgreSQL server that goes away in the middle of it
+    /// to come back (a restart) before it fails with one line naming the server. A run waits for as
+    /// long as it takes; `get-event` for as long as its `--timeout`.
+    static let connectionLossWait: Duration = .seconds(30)
+
     /// Opens a client, runs `body` with it and closes it, whether `body` succeeds or throws. Every
     /// error leaves as a `CommandFailure` with its password redacted.
     public func withClient<Result>(_ body: (DBOSClient) async throws -> Result) async throws(CommandFailure) -> Result {
         let client = try await openClient()
         do {
-            let result = try await body(client)
+            let result = try await ConnectionRetryDeadline.within(Self.connectionLossWait) { try await body(client) }
             await client.close()
             return result
         } catch {

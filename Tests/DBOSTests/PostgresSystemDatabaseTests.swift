@@ -126,6 +126,34 @@ struct PostgresSystemDatabaseTests {
         try await withDurableServer { server in try await receiveAcross(disruption, of: server) }
     }
 
+    /// A caller that must not wait long for a lost server (a one-shot `dbos-run` command) gets the
+    /// connection error, naming the server, once its limit has passed; without a limit the same
+    /// call waits for the server to come back.
+    @Test func aCallWithAWaitLimitFailsOnceItPassesWhileTheServerIsDown() async throws {
+        try await withDurableServer { server in
+            let client = try await DBOSClient(systemDatabaseURL: server.url(database: "wait_limit"))
+            _ = try await client.listWorkflows()
+            try await runOnOwnThread { try server.stopServer(mode: .fast) }
+            let clock = ContinuousClock()
+            let start = clock.now
+            await #expect {
+                _ = try await ConnectionRetryDeadline.within(.seconds(2)) { try await client.listWorkflows() }
+            } throws: { error in
+                "\(error)".contains("127.0.0.1:\(server.port)")
+            }
+            let waited = clock.now - start
+            #expect(waited >= .milliseconds(1_500) && waited < .seconds(20), "waited \(waited)")
+
+            let restart = Task {
+                try await Task.sleep(for: .seconds(2))
+                try await runOnOwnThread { try server.startServer() }
+            }
+            #expect(try await client.listWorkflows().isEmpty)
+            try await restart.value
+            await client.close()
+        }
+    }
+
     private func receiveAcross(_ disruption: Disruption, of server: PostgresServer) async throws {
         let url = server.url(database: "recv_across_restart")
         // Long fallbacks: only the reconnected listener (or its catch-up re-check) can wake the recv in time.
