@@ -345,7 +345,7 @@ struct QueueTests {
         // only prompt wake-ups (the outcome written here, polling while the limit holds runs) finish in time.
         var runtimes: [DBOSRuntime] = []
         for executor in ["a", "b"] {
-            var configuration = DBOSConfiguration(
+            let configuration = DBOSConfiguration(
                 systemDatabaseURL: setup.url, executorID: executor, applicationVersion: "test",
                 notificationFallbackInterval: .seconds(120))
             let runtime = try await DBOSRuntime(configuration: configuration)

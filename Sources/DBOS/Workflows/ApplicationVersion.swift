@@ -5,6 +5,10 @@ import Synchronization
 /// workflow names, so the version changes whenever the workflow code changes, and recovery
 /// never replays old checkpoints with new code.
 public enum ApplicationVersion {
+    /// The version of every process with `DBOSConfiguration.enablesPatching` and no version of its
+    /// own (DBOS's name for it): each recovers the runs of the others, whatever their code.
+    public static let patchingEnabled = "PATCHING_ENABLED"
+
     private static let executableHash = Mutex<String?>(nil)
 
     /// A version derived from this executable and the given names of the code it registers (the

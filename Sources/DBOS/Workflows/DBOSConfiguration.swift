@@ -14,6 +14,11 @@ public struct DBOSConfiguration: Sendable {
     public var applicationVersion: String?
     /// Whether `launch()` resumes this executor's unfinished workflows.
     public var recoversPendingWorkflows: Bool
+    /// Whether workflows may branch on patches (`WorkflowContext.patch(_:)`), as DBOS's
+    /// `EnablePatching`: new code then recovers the runs older code left, and the application
+    /// version, unless one is set, is `ApplicationVersion.patchingEnabled` rather than derived
+    /// from the executable (which changes with every build).
+    public var enablesPatching = false
     /// How often waits re-check the database for changes made by other processes.
     public var pollingInterval: Duration
     /// How often running workflows check whether another process cancelled them.

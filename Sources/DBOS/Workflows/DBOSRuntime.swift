@@ -254,7 +254,8 @@ public final class DBOSRuntime: Sendable {
             guard state.phase == .registering else { throw WorkflowError.notLaunched }
             return Array(state.workflows.keys)
         }
-        let version = configuration.applicationVersion ?? ApplicationVersion.derive(workflowNames: names)
+        let version = configuration.applicationVersion
+            ?? (configuration.enablesPatching ? ApplicationVersion.patchingEnabled : ApplicationVersion.derive(workflowNames: names))
         let watchdog = Task { [weak self] in
             while !Task.isCancelled {
                 guard let interval = self?.configuration.cancellationCheckInterval else { return }

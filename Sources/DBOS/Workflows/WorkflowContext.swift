@@ -426,6 +426,73 @@ public final class WorkflowContext: Sendable {
         return try PortableJSON.decode(T.self, from: record.output)
     }
 
+    // MARK: Patching
+
+    /// Whether this run takes the code added under the patch `name` (DBOS's `Patch`), for changing
+    /// a workflow while runs of its older code are still unfinished:
+    ///
+    /// ```swift
+    /// if try await context.patch("charge-in-two-steps") {
+    ///     try await context.runStep("authorize") { ... }
+    ///     try await context.runStep("capture") { ... }
+    /// } else {
+    ///     try await context.runStep("charge") { ... }
+    /// }
+    /// ```
+    ///
+    /// True for a run that reaches this point now: the choice is checkpointed (as `DBOS.patch-NAME`),
+    /// so it replays the same. False for a run that older code already took past this point (its
+    /// checkpoint here is another operation's): that takes no slot, and the run replays as the old
+    /// code recorded it. Needs `DBOSConfiguration.enablesPatching`; not inside a step.
+    public func patch(_ name: String) async throws -> Bool {
+        try requireOutsideStep("patch(_:)")
+        try requirePatching("patch(_:)")
+        let marker = Self.patchMarker(name)
+        // The slot is looked at and taken in one step: a step started concurrently takes the next one.
+        let (patched, newSlot) = state.withLock { state -> (Bool, Int?) in
+            let slot = state.nextFunctionID
+            if let recorded = state.checkpoints[slot] {
+                guard recorded.functionName == marker else { return (false, nil) }
+                state.nextFunctionID += 1
+                return (true, nil)
+            }
+            state.nextFunctionID += 1
+            return (true, slot)
+        }
+        guard let functionID = newSlot else { return patched }
+        try await writeDeferredCheckpoint()
+        try checkNotCancelled()
+        let now = Self.now
+        _ = try await record(OperationRecord(
+            workflowID: workflowID, functionID: functionID, functionName: marker, output: nil, error: nil,
+            childWorkflowID: nil, startedAt: now, completedAt: now))
+        return true
+    }
+
+    /// Retires the patch `name` once no unfinished run predates it (DBOS's `DeprecatePatch`): the
+    /// code keeps only the patched branch, and this call stands where `patch(name)` stood. A run
+    /// that recorded the patch skips its checkpoint, so it replays as recorded; any other run
+    /// takes no slot and writes nothing. Always true. Needs `DBOSConfiguration.enablesPatching`.
+    @discardableResult
+    public func deprecatePatch(_ name: String) throws -> Bool {
+        try requireOutsideStep("deprecatePatch(_:)")
+        try requirePatching("deprecatePatch(_:)")
+        let marker = Self.patchMarker(name)
+        state.withLock { state in
+            if state.checkpoints[state.nextFunctionID]?.functionName == marker { state.nextFunctionID += 1 }
+        }
+        return true
+    }
+
+    /// The name of a patch's checkpoint, as DBOS writes it.
+    static func patchMarker(_ name: String) -> String { "DBOS.patch-\(name)" }
+
+    private func requirePatching(_ operation: String) throws {
+        guard runtime.configuration.enablesPatching else {
+            throw WorkflowError.invalidContext("\(operation) needs DBOSConfiguration.enablesPatching")
+        }
+    }
+
     // MARK: Sleep
 
     /// Sleeps durably: the wake-up time is checkpointed, so after a restart the workflow sleeps
