@@ -111,6 +111,46 @@ struct ManagementTests {
         await client.close()
     }
 
+    @Test(arguments: Backend.allCases) func aDelayedRunCanBeGivenAnotherDelayWhileItWaits(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let worker = try await setup.make(executorID: "worker")
+        let stamp = try worker.register("stamp") { (_: WorkflowContext, value: Int) -> Int in value }
+        try worker.register(queue: WorkflowQueue(name: "later"))
+        try await worker.launch()
+        let client = try await DBOSClient(systemDatabaseURL: setup.url, pollingInterval: .milliseconds(50))
+
+        // An hour's delay moved to now: the run starts.
+        _ = try await worker.startWorkflow(
+            stamp, input: 1, options: WorkflowOptions(workflowID: "hourly", queueName: "later", delay: .seconds(3600)))
+        #expect(try await client.workflowStatus(id: "hourly")?.state == .delayed)
+        try await client.setWorkflowDelay(id: "hourly", until: Date())
+        #expect(try await worker.retrieveWorkflow(id: "hourly", as: Int.self).result() == 1)
+
+        // A short delay moved an hour on: the run is still waiting well after its first start time.
+        _ = try await worker.startWorkflow(
+            stamp, input: 2, options: WorkflowOptions(workflowID: "postponed", queueName: "later", delay: .milliseconds(300)))
+        let before = Date()
+        try await worker.setWorkflowDelay(id: "postponed", delay: .seconds(3600))
+        let postponed = try #require(try await client.workflowStatus(id: "postponed"))
+        #expect(postponed.delayUntil.map { $0 >= before.addingTimeInterval(3599) } == true)
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await client.workflowStatus(id: "postponed")?.state == .delayed)
+
+        // Only a run still waiting for its delay.
+        await #expect { try await client.setWorkflowDelay(id: "hourly", delay: .zero) } throws: { error in
+            "\(error)".contains("run 'hourly' is SUCCESS, not DELAYED")
+        }
+        await #expect { try await client.setWorkflowDelay(id: "nobody", delay: .zero) } throws: { error in
+            if case WorkflowError.nonexistentWorkflow("nobody") = error { true } else { false }
+        }
+        await #expect { try await client.setWorkflowDelay(id: "postponed", delay: .seconds(-1)) } throws: { error in
+            "\(error)".contains("a delay cannot be negative")
+        }
+        await client.close()
+        await worker.shutdown(gracePeriod: .zero)
+    }
+
     @Test(arguments: Backend.allCases) func aForkWaitsOnTheQueueAndPartitionItIsGiven(backend: Backend) async throws {
         try await withLaunchedRuntime(backend) { runtime in
             try runtime.register(queue: WorkflowQueue(name: "tenants", workerConcurrency: 1, partitioned: true))

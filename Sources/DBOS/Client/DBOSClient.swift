@@ -1,3 +1,5 @@
+import Foundation
+
 /// Talks to the workflows of other processes through the system database, with no workflow code
 /// of its own: enqueue runs by name, wait for their results, send messages, read events, and
 /// manage runs.
@@ -83,6 +85,16 @@ public final class DBOSClient: Sendable {
     /// A run's checkpointed steps.
     public func listSteps(workflowID: String) async throws -> [StepInfo] {
         try await runtime.listSteps(workflowID: workflowID)
+    }
+
+    /// Moves the start of a DELAYED run to `date` (see `DBOSRuntime.setWorkflowDelay(id:until:)`).
+    public func setWorkflowDelay(id: String, until date: Date) async throws {
+        try await runtime.setWorkflowDelay(id: id, until: date)
+    }
+
+    /// Moves the start of a DELAYED run to `delay` from now.
+    public func setWorkflowDelay(id: String, delay: Duration) async throws {
+        try await runtime.setWorkflowDelay(id: id, delay: delay)
     }
 
     /// Cancels a run and its descendants.

@@ -80,6 +80,27 @@ extension DBOSRuntime {
         return deleted
     }
 
+    /// Moves the start of a run enqueued with a delay (`WorkflowOptions.delay`) that is still
+    /// waiting for it (DELAYED) to `date`; a date already passed makes it due at once (DBOS's
+    /// `SetWorkflowDelay`). A run in any other state is refused with `invalidOptions`.
+    public func setWorkflowDelay(id: String, until date: Date) async throws {
+        guard let found = try await database.setDelay(
+            id: id, until: date.epochMilliseconds, at: Date().epochMilliseconds)
+        else { throw WorkflowError.nonexistentWorkflow(id) }
+        guard found.state == .delayed else {
+            throw WorkflowError.invalidOptions([
+                "run '\(id)' is \(found.state.rawValue), not DELAYED: only a run still waiting for its delay can be given another"
+            ])
+        }
+        if let queueName = found.queueName { wakeups.signal(WakeupRegistry.queueKey(queueName)) }
+    }
+
+    /// Moves the start of a DELAYED run to `delay` from now (see `setWorkflowDelay(id:until:)`).
+    public func setWorkflowDelay(id: String, delay: Duration) async throws {
+        guard delay >= .zero else { throw WorkflowError.invalidOptions(["a delay cannot be negative"]) }
+        try await setWorkflowDelay(id: id, until: Date().addingTimeInterval(Double(delay.milliseconds) / 1000))
+    }
+
     /// Cancels a run and all its descendants. Runs in this process stop at once; runs in other
     /// processes stop at their next step. Finished runs are left as they are.
     public func cancelWorkflow(id: String) async throws {

@@ -1031,6 +1031,24 @@ final class SQLSystemDatabase: SystemDatabase {
         return requeued.map(\.0)
     }
 
+    func setDelay(id: String, until: EpochMilliseconds, at now: EpochMilliseconds) async throws
+        -> (state: WorkflowState, queueName: String?)?
+    {
+        let found = try await backend.transaction("delaying workflow \(id)") { runner -> (WorkflowState, String?)? in
+            // The update decides: a queue runner may have started the run since anyone looked.
+            let changed = try runner.execute("""
+                UPDATE workflow_status SET delay_until_epoch_ms = \(until), updated_at = \(now)
+                WHERE workflow_uuid = \(id) AND status = 'DELAYED'
+                """)
+            guard let row = try runner.query("SELECT status, queue_name FROM workflow_status WHERE workflow_uuid = \(id)").first,
+                let state = row.string("status").flatMap(WorkflowState.init(rawValue:))
+            else { return nil }
+            return (changed > 0 ? .delayed : state, row.string("queue_name"))
+        }
+        if let found, found.0 == .delayed, let queueName = found.1 { await backend.publish([.queue(name: queueName)]) }
+        return found.map { (state: $0.0, queueName: $0.1) }
+    }
+
     func deadLetter(id: String, at now: EpochMilliseconds) async throws {
         _ = try await backend.transaction("abandoning workflow \(id)") { runner in
             try runner.execute("""

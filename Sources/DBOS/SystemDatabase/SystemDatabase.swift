@@ -368,6 +368,11 @@ protocol SystemDatabase: Sendable {
         executorID: String, applicationVersion: String, excluding runningIDs: [String], at now: EpochMilliseconds
     ) async throws -> [String]
 
+    /// Moves the start of a DELAYED run to `until`. Returns the run's state (the run is changed only
+    /// when it was DELAYED) and its queue, or nil when no run has this ID.
+    func setDelay(id: String, until: EpochMilliseconds, at now: EpochMilliseconds) async throws
+        -> (state: WorkflowState, queueName: String?)?
+
     /// Sets a PENDING run to MAX_RECOVERY_ATTEMPTS_EXCEEDED.
     func deadLetter(id: String, at now: EpochMilliseconds) async throws
 
