@@ -101,6 +101,22 @@ extension DBOSRuntime {
         return ids
     }
 
+    /// Enqueues a run of a registered schedule now, outside its ticks (DBOS's `TriggerSchedule`): its
+    /// input's `scheduledTime` is now (to the second, as a tick's), and its ID `sched-NAME-trigger-TIME`
+    /// (TIME with milliseconds, from this process's ordered clock, so each trigger is a run of its own).
+    @discardableResult
+    public func triggerSchedule<Output>(named name: String, as type: Output.Type = JSONValue.self) async throws
+        -> WorkflowHandle<Output>
+    {
+        guard let schedule = state.withLock({ $0.schedules.first { $0.name == name } }) else {
+            throw WorkflowError.invalidOptions(["no schedule named '\(name)' is registered"])
+        }
+        let now = Date(timeIntervalSince1970: Double(nextCreationTime()) / 1000)
+        let time = now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        let id = try await enqueueTick(schedule, at: now, workflowID: "sched-\(name)-trigger-\(time)")
+        return WorkflowHandle(workflowID: id, runtime: self)
+    }
+
     /// The loop of one schedule: sleeps until the next tick and enqueues its run.
     func runSchedule(_ schedule: WorkflowSchedule) async {
         var after = Date()
@@ -129,13 +145,13 @@ extension DBOSRuntime {
         }
     }
 
-    private func enqueueTick(_ schedule: WorkflowSchedule, at tick: Date) async throws -> String {
+    private func enqueueTick(_ schedule: WorkflowSchedule, at tick: Date, workflowID: String? = nil) async throws -> String {
         let registered = try registeredWorkflow(named: schedule.workflowName)
         let input = try PortableJSON.encodeInput(ScheduledWorkflowInput(scheduledTime: tick))
         return try await start(
             registered, inputText: input,
             options: WorkflowOptions(
-                workflowID: schedule.workflowID(forTick: tick),
+                workflowID: workflowID ?? schedule.workflowID(forTick: tick),
                 timeout: schedule.timeout, queueName: schedule.queueName ?? WorkflowQueue.internalQueueName,
                 attributes: schedule.attributes),
             parent: nil)
