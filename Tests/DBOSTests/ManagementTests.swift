@@ -44,6 +44,39 @@ struct ManagementTests {
         await runtime.shutdown()
     }
 
+    @Test(arguments: Backend.allCases) func listFiltersSelectQueuedDeduplicatedForkedAndChildRuns(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let runtime = try await setup.make()
+        let echo = try runtime.register("echo") { (_: WorkflowContext, text: String) -> String in text }
+        let parent = try runtime.register("parent") { (context: WorkflowContext, text: String) -> String in
+            try await context.runChildWorkflow(echo, input: text, options: WorkflowOptions(workflowID: "child"))
+        }
+        try await runtime.launch()
+        _ = try await runtime.runWorkflow(parent, input: "x", options: WorkflowOptions(workflowID: "top"))
+        _ = try await runtime.forkWorkflow(id: "top", fromStep: 1, newWorkflowID: "top-fork").result()
+        // Left waiting: no process serves this queue.
+        let client = try await DBOSClient(systemDatabaseURL: setup.url)
+        _ = try await client.enqueue(
+            workflowName: "echo", queueName: "unserved", input: JSONValue.string("y"),
+            options: WorkflowOptions(workflowID: "waiting", deduplicationID: "once"))
+        await client.close()
+
+        func ids(_ filter: WorkflowFilter) async throws -> [String] {
+            try await runtime.listWorkflows(filter).map(\.workflowID).sorted()
+        }
+        // The fork waited on the internal queue.
+        #expect(try await ids(WorkflowFilter(queuesOnly: true)) == ["top-fork", "waiting"])
+        #expect(try await ids(WorkflowFilter(queuesOnly: false)) == ["child", "top"])
+        #expect(try await ids(WorkflowFilter(deduplicationID: "once")) == ["waiting"])
+        #expect(try await ids(WorkflowFilter(deduplicationID: "twice")) == [])
+        #expect(try await ids(WorkflowFilter(wasForkedFrom: true)) == ["top"])
+        #expect(try await ids(WorkflowFilter(wasForkedFrom: false)) == ["child", "top-fork", "waiting"])
+        #expect(try await ids(WorkflowFilter(hasParent: true)) == ["child"])
+        #expect(try await ids(WorkflowFilter(hasParent: false)) == ["top", "top-fork", "waiting"])
+        await runtime.shutdown()
+    }
+
     @Test(arguments: Backend.allCases) func deletingARunRemovesEverythingRecordedForItAndFreesItsID(
         backend: Backend
     ) async throws {

@@ -134,6 +134,8 @@ extension DBOSRuntime {
     func executeClaimedAgain(_ id: String, registered: RegisteredWorkflow) async {
         var backoff = Duration.milliseconds(50)
         for attempt in 1...5 {
+            // After shutdown began the run stays PENDING for the next launch (the database may be closed).
+            guard state.withLock({ $0.phase != .stopped }) else { return }
             do {
                 guard let record = try await database.workflow(id: id), record.state == .pending,
                     record.executorID == configuration.executorID

@@ -655,6 +655,16 @@ final class SQLSystemDatabase: SystemDatabase {
             if let executors = filter.executorIDs { statement = statement + Self.and(column: "ws.executor_id", isIn: executors) }
             if let version = filter.applicationVersion { statement = statement + " AND ws.application_version = \(version)" }
             if let original = filter.forkedFrom { statement = statement + " AND ws.forked_from = \(original)" }
+            if let queued = filter.queuesOnly {
+                statement = statement + (queued ? " AND ws.queue_name IS NOT NULL" : " AND ws.queue_name IS NULL")
+            }
+            if let deduplicationID = filter.deduplicationID { statement = statement + " AND ws.deduplication_id = \(deduplicationID)" }
+            if let forked = filter.wasForkedFrom {
+                statement = statement + (forked ? " AND ws.was_forked_from" : " AND NOT ws.was_forked_from")
+            }
+            if let hasParent = filter.hasParent {
+                statement = statement + (hasParent ? " AND ws.parent_workflow_id IS NOT NULL" : " AND ws.parent_workflow_id IS NULL")
+            }
             if let after = filter.completedAfter {
                 statement = statement + " AND ws.completed_at >= \(after.epochMilliseconds)"
             }

@@ -202,6 +202,15 @@ public struct WorkflowFilter: Sendable {
     public var applicationVersion: String?
     /// Only forks of this workflow.
     public var forkedFrom: String?
+    /// Only workflows on a queue (true), or only those on none (false). The engine's internal queue
+    /// counts: resumed, forked and scheduled runs wait on it.
+    public var queuesOnly: Bool?
+    /// Only the workflow enqueued with this deduplication ID (while it holds it: until it ends).
+    public var deduplicationID: String?
+    /// Only workflows that were forked (true) or never were (false).
+    public var wasForkedFrom: Bool?
+    /// Only children (true) or only top-level workflows (false).
+    public var hasParent: Bool?
     /// Only workflows that finished at or after this instant.
     public var completedAfter: Date?
     /// Only workflows that finished at or before this instant.
@@ -219,7 +228,9 @@ public struct WorkflowFilter: Sendable {
         createdAfter: Date? = nil, createdBefore: Date? = nil, workflowIDPrefix: String? = nil,
         parentWorkflowID: String? = nil, workflowIDs: [String]? = nil, executorIDs: [String]? = nil,
         applicationVersion: String? = nil, forkedFrom: String? = nil, completedAfter: Date? = nil,
-        completedBefore: Date? = nil, limit: Int? = nil, offset: Int? = nil, newestFirst: Bool = true
+        completedBefore: Date? = nil, queuesOnly: Bool? = nil, deduplicationID: String? = nil,
+        wasForkedFrom: Bool? = nil, hasParent: Bool? = nil, limit: Int? = nil, offset: Int? = nil,
+        newestFirst: Bool = true
     ) {
         self.states = states
         self.name = name
@@ -234,6 +245,10 @@ public struct WorkflowFilter: Sendable {
         self.forkedFrom = forkedFrom
         self.completedAfter = completedAfter
         self.completedBefore = completedBefore
+        self.queuesOnly = queuesOnly
+        self.deduplicationID = deduplicationID
+        self.wasForkedFrom = wasForkedFrom
+        self.hasParent = hasParent
         self.limit = limit
         self.offset = offset
         self.newestFirst = newestFirst
