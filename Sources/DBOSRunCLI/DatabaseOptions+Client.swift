@@ -12,8 +12,8 @@ extension DatabaseOptions {
         }
     }
 
-    /// How long a one-shot command waits for a PostgreSQL server that goes away in the middle of it
-    /// to come back (a restart) before it fails with one line naming the server. A run waits for as
+    /// How long after its start a one-shot command stops waiting for a PostgreSQL server that went
+    /// away in the middle of it to come back (a restart), and fails with one line naming the server. A run waits for as
     /// long as it takes; `get-event` for as long as its `--timeout`.
     static let connectionLossWait: Duration = .seconds(30)
 

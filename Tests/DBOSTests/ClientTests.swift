@@ -80,6 +80,45 @@ struct ClientTests {
         await worker.shutdown()
     }
 
+    /// A run cancelled and resumed before the worker noticed the cancellation (its watchdog looks once
+    /// a minute here) is claimed again while its execution waits: the claim stops that execution and
+    /// the run continues from its checkpoints, each step run once.
+    @Test(arguments: Backend.allCases)
+    func aRunResumedBeforeItsWorkerNoticedTheCancellationContinuesFromItsCheckpoints(backend: Backend) async throws {
+        let setup = try await TestRuntime(backend)
+        defer { setup.directory.remove() }
+        let worker = try await DBOSRuntime(configuration: DBOSConfiguration(
+            systemDatabaseURL: setup.url, executorID: "worker", applicationVersion: "v1",
+            pollingInterval: .milliseconds(50), cancellationCheckInterval: .seconds(60)))
+        let (executions, first, second) = (Counter(), Counter(), Counter())
+        _ = try worker.register("two-steps") { (context: WorkflowContext, _: JSONValue) -> Int in
+            executions.increment()
+            _ = try await context.runStep("first") { first.increment() }
+            _ = try await context.recv(String.self, topic: "go", timeout: .seconds(60))
+            return try await context.runStep("second") { second.increment() }
+        }
+        try worker.register(queue: WorkflowQueue(name: "work"))
+        try await worker.launch()
+        let client = try await DBOSClient(systemDatabaseURL: setup.url, pollingInterval: .milliseconds(50))
+        _ = try await client.enqueue(
+            workflowName: "two-steps", queueName: "work", input: JSONValue.null, options: WorkflowOptions(workflowID: "r1"))
+        try #require(await eventually { (try? await client.listSteps(workflowID: "r1"))?.map(\.name) == ["first", "DBOS.sleep"] })
+        try await client.cancelWorkflow(id: "r1")
+        try await client.resumeWorkflow(id: "r1")
+        // Claimed again while that execution still waits in its recv.
+        try #require(await eventually {
+            let state = (try? await client.workflowStatus(id: "r1"))??.state
+            return state == .pending
+        })
+        try await client.send(to: "r1", topic: "go", message: "now")
+        #expect(try await client.retrieveWorkflow(id: "r1", as: Int.self).result() == 1)
+        #expect(executions.count == 2, "the claim replaced the execution under way")
+        #expect(first.count == 1, "the first step is not run again")
+        #expect(second.count == 1)
+        await client.close()
+        await worker.shutdown()
+    }
+
     /// A run cancelled and resumed while the worker's execution of it is still under way (stopped
     /// by the cancellation, but in a step's body that does not check for it) is claimed again
     /// before that execution ends: it is finished from the checkpoints that execution leaves.

@@ -160,14 +160,14 @@ struct ManagementTests {
         try await client.setWorkflowDelay(id: "hourly", until: Date())
         #expect(try await worker.retrieveWorkflow(id: "hourly", as: Int.self).result() == 1)
 
-        // A short delay moved an hour on: the run is still waiting well after its first start time.
+        // A short delay moved an hour on: the run is still waiting after its first start time.
         _ = try await worker.startWorkflow(
-            stamp, input: 2, options: WorkflowOptions(workflowID: "postponed", queueName: "later", delay: .milliseconds(300)))
+            stamp, input: 2, options: WorkflowOptions(workflowID: "postponed", queueName: "later", delay: .seconds(2)))
         let before = Date()
         try await worker.setWorkflowDelay(id: "postponed", delay: .seconds(3600))
         let postponed = try #require(try await client.workflowStatus(id: "postponed"))
         #expect(postponed.delayUntil.map { $0 >= before.addingTimeInterval(3599) } == true)
-        try await Task.sleep(for: .seconds(1))
+        try await Task.sleep(for: .seconds(3))
         #expect(try await client.workflowStatus(id: "postponed")?.state == .delayed)
 
         // Only a run still waiting for its delay.

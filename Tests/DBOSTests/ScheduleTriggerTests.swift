@@ -20,6 +20,9 @@ struct ScheduleTriggerTests {
             let first = try await runtime.triggerSchedule(named: "yearly-report", as: Double.self)
             let second = try await runtime.triggerSchedule(named: "yearly-report", as: Double.self)
             #expect(first.workflowID.hasPrefix("sched-yearly-report-trigger-"), "\(first.workflowID)")
+            let time = first.workflowID.dropFirst("sched-yearly-report-trigger-".count)
+            #expect(time.count == "2026-12-07T13:14:15.123456789Z".count && time.hasSuffix("Z"), "\(time)")
+            #expect(time.dropLast(11).allSatisfy { "0123456789-T:".contains($0) }, "\(time)")
             #expect(first.workflowID != second.workflowID, "each trigger is a run of its own")
             // The input's time is RFC 3339 to the second, as a tick's.
             let scheduledTime = try await first.result()

@@ -102,7 +102,7 @@ extension DBOSRuntime {
                 wakeups.signal(WakeupRegistry.completionKey(workflowID: record.workflowID))
                 continue
             }
-            if leaveToLocalExecution(record.workflowID, registered: registered) { continue }
+            if stopForClaim(record, registered: registered, held: held) { continue }
             runnable.append((record, registered))
         }
         let checkpoints = try await checkpoints(ofClaimed: runnable.map(\.0.workflowID))
@@ -112,43 +112,57 @@ extension DBOSRuntime {
         return claimed.map(\.workflowID)
     }
 
-    /// Whether a run just claimed is left to an execution of it still under way here: one that
-    /// went on after its run was cancelled, because the run was resumed before it noticed.
-    ///
-    /// Once the claim made the run PENDING again, that execution carries on as the resumed run.
-    /// It may also have reached the run's end first and found the run not PENDING (its outcome
-    /// refused): so when it ends, the run is executed again from its checkpoints if it is still
-    /// this executor's to finish (`executeClaimedAgain`). Not before: a second execution would
-    /// run the steps whose checkpoints that one was still writing.
-    private func leaveToLocalExecution(_ id: String, registered: RegisteredWorkflow) -> Bool {
-        state.withLock { state in
+    /// Whether a run just claimed has an execution still under way here: one that went on after
+    /// the run was cancelled elsewhere (it had not noticed yet, or it is still stopping, in a step
+    /// that does not check for cancellation) because the run was resumed meanwhile. That execution
+    /// is stopped, as it would have been at its next operation; its timer, set for the deadline
+    /// before the resume, with it. The run executes again from its checkpoints once it has ended
+    /// (`executeClaimedAgain`), never before: a second execution would run the steps whose
+    /// checkpoints it was still writing. Meanwhile the run keeps the queue slot the claim gave it.
+    private func stopForClaim(_ record: WorkflowRecord, registered: RegisteredWorkflow, held: HeldSlots) -> Bool {
+        let id = record.workflowID
+        guard let queueName = record.queueName else { return false }
+        return state.withLock { state in
             guard state.running[id] != nil else { return false }
-            state.running[id]?.claimedAgain = registered
+            state.running[id]?.claimedAgain = ClaimedAgain(registered: registered, queueName: queueName)
+            if state.running[id]?.stopReason == nil { state.running[id]?.stopReason = .cancelled(nil) }
+            state.running[id]?.task.cancel()
+            state.running[id]?.timer?.cancel()
+            // One of the slots this dequeue holds becomes the run's (a queue without a worker limit holds none).
+            let fromHeld = held.count.withLock { count in
+                guard count > 0 else { return false }
+                count -= 1
+                return true
+            }
+            if !fromHeld { state.queueSlotsTaken[queueName, default: 0] += 1 }
+            state.queueClaimsInFlight += 1
             return true
         }
     }
 
     /// Executes a run claimed while an earlier execution of it ran here, once that one has ended,
-    /// if the run is still PENDING and this executor's (that execution did not record its outcome).
-    /// A read that keeps failing leaves the run PENDING here, for this executor's next recovery.
-    func executeClaimedAgain(_ id: String, registered: RegisteredWorkflow) async {
+    /// if the run is still PENDING and this executor's (that execution did not record its outcome),
+    /// from the checkpoints stored then. Otherwise, after shutdown began, or when the reads keep
+    /// failing, the run's slot is given back (a run left PENDING is this executor's next recovery's).
+    func executeClaimedAgain(_ id: String, _ claim: ClaimedAgain) async {
         var backoff = Duration.milliseconds(50)
         for attempt in 1...5 {
-            // After shutdown began the run stays PENDING for the next launch (the database may be closed).
-            guard state.withLock({ $0.phase != .stopped }) else { return }
+            guard !Task.isCancelled, state.withLock({ $0.phase != .stopped }) else { break }
             do {
                 guard let record = try await database.workflow(id: id), record.state == .pending,
-                    record.executorID == configuration.executorID
-                else { return }
+                    record.executorID == configuration.executorID, record.queueName == claim.queueName
+                else { break }
                 let checkpoints = try await database.operations(workflowIDs: [id])
-                execute(record, registered: registered, checkpoints: Self.bySlot(checkpoints[id] ?? []))
+                execute(record, registered: claim.registered, checkpoints: Self.bySlot(checkpoints[id] ?? []),
+                    holdingReservedSlot: true)
                 return
             } catch {
-                state.withLock { $0.checkpointReadFailures += 1 }
-                guard attempt < 5, (try? await Task.sleep(for: backoff)) != nil else { return }
+                guard attempt < 5, (try? await Task.sleep(for: backoff)) != nil else { break }
                 backoff *= 2
             }
         }
+        releaseQueueSlot(claim.queueName)
+        wakeups.signal(WakeupRegistry.queueKey(claim.queueName))
     }
 
     /// The checkpoints of runs just claimed (a forked or re-enqueued run has some), in one read.

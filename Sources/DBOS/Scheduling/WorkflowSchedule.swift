@@ -103,7 +103,7 @@ extension DBOSRuntime {
 
     /// Enqueues a run of a registered schedule now, outside its ticks (DBOS's `TriggerSchedule`): its
     /// input's `scheduledTime` is now (to the second, as a tick's), and its ID `sched-NAME-trigger-TIME`
-    /// (TIME with milliseconds, from this process's ordered clock, so each trigger is a run of its own).
+    /// with TIME in RFC 3339 to the nanosecond, as DBOS's, so each trigger is a run of its own.
     @discardableResult
     public func triggerSchedule<Output>(named name: String, as type: Output.Type = JSONValue.self) async throws
         -> WorkflowHandle<Output>
@@ -111,10 +111,18 @@ extension DBOSRuntime {
         guard let schedule = state.withLock({ $0.schedules.first { $0.name == name } }) else {
             throw WorkflowError.invalidOptions(["no schedule named '\(name)' is registered"])
         }
-        let now = Date(timeIntervalSince1970: Double(nextCreationTime()) / 1000)
-        let time = now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-        let id = try await enqueueTick(schedule, at: now, workflowID: "sched-\(name)-trigger-\(time)")
+        let now = Date()
+        let id = try await enqueueTick(schedule, at: now, workflowID: "sched-\(name)-trigger-\(Self.nanosecondTimestamp(now))")
         return WorkflowHandle(workflowID: id, runtime: self)
+    }
+
+    /// `2026-12-07T13:14:15.123456789Z`: RFC 3339 with nine fractional digits (as precise as a
+    /// `Date` near now is: about a quarter of a microsecond).
+    static func nanosecondTimestamp(_ time: Date) -> String {
+        let seconds = time.timeIntervalSince1970.rounded(.down)
+        let nanoseconds = min(999_999_999, Int(((time.timeIntervalSince1970 - seconds) * 1e9).rounded()))
+        let whole = Date(timeIntervalSince1970: seconds).formatted(.iso8601).dropLast()  // without its "Z"
+        return whole + "." + String(format: "%09d", nanoseconds) + "Z"
     }
 
     /// The loop of one schedule: sleeps until the next tick and enqueues its run.

@@ -42,8 +42,16 @@ public final class DBOSRuntime: Sendable {
         /// longer applies, while its outcome may still wait to share a commit.
         var codeEnded = false
         /// A queue runner claimed the run again while this execution was still under way (see
-        /// `leaveToLocalExecution`): what to execute if the run is still to finish when this one ends.
-        var claimedAgain: RegisteredWorkflow?
+        /// `stopForClaim`): what to execute when this one has ended, if the run is still to finish.
+        var claimedAgain: ClaimedAgain?
+    }
+
+    /// A run claimed while an earlier execution of it was still under way here, waiting for that
+    /// execution to end. It holds a slot of its queue, and counts as a claim in flight (recovery
+    /// waits for it), until it executes or is given up.
+    struct ClaimedAgain {
+        let registered: RegisteredWorkflow
+        let queueName: String
     }
 
     enum Phase { case registering, launched, stopped }
@@ -78,6 +86,9 @@ public final class DBOSRuntime: Sendable {
         /// Enqueues holding a slot (`reserveQueueSlot`) and queue runners' dequeues under way: each
         /// may claim runs that are not in `running` yet, which recovery must not put back.
         var queueClaimsInFlight = 0
+        /// The tasks that execute runs claimed again once their earlier execution ended
+        /// (`executeClaimedAgain`), which shutdown waits for.
+        var claimsTakenUpAgain: [String: Task<Void, Never>] = [:]
         /// Recoveries under way: while one puts this executor's PENDING queued runs back on their
         /// queues, no claim of this process starts (`recoverPendingWorkflows`).
         var recoveriesInProgress = 0
@@ -308,6 +319,10 @@ public final class DBOSRuntime: Sendable {
         for task in background { task.cancel() }
         wakeups.signalAll()
         for task in background { await task.value }
+        // Runs claimed again are left PENDING for the next launch (those claimed later give up at once).
+        let claimsTakenUpAgain = state.withLock { Array($0.claimsTakenUpAgain.values) }
+        for task in claimsTakenUpAgain { task.cancel() }
+        for task in claimsTakenUpAgain { await task.value }
         let deadline = ContinuousClock.now + gracePeriod
         while ContinuousClock.now < deadline, !state.withLock({ $0.running.isEmpty }) {
             try? await Task.sleep(for: .milliseconds(10))
@@ -493,7 +508,7 @@ public final class DBOSRuntime: Sendable {
         }
     }
 
-    private func releaseQueueSlot(_ queueName: String) {
+    func releaseQueueSlot(_ queueName: String) {
         state.withLock { state in
             state.queueSlotsTaken[queueName, default: 1] -= 1
             state.queueClaimsInFlight -= 1
@@ -685,8 +700,14 @@ public final class DBOSRuntime: Sendable {
         finished?.timer?.cancel()
         wakeups.signal(WakeupRegistry.completionKey(workflowID: id))
         if let wakesQueue { wakeups.signal(WakeupRegistry.queueKey(wakesQueue)) }
-        if let registered = finished?.claimedAgain {
-            Task { await self.executeClaimedAgain(id, registered: registered) }
+        if let claim = finished?.claimedAgain {
+            state.withLock { state in
+                // Created under the lock, so its own removal (which takes the lock) comes after.
+                state.claimsTakenUpAgain[id] = Task {
+                    await self.executeClaimedAgain(id, claim)
+                    _ = self.state.withLock { $0.claimsTakenUpAgain.removeValue(forKey: id) }
+                }
+            }
         }
     }
 

@@ -460,6 +460,9 @@ public final class WorkflowContext: Sendable {
             return (true, slot)
         }
         guard let functionID = newSlot else { return patched }
+        // Another execution of the run may have written this slot since this one loaded its checkpoints
+        // (two executions at once): the marker's write then throws `nondeterministicReplay`, where
+        // DBOS's patch would return false.
         try await writeDeferredCheckpoint()
         try checkNotCancelled()
         let now = Self.now
