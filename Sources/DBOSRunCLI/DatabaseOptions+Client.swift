@@ -13,8 +13,8 @@ extension DatabaseOptions {
     }
 
     /// How long after its start a one-shot command stops waiting for a PostgreSQL server that went
-    /// away in the middle of it to come back (a restart), and fails with one line naming the server. A run waits for as
-    /// long as it takes; `get-event` for as long as its `--timeout`.
+    /// away in the middle of it to come back (a restart), and fails with one line naming the server.
+    /// A run waits for as long as it takes; `get-event` for as long as its `--timeout`.
     static let connectionLossWait: Duration = .seconds(30)
 
     /// Opens a client, runs `body` with it and closes it, whether `body` succeeds or throws. Every
